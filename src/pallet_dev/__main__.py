@@ -1,0 +1,6 @@
+"""`python -m pallet_dev` runs the CLI."""
+
+from pallet_dev.cli import main
+
+if __name__ == "__main__":
+    main()

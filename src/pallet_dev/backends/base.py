@@ -1,0 +1,113 @@
+"""The small interface both backends share, and the plan/result shapes.
+
+`up`, `down`, `status` and `health` talk to a :class:`Backend`; they never branch
+on backend names.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from pallet_dev.config import Config
+from pallet_dev.output import Steps
+from pallet_dev.paths import Paths
+from pallet_dev.runner import Runner
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of `up`: its name and the exact argv it runs ([] for an HTTP wait)."""
+
+    name: str
+    argv: list[str]
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "argv": list(self.argv)}
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    backend: str
+    steps: list[PlanStep]
+    kind_config: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "backend": self.backend,
+            "steps": [step.to_dict() for step in self.steps],
+        }
+        if self.kind_config is not None:
+            data["kind_config"] = self.kind_config
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    timeout: float = 120.0
+    recreate: bool = False
+    values_files: tuple[str, ...] = ()
+    set_overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpResult:
+    backend: str
+    endpoint: str
+    changed: bool
+    actions: list[str]
+
+
+@dataclass(frozen=True)
+class DownResult:
+    backend: str
+    removed: list[str]
+    kept: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.removed)
+
+
+class Backend(abc.ABC):
+    """A way to run the registry: a Docker container, or a chart in a kind cluster."""
+
+    name: str = ""
+
+    def __init__(self, config: Config, runner: Runner, paths: Paths) -> None:
+        self.config = config
+        self.runner = runner
+        self.paths = paths
+
+    @property
+    def endpoint(self) -> str:
+        """Where clients on this host reach the registry."""
+        return self.config.registry_url
+
+    @abc.abstractmethod
+    def plan_up(self, options: UpOptions) -> Plan:
+        """The steps `up` would run from nothing; runs no subprocess."""
+
+    @abc.abstractmethod
+    def up(self, options: UpOptions, steps: Steps) -> UpResult:
+        """Converge to a healthy registry; idempotent."""
+
+    @abc.abstractmethod
+    def down(self, *, clean: bool, steps: Steps) -> DownResult:
+        """Remove what runs; with ``clean`` also the data. Succeeds when nothing exists."""
+
+    @abc.abstractmethod
+    def status(self) -> dict[str, Any]:
+        """What exists for this backend, as a JSON-ready mapping (``exists`` key first)."""
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether anything of this backend exists for the environment (cheap)."""

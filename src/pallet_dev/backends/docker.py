@@ -1,0 +1,253 @@
+"""The Docker backend: the registry as one labelled container with a named volume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.errors import CommandFailed, OperationFailed, PortInUse, ReadinessTimeout
+from pallet_dev.output import Steps
+from pallet_dev.ports import port_conflict_hint, port_holder, port_is_free
+from pallet_dev.probe import probe, registry_target, wait_for_registry
+from pallet_dev.tools.docker import (
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_SPEC,
+    ContainerInfo,
+    ContainerSpec,
+    Docker,
+)
+
+REGISTRY_DATA_PATH = "/var/lib/registry"
+REGISTRY_ENV = {
+    # distribution 3.x exports traces to localhost:4318 unless told not to
+    "OTEL_TRACES_EXPORTER": "none",
+    "REGISTRY_STORAGE_DELETE_ENABLED": "true",
+    # finish in-flight uploads on `docker stop` (SIGTERM) instead of cutting them
+    "REGISTRY_HTTP_DRAINTIMEOUT": "5s",
+}
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    @property
+    def docker(self) -> Docker:
+        return Docker(self.runner)
+
+    def labels(self) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_ENV: self.config.name}
+
+    def container_spec(self) -> ContainerSpec:
+        registry = self.config.registry
+        base = ContainerSpec(
+            name=self.config.container_name,
+            image=registry.image,
+            labels=self.labels(),
+            publish=[f"{_host(registry.bind_address)}:{registry.port}:5000"],
+            volumes=[f"{self.config.volume_name}:{REGISTRY_DATA_PATH}"],
+            env=REGISTRY_ENV,
+        )
+        # the spec hash lets `up` tell "same container" from "configuration changed"
+        digest = hashlib.sha256(
+            json.dumps(base.run_argv(), sort_keys=True).encode()
+        ).hexdigest()[:16]
+        return ContainerSpec(
+            name=base.name,
+            image=base.image,
+            labels={**base.labels, LABEL_SPEC: digest},
+            publish=base.publish,
+            volumes=base.volumes,
+            env=base.env,
+        )
+
+    def plan_up(self, options: UpOptions) -> Plan:
+        spec = self.container_spec()
+        image = self.config.registry.image
+        return Plan(
+            backend=self.name,
+            steps=[
+                PlanStep(
+                    "Check the Docker daemon",
+                    ["docker", "version", "--format", "{{json .Server.Version}}"],
+                ),
+                PlanStep(
+                    "Look for an existing registry container",
+                    ["docker", "container", "inspect", spec.name],
+                ),
+                PlanStep(
+                    "Check the registry image is present locally",
+                    ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+                ),
+                PlanStep(
+                    "Pull the registry image (only when it is not present)",
+                    ["docker", "pull", image],
+                ),
+                PlanStep(
+                    "Create the data volume (kept by `down`)",
+                    [
+                        "docker",
+                        "volume",
+                        "create",
+                        "--label",
+                        f"{LABEL_ENV}={self.config.name}",
+                        "--label",
+                        f"{LABEL_MANAGED}=true",
+                        self.config.volume_name,
+                    ],
+                ),
+                PlanStep("Start the registry container", spec.run_argv()),
+                PlanStep(
+                    "Wait for the registry",
+                    [],
+                    detail=f"GET {self.endpoint}/v2/ until 200 with Docker-Distribution-Api-"
+                    f"Version: registry/2.0, at most {options.timeout:g} s",
+                ),
+            ],
+        )
+
+    def _ours(self, info: ContainerInfo) -> bool:
+        return info.labels.get(LABEL_MANAGED) == "true" and (
+            info.labels.get(LABEL_ENV) == self.config.name
+        )
+
+    def up(self, options: UpOptions, steps: Steps) -> UpResult:
+        deadline = time.monotonic() + options.timeout
+        docker = self.docker
+        spec = self.container_spec()
+        with steps.step("Checking Docker"):
+            docker.ping()
+        info = docker.inspect_container(spec.name)
+        if info is not None and not self._ours(info):
+            raise OperationFailed(
+                f"A container named '{spec.name}' exists but was not created by pallet-dev.",
+                hint=f"Remove or rename it (`docker rm -f {spec.name}`), or set another "
+                "environment name in pallet-dev.yaml (name: ...).",
+            )
+        actions: list[str] = []
+        if info is not None and (options.recreate or info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]):
+            reason = "--recreate" if options.recreate else "its configuration changed"
+            with steps.step(f"Replacing the registry container ({reason}; data kept)"):
+                docker.remove(spec.name)
+            actions.append("removed-container")
+            info = None
+        if info is not None and info.running:
+            # fast path: already up; a healthy answer means nothing to do
+            result = probe(registry_target(self.endpoint), timeout=1.0)
+            if result.healthy:
+                steps.done(f"Registry already running at {self.endpoint}")
+                return UpResult(self.name, self.endpoint, False, actions)
+        elif info is not None:
+            self._check_port(spec)
+            with steps.step("Starting the stopped registry container"):
+                docker.start(spec.name)
+            actions.append("started-container")
+        else:
+            self._check_port(spec)
+            self._ensure_image(docker, steps, deadline)
+            if not docker.volume_exists(self.config.volume_name):
+                with steps.step(f"Creating data volume {self.config.volume_name}"):
+                    docker.volume_create(self.config.volume_name, self.labels())
+                actions.append("created-volume")
+            with steps.step("Starting the registry container"):
+                try:
+                    docker.run(spec)
+                except CommandFailed:
+                    # `docker run` can leave a created-but-not-started container
+                    docker.remove(spec.name)
+                    raise
+            actions.append("created-container")
+        with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
+            result = wait_for_registry(self.endpoint, deadline)
+            if not result.healthy:
+                raise ReadinessTimeout(
+                    f"The registry did not answer at {self.endpoint}/v2/ within "
+                    f"{options.timeout:g} s ({result.error}).",
+                    hint=f"See `docker logs {spec.name}`; retry with a larger --timeout.",
+                )
+        return UpResult(self.name, self.endpoint, True, actions)
+
+    def _check_port(self, spec: ContainerSpec) -> None:
+        registry = self.config.registry
+        if port_is_free(_host(registry.bind_address), registry.port):
+            return
+        holder = port_holder(registry.port, self.runner)
+        owner = f" by {holder}" if holder else ""
+        raise PortInUse(
+            f"Port {registry.port} on {registry.bind_address} is already in use{owner}.",
+            hint=port_conflict_hint(registry.port, holder),
+        )
+
+    def _ensure_image(self, docker: Docker, steps: Steps, deadline: float) -> None:
+        image = self.config.registry.image
+        if docker.image_id(image) is not None:
+            steps.done(f"Image {image} present locally")
+            return
+        steps.note(f"Pulling {image} (not present locally)")
+        with steps.step(f"Pulling {image}"):
+            docker.pull(image, timeout=max(30.0, deadline - time.monotonic()))
+
+    def exists(self) -> bool:
+        return self.docker.inspect_container(self.config.container_name) is not None
+
+    def down(self, *, clean: bool, steps: Steps) -> DownResult:
+        docker = self.docker
+        removed: list[str] = []
+        kept: list[str] = []
+        name = self.config.container_name
+        info = docker.inspect_container(name)
+        if info is not None and not self._ours(info):
+            raise OperationFailed(
+                f"A container named '{name}' exists but was not created by pallet-dev; "
+                "leaving it alone.",
+                hint="Remove it yourself if it is not needed.",
+            )
+        if info is not None:
+            with steps.step(f"Removing container {name}"):
+                docker.remove(name)
+            removed.append(f"container {name}")
+        volume = self.config.volume_name
+        if clean:
+            if docker.volume_exists(volume):
+                with steps.step(f"Removing data volume {volume}"):
+                    docker.volume_remove(volume)
+                removed.append(f"volume {volume}")
+        elif docker.volume_exists(volume):
+            kept.append(f"volume {volume}")
+        return DownResult(self.name, removed, kept)
+
+    def status(self) -> dict[str, Any]:
+        docker = self.docker
+        info = docker.inspect_container(self.config.container_name)
+        volume_exists = docker.volume_exists(self.config.volume_name)
+        report: dict[str, Any] = {
+            "exists": info is not None,
+            "container": None,
+            "volume": {"name": self.config.volume_name, "exists": volume_exists},
+            "endpoint": self.endpoint,
+        }
+        if info is not None:
+            report["container"] = {
+                "name": info.name,
+                "id": info.id[:12],
+                "state": info.status,
+                "image": info.image,
+                "image_id": info.image_id,
+                "ports": [
+                    f"{port.host_ip or '0.0.0.0'}:{port.host_port}->{port.container_port}"
+                    for port in info.ports
+                ],
+                "restart_count": info.restart_count,
+                "started_at": info.started_at,
+                "managed": self._ours(info),
+            }
+        if volume_exists:
+            report["volume"]["size_bytes"] = docker.volume_size_bytes(self.config.volume_name)
+        return report
+
+
+def _host(bind_address: str) -> str:
+    return f"[{bind_address}]" if ":" in bind_address else bind_address

@@ -1,0 +1,230 @@
+"""Command-line wiring only: the Typer app, global options, one function per command.
+
+Behaviour lives in ``pallet_dev.commands.*``; each is imported inside its command
+so `--help` and `health` do not pay for the others. :func:`main` is the one place
+where exceptions become exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer.exceptions import TyperException
+
+from pallet_dev import __version__
+from pallet_dev.context import AppContext
+from pallet_dev.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, PalletError
+
+app = typer.Typer(
+    name="pallet-dev",
+    help="One command to a local OCI registry for the Pallet system (kind + Helm, or Docker).",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# the context of the running command, so main() can name its log file in errors
+_CURRENT: dict[str, AppContext] = {}
+
+
+class BackendChoice(str, Enum):
+    auto = "auto"
+    kind = "kind"
+    docker = "docker"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pallet-dev {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: pallet-dev.yaml here or above)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Mirror the JSON log lines to stderr.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = AppContext(
+        config_file=config, verbose=verbose, debug=debug, command=ctx.invoked_subcommand or ""
+    )
+    _CURRENT["ctx"] = ctx.obj
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    assert isinstance(ctx.obj, AppContext)
+    return ctx.obj
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    backend: Annotated[
+        BackendChoice | None, typer.Option(help="auto | kind | docker (default: from config).")
+    ] = None,
+    prefer_docker: Annotated[
+        bool, typer.Option("--prefer-docker", help="Run the registry as a plain Docker container.")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Host port of the registry.")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the environment to be healthy.")
+    ] = 300.0,
+    recreate: Annotated[
+        bool, typer.Option(help="Rebuild the container or cluster (data is kept).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (exact commands); change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    values: Annotated[
+        list[str] | None,
+        typer.Option("--values", "-f", help="Extra Helm values file (kind backend; repeatable)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Helm value override KEY=VALUE (kind backend; repeatable)."),
+    ] = None,
+) -> None:
+    """Bring the environment up: a registry answering on localhost:<port>."""
+    from pallet_dev.commands.up import run_up
+
+    raise typer.Exit(
+        run_up(
+            _ctx(ctx),
+            backend=backend.value if backend else None,
+            prefer_docker=prefer_docker,
+            port=port,
+            timeout=timeout,
+            recreate=recreate,
+            dry_run=dry_run,
+            as_json=as_json,
+            values_files=values or [],
+            set_overrides=set_ or [],
+        )
+    )
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Also delete the registry data and the logs.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Tear the environment down. Pushed images are kept unless --clean."""
+    from pallet_dev.commands.down import run_down
+
+    raise typer.Exit(run_down(_ctx(ctx), clean=clean, as_json=as_json))
+
+
+@app.command()
+def health(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds each probe may take.")] = 1.0,
+) -> None:
+    """Probe the registry and every configured service; exit 1 if any is unhealthy."""
+    from pallet_dev.commands.health import run_health
+
+    raise typer.Exit(run_health(_ctx(ctx), as_json=as_json, timeout=timeout))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show what is running, where the registry answers and what it holds."""
+    from pallet_dev.commands.status import run_status
+
+    raise typer.Exit(run_status(_ctx(ctx), as_json=as_json))
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    backend: Annotated[
+        BackendChoice | None, typer.Option(help="Check for this backend (default: from config).")
+    ] = None,
+) -> None:
+    """Check every prerequisite and say how to fix what is missing."""
+    from pallet_dev.commands.doctor import run_doctor
+
+    raise typer.Exit(
+        run_doctor(_ctx(ctx), as_json=as_json, backend=backend.value if backend else None)
+    )
+
+
+def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    raise Interrupted("Terminated (SIGTERM).")
+
+
+def _report(exc: PalletError, ctx_obj: AppContext | None) -> None:
+    print(f"pallet-dev: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"  fix: {exc.hint}", file=sys.stderr)
+    if ctx_obj is not None and ctx_obj._log is not None and ctx_obj._log.path is not None:
+        print(f"  log: {ctx_obj._log.path}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: run the app and turn every outcome into an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("PALLET_DEV_DEBUG"))
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    command = typer.main.get_command(app)
+    code: int
+    try:
+        result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except TyperException as exc:  # usage errors: unknown option, bad value type
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"pallet-dev: error: {exc}", file=sys.stderr)
+        code = int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+    except (typer.Abort, KeyboardInterrupt, Interrupted) as exc:
+        print(f"\npallet-dev: {exc or 'interrupted'}", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except PalletError as exc:
+        if debug:
+            traceback.print_exc()
+        _report(exc, _CURRENT.get("ctx"))
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            traceback.print_exc()
+        print(
+            f"pallet-dev: internal error: {type(exc).__name__}: {exc}. "
+            "Re-run with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
+        code = EXIT_FAILED
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)

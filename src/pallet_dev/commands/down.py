@@ -1,0 +1,58 @@
+"""`pallet-dev down [--clean]`: remove what runs; keep data unless --clean."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from pallet_dev.backends.base import Backend
+from pallet_dev.backends.select import make_backend
+from pallet_dev.context import AppContext
+from pallet_dev.errors import DaemonUnavailable, ToolNotFound
+
+
+def run_down(ctx: AppContext, *, clean: bool, as_json: bool) -> int:
+    config = ctx.load_config()
+    steps = ctx.steps()
+    removed: list[str] = []
+    kept: list[str] = []
+    names = ["docker", "kind"] if config.backend == "auto" else [config.backend]
+    with ctx.env_lock(config.name):
+        for name in names:
+            if name == "kind" and not ctx.runner.has("kind"):
+                continue  # without kind there can be no kind cluster of ours
+            backend: Backend = make_backend(name, config, ctx.runner, ctx.paths)
+            try:
+                result = backend.down(clean=clean, steps=steps)
+            except ToolNotFound as exc:
+                if exc.tool == "docker":
+                    continue  # no Docker: no container, volume or cluster can exist
+                raise
+            except DaemonUnavailable:
+                raise
+            removed += result.removed
+            kept += result.kept
+        ctx.forget_active(config.name)
+        data_dir = ctx.paths.env_data_dir(config.name)
+        if clean:
+            if data_dir.exists():
+                shutil.rmtree(data_dir)
+                removed.append(f"data folder {data_dir}")
+            log_dir = ctx.paths.log_dir
+            if log_dir.exists():
+                # the log goes last, and nothing is written to it afterwards
+                ctx.log.path = None
+                shutil.rmtree(log_dir)
+                removed.append(f"logs {log_dir}")
+        elif data_dir.exists():
+            kept.append(f"data folder {data_dir}")
+    if as_json:
+        print(json.dumps({"removed": removed, "kept": kept}, indent=2))
+        return 0
+    if not removed:
+        print(f"Nothing to remove: no '{config.name}' environment exists.")
+    else:
+        print(f"Removed: {', '.join(removed)}.")
+    if kept:
+        print(f"Kept: {', '.join(kept)} (use `pallet-dev down --clean` to delete data).")
+    return 0

@@ -1,0 +1,88 @@
+"""`pallet-dev health [--json]`: does the registry (and every Pallet agent) answer?
+
+Kept light: no subprocess, no httpx, no rich; one parallel round of probes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from pallet_dev.context import AppContext
+from pallet_dev.output import use_color
+from pallet_dev.probe import ProbeResult, ProbeTarget, probe_all, registry_target
+
+SCHEMA_VERSION = 1
+
+
+def health_document(
+    results: list[ProbeResult], *, backend: str | None, started: float, checked_at: str
+) -> dict[str, Any]:
+    healthy = all(result.healthy for result in results)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "healthy" if healthy else "unhealthy",
+        "checked_at": checked_at,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        "backend": backend,
+        "services": [
+            {
+                "name": result.name,
+                "url": result.url,
+                "healthy": result.healthy,
+                "status_code": result.status_code,
+                "latency_ms": result.latency_ms,
+                "error": result.error,
+            }
+            for result in results
+        ],
+    }
+
+
+def render_table(results: list[ProbeResult], color: bool) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    width = max([len("SERVICE")] + [len(result.name) for result in results])
+    url_width = max([len("URL")] + [len(result.url) for result in results])
+    lines = [f"{'SERVICE':<{width}}  {'STATE':<9}  {'CODE':>4}  {'MS':>7}  {'URL':<{url_width}}"]
+    for result in results:
+        state = "up" if result.healthy else "DOWN"
+        shown = paint(f"{state:<9}", "32" if result.healthy else "31")
+        code = str(result.status_code) if result.status_code is not None else "-"
+        line = (
+            f"{result.name:<{width}}  {shown}  {code:>4}  {result.latency_ms:>7.1f}  "
+            f"{result.url:<{url_width}}"
+        )
+        note = result.error or result.detail
+        if note:
+            line += f"  {note}"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
+    started = time.perf_counter()
+    checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config = ctx.load_config()
+    active = ctx.active(config.name) or {}
+    endpoint = active.get("endpoint") or config.registry_url
+    backend = active.get("backend") or (None if config.backend == "auto" else config.backend)
+    targets = [registry_target(endpoint)] + [
+        ProbeTarget(service.name, service.url, service.expect_status) for service in config.services
+    ]
+    results = probe_all(targets, timeout)
+    document = health_document(results, backend=backend, started=started, checked_at=checked_at)
+    ctx.log.write(
+        "health",
+        status=document["status"],
+        duration_ms=document["duration_ms"],
+        unhealthy=[result.name for result in results if not result.healthy],
+    )
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(render_table(results, use_color(sys.stdout)))
+    return 0 if document["status"] == "healthy" else 1

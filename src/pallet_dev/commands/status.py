@@ -1,0 +1,98 @@
+"""`pallet-dev status [--json]`: what exists, where the registry answers, what it holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pallet_dev.backends.select import make_backend
+from pallet_dev.context import AppContext
+from pallet_dev.errors import PrerequisiteError
+from pallet_dev.probe import catalog, probe, registry_target
+
+SCHEMA_VERSION = 1
+
+
+def collect_status(ctx: AppContext) -> dict[str, Any]:
+    config = ctx.load_config()
+    active = ctx.active(config.name) or {}
+    names = [config.backend] if config.backend != "auto" else ["docker", "kind"]
+    backends: dict[str, Any] = {}
+    for name in names:
+        if name == "kind" and not ctx.runner.has("kind"):
+            backends[name] = {"exists": False, "error": "kind is not installed"}
+            continue
+        try:
+            backends[name] = make_backend(name, config, ctx.runner, ctx.paths).status()
+        except PrerequisiteError as exc:
+            backends[name] = {"exists": False, "error": str(exc)}
+    existing = [name for name, report in backends.items() if report.get("exists")]
+    active_backend = active.get("backend") if active.get("backend") in existing else None
+    if active_backend is None and existing:
+        active_backend = existing[0]
+    endpoint = active.get("endpoint") or config.registry_url
+    reg = probe(registry_target(endpoint), timeout=1.0)
+    repositories = catalog(endpoint) if reg.healthy and reg.status_code == 200 else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "environment": config.name,
+        "up": bool(existing),
+        "backend": active_backend,
+        "endpoint": endpoint,
+        "registry": {
+            "healthy": reg.healthy,
+            "status_code": reg.status_code,
+            "error": reg.error,
+            "image": config.registry.image,
+            "repository_count": len(repositories) if repositories is not None else None,
+            "repositories": repositories,
+        },
+        "backends": backends,
+    }
+
+
+def render_status(doc: dict[str, Any]) -> str:
+    lines = [f"Environment: {doc['environment']}"]
+    if not doc["up"]:
+        lines.append("Nothing is up. Run `pallet-dev up` to start it.")
+    else:
+        lines.append(f"Backend:     {doc['backend']}")
+    registry = doc["registry"]
+    answer = "answering" if registry["healthy"] else f"not answering ({registry['error'] or registry['status_code']})"
+    lines.append(f"Registry:    {doc['endpoint']} {answer}")
+    if registry["repository_count"] is not None:
+        lines.append(f"Repositories: {registry['repository_count']}")
+    for name, report in doc["backends"].items():
+        if report.get("error"):
+            lines.append(f"[{name}] {report['error']}")
+            continue
+        if not report.get("exists"):
+            extra = ""
+            volume = report.get("volume") or {}
+            if volume.get("exists"):
+                extra = f" (data volume {volume['name']} kept)"
+            data = report.get("data_dir") or {}
+            if data.get("exists"):
+                extra = f" (data folder {data.get('path')} kept)"
+            lines.append(f"[{name}] nothing running{extra}")
+            continue
+        lines.append(f"[{name}]")
+        for key, value in report.items():
+            if key == "exists":
+                continue
+            lines.append(f"  {key}: {_short(value)}")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items() if v not in (None, [], {}))
+    if isinstance(value, list):
+        return ", ".join(_short(v) for v in value)
+    return str(value)
+
+
+def run_status(ctx: AppContext, *, as_json: bool) -> int:
+    doc = collect_status(ctx)
+    print(json.dumps(doc, indent=2) if as_json else render_status(doc))
+    return 0

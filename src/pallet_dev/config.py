@@ -1,0 +1,290 @@
+"""pallet-dev configuration: the model, where it is read from, and precedence.
+
+Precedence, lowest to highest: model defaults < ``pallet-dev.yaml`` (the first one
+found in the current folder or its parents, or ``--config FILE``) <
+``PALLET_DEV_*`` environment variables < command-line flags.
+
+Unknown keys are errors, so a typo never passes silently; every error names the
+file and line (or the environment variable / flag) and the field path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pallet_dev.errors import ConfigError
+
+CONFIG_FILENAME = "pallet-dev.yaml"
+# CNCF distribution 3.x, the same version the chart's appVersion names.
+DEFAULT_REGISTRY_IMAGE = "registry:3.0.0"
+# kind node image for kind v0.31.0 (Kubernetes 1.35.0), pinned by digest.
+DEFAULT_KIND_NODE_IMAGE = (
+    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"
+)
+# A name must be valid as a kind cluster name, a Docker container/volume name and
+# a DNS label: lower-case letters, digits and inner dashes; never a flag.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceCheck(_Strict):
+    """An extra endpoint `health` probes (a Pallet agent)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    url: str
+    expect_status: int = Field(default=200, ge=100, le=599)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class RegistrySettings(_Strict):
+    image: str = Field(default=DEFAULT_REGISTRY_IMAGE, pattern=IMAGE_PATTERN)
+    port: int = Field(default=5000, ge=1, le=65535)
+    bind_address: str = "127.0.0.1"
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1") from None
+        return value
+
+    @property
+    def is_loopback(self) -> bool:
+        return ipaddress.ip_address(self.bind_address).is_loopback
+
+
+class KindSettings(_Strict):
+    node_image: str = Field(default=DEFAULT_KIND_NODE_IMAGE, pattern=IMAGE_PATTERN)
+
+
+class ChartSettings(_Strict):
+    """Extra Helm values for the kind backend (merged after the chart's dev values)."""
+
+    values: list[str] = Field(default_factory=list)
+    set: list[str] = Field(default_factory=list)
+
+
+class Config(_Strict):
+    name: str = Field(default="pallet-dev", pattern=NAME_PATTERN)
+    backend: Literal["auto", "kind", "docker"] = "auto"
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    services: list[ServiceCheck] = Field(default_factory=list)
+    kind: KindSettings = Field(default_factory=KindSettings)
+    chart: ChartSettings = Field(default_factory=ChartSettings)
+
+    @field_validator("services")
+    @classmethod
+    def _unique_names(cls, value: list[ServiceCheck]) -> list[ServiceCheck]:
+        names = [service.name for service in value]
+        if "registry" in names:
+            raise ValueError("the name 'registry' is reserved for the registry itself")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"service names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    # Names derived from the environment name: one place, used by every backend.
+    @property
+    def container_name(self) -> str:
+        return f"{self.name}-registry"
+
+    @property
+    def volume_name(self) -> str:
+        return f"{self.name}-registry-data"
+
+    @property
+    def kube_context(self) -> str:
+        return f"kind-{self.name}"
+
+    @property
+    def registry_url(self) -> str:
+        host = self.registry.bind_address
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.registry.port}"
+
+
+# Environment variables, each mapped to a field path. Other PALLET_DEV_* names
+# (PALLET_DEV_HOME, test switches) are not configuration and are left alone.
+ENV_FIELDS: dict[str, tuple[str, ...]] = {
+    "PALLET_DEV_NAME": ("name",),
+    "PALLET_DEV_BACKEND": ("backend",),
+    "PALLET_DEV_REGISTRY_IMAGE": ("registry", "image"),
+    "PALLET_DEV_REGISTRY_PORT": ("registry", "port"),
+    "PALLET_DEV_REGISTRY_BIND_ADDRESS": ("registry", "bind_address"),
+    "PALLET_DEV_KIND_NODE_IMAGE": ("kind", "node_image"),
+}
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The first ``pallet-dev.yaml`` in ``start`` or one of its parents."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                # unknown key: point at the key itself
+                key_node = next((k for k, _ in node.value if getattr(k, "value", None) == key), None)
+                return key_node.start_mark.line + 1 if key_node is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and str(key).isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see README.md for the keys)"
+    if kind == "literal_error":
+        return str(error.get("msg", "")).replace("Input should be", "must be")
+    if kind == "string_pattern_mismatch" and error.get("loc", ())[-1:] == ("name",):
+        return (
+            "must be 1-40 lower-case letters, digits or inner dashes "
+            "(a valid kind cluster and container name)"
+        )
+    message = str(error.get("msg", "invalid value"))
+    message = message.replace("Value error, ", "").replace("Input should be", "must be")
+    return message
+
+
+def _format_errors(exc: ValidationError, origin: dict[tuple[str, ...], str]) -> str:
+    """One sentence per problem: where, field path, what is wrong, the bad value."""
+    sentences = []
+    for error in exc.errors():
+        loc = tuple(str(part) if not isinstance(part, int) else part for part in error["loc"])
+        path = ".".join(str(part) for part in loc) or "(top level)"
+        where = origin.get(tuple(str(p) for p in loc))
+        if where is None:
+            for size in range(len(loc) - 1, -1, -1):
+                where = origin.get(tuple(str(p) for p in loc[:size]))
+                if where:
+                    break
+        shown = error.get("input")
+        value = "" if error["type"] == "extra_forbidden" else f" (got {shown!r})"
+        sentences.append(f"{where or 'config'}: {path}: {_describe(error)}{value}.")
+    return " ".join(sentences)
+
+
+def load_config(
+    config_file: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, ...], Any] | None = None,
+) -> tuple[Config, Path | None]:
+    """Build the effective configuration; return it with the file it came from."""
+    environ = os.environ if environ is None else environ
+    path = config_file if config_file is not None else find_config_file(cwd or Path.cwd())
+    data: dict[str, Any] = {}
+    root: yaml.Node | None = None
+    origin: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: config file not found.", hint="Check the --config path."
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read the config file ({exc}).", hint="Check its permissions."
+            ) from None
+        try:
+            root = yaml.compose(text)
+            loaded = yaml.safe_load(text) if root is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"{path}{line}: invalid YAML: {problem}.", hint="Fix the syntax at that line."
+            ) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{path}:1: the config must be a mapping of keys (name, backend, registry, ...), "
+                f"not a {type(loaded).__name__}."
+            )
+        data = loaded
+
+    def file_origin(loc: tuple[str, ...]) -> str:
+        line = _line_of(root, loc)
+        return f"{path}:{line}" if line else str(path)
+
+    if path is not None:
+        _record_origins(data, (), origin, file_origin)
+    for var, field_path in ENV_FIELDS.items():
+        if var in environ:
+            _set_path(data, field_path, environ[var])
+            origin[field_path] = f"environment variable {var}"
+    for field_path, value in (overrides or {}).items():
+        if value is None:
+            continue
+        _set_path(data, field_path, value)
+        origin[field_path] = f"--{field_path[-1].replace('_', '-')}"
+    try:
+        return Config.model_validate(data), path
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from None
+
+
+def _record_origins(
+    data: Any,
+    prefix: tuple[str, ...],
+    origin: dict[tuple[str, ...], str],
+    locate: Any,
+) -> None:
+    origin[prefix] = locate(prefix)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _record_origins(value, (*prefix, str(key)), origin, locate)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            _record_origins(value, (*prefix, str(index)), origin, locate)

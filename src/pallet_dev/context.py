@@ -1,0 +1,104 @@
+"""The per-invocation context: global options, config, paths, runner and log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pallet_dev.config import Config, load_config
+from pallet_dev.errors import LockTimeout
+from pallet_dev.eventlog import EventLog
+from pallet_dev.output import Steps
+from pallet_dev.paths import Paths, default_paths
+from pallet_dev.runner import Runner
+
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+
+@dataclass
+class AppContext:
+    config_file: Path | None = None
+    verbose: bool = False
+    debug: bool = False
+    command: str = ""
+    paths: Paths = field(default_factory=default_paths)
+    _log: EventLog | None = None
+    _runner: Runner | None = None
+
+    @property
+    def log(self) -> EventLog:
+        if self._log is None:
+            self._log = EventLog(
+                self.paths.log_file(),
+                command=self.command,
+                mirror=sys.stderr if self.verbose else None,
+            )
+        return self._log
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = Runner(self.log)
+        return self._runner
+
+    def load_config(self, overrides: Mapping[tuple[str, ...], Any] | None = None) -> Config:
+        config, path = load_config(self.config_file, overrides=overrides)
+        self.log.write("config", file=str(path) if path else None, name=config.name)
+        return config
+
+    def steps(self, *, quiet: bool = False) -> Steps:
+        return Steps(sys.stderr, quiet=quiet)
+
+    # which backend `up` last brought up, so `health` needs no subprocess to know
+    def _state_file(self, env_name: str) -> Path:
+        return self.paths.state_dir / f"{env_name}.json"
+
+    def record_active(self, env_name: str, backend: str, endpoint: str) -> None:
+        path = self._state_file(env_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"backend": backend, "endpoint": endpoint}) + "\n")
+
+    def active(self, env_name: str) -> dict[str, str] | None:
+        try:
+            data = json.loads(self._state_file(env_name).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def forget_active(self, env_name: str) -> None:
+        self._state_file(env_name).unlink(missing_ok=True)
+
+    @contextmanager
+    def env_lock(self, env_name: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the environment's lock: one `up`/`down` at a time per environment."""
+        from filelock import FileLock, Timeout
+
+        path = self.paths.lock_file(env_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(
+                f"Another pallet-dev run is changing '{env_name}'; waiting up to "
+                f"{timeout:g} s for it to finish ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise LockTimeout(
+                    f"Another pallet-dev run still holds the lock on '{env_name}' after "
+                    f"{timeout:g} s ({path}).",
+                    hint="Wait for it to finish, or stop it; the lock is released when it exits.",
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()

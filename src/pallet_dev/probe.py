@@ -1,0 +1,152 @@
+"""HTTP probes of the registry and the Pallet agents.
+
+Built on the standard library's http.client rather than httpx: `health` has a
+200 ms budget and importing httpx alone costs ~80 ms here. Each probe has its
+own timeout; probes run in parallel threads, so the total is bounded by the
+slowest single timeout whatever the endpoints do.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+API_VERSION_HEADER = "Docker-Distribution-Api-Version"
+API_VERSION_VALUE = "registry/2.0"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    url: str
+    healthy: bool
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    detail: str | None = None  # e.g. "auth on" for a 401 registry
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    name: str
+    url: str
+    expect_status: int = 200
+    registry: bool = False  # apply the /v2/ header rules
+
+
+def http_get(url: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url``; the timeout bounds connect and each read."""
+    parts = urlsplit(url)
+    conn_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    host = parts.hostname or "localhost"
+    conn = conn_class(host, parts.port, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    try:
+        conn.request("GET", path, headers={"User-Agent": "pallet-dev", "Connection": "close"})
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+        headers = {key.lower(): value for key, value in response.getheaders()}
+        return response.status, headers, body
+    finally:
+        conn.close()
+
+
+def _error_text(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"timed out after {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)):
+        return "connection closed without a response"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        status, headers, _ = http_get(target.url, timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        latency = (time.perf_counter() - started) * 1000
+        return ProbeResult(
+            target.name, target.url, False, None, round(latency, 1), _error_text(exc, timeout)
+        )
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    if target.registry:
+        api = headers.get(API_VERSION_HEADER.lower())
+        if status == 401:
+            return ProbeResult(target.name, target.url, True, status, latency, None, "auth on")
+        if status != 200:
+            return ProbeResult(
+                target.name, target.url, False, status, latency, f"expected 200, got {status}"
+            )
+        if api != API_VERSION_VALUE:
+            return ProbeResult(
+                target.name,
+                target.url,
+                False,
+                status,
+                latency,
+                f"missing header {API_VERSION_HEADER}: {API_VERSION_VALUE} (not a registry?)",
+            )
+        return ProbeResult(target.name, target.url, True, status, latency, None)
+    if status != target.expect_status:
+        return ProbeResult(
+            target.name,
+            target.url,
+            False,
+            status,
+            latency,
+            f"expected {target.expect_status}, got {status}",
+        )
+    return ProbeResult(target.name, target.url, True, status, latency, None)
+
+
+def probe_all(targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResult]:
+    """Probe every target in parallel; results in the order of ``targets``."""
+    if len(targets) <= 1:
+        return [probe(target, timeout) for target in targets]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+        return list(pool.map(lambda target: probe(target, timeout), targets))
+
+
+def registry_target(base_url: str) -> ProbeTarget:
+    return ProbeTarget("registry", base_url.rstrip("/") + "/v2/", 200, registry=True)
+
+
+def wait_for_registry(base_url: str, deadline: float, interval: float = 0.05) -> ProbeResult:
+    """Poll ``/v2/`` until it is healthy or ``deadline`` (monotonic) passes."""
+    target = registry_target(base_url)
+    while True:
+        remaining = deadline - time.monotonic()
+        result = probe(target, timeout=max(0.2, min(2.0, remaining)))
+        if result.healthy or time.monotonic() + interval >= deadline:
+            return result
+        time.sleep(interval)
+
+
+def catalog(base_url: str, timeout: float = 2.0) -> list[str] | None:
+    """Repository names from `/v2/_catalog` (None when the registry does not answer)."""
+    try:
+        status, _, body = http_get(f"{base_url.rstrip('/')}/v2/_catalog?n=10000", timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    if status != 200:
+        return None
+    try:
+        repositories = json.loads(body).get("repositories") or []
+    except (ValueError, AttributeError):
+        return None
+    return [str(name) for name in repositories]

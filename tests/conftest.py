@@ -1,0 +1,36 @@
+"""Shared pytest fixtures and the skip-or-fail rule for real-component tests.
+
+Tests that need Docker, helm or kind skip on a laptop without them. CI sets
+``PALLET_DEV_REQUIRE_REAL=1``: then a missing component fails the test instead,
+so a green CI means the real paths ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+REQUIRE_REAL = os.environ.get("PALLET_DEV_REQUIRE_REAL", "") not in ("", "0", "false")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``; fail instead when CI demands the real components."""
+    if REQUIRE_REAL:
+        pytest.fail(f"{reason} (PALLET_DEV_REQUIRE_REAL is set, so this is a failure)")
+    pytest.skip(reason)
+
+
+def require_tool(name: str, env_var: str | None = None) -> str:
+    """Return the path of a real CLI, or skip/fail when it is absent."""
+    if env_var and os.environ.get(env_var):
+        path = os.environ[env_var]
+        if os.access(path, os.X_OK):
+            return path
+        skip_or_fail(f"{env_var}={path} is not an executable")
+    found = shutil.which(name)
+    if not found:
+        skip_or_fail(f"'{name}' is not installed")
+    assert found is not None
+    return found
