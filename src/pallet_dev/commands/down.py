@@ -16,6 +16,7 @@ def run_down(ctx: AppContext, *, clean: bool, as_json: bool) -> int:
     steps = ctx.steps()
     removed: list[str] = []
     kept: list[str] = []
+    logs_removed: str | None = None
     names = ["docker", "kind"] if config.backend == "auto" else [config.backend]
     with ctx.env_lock(config.name):
         for name in names:
@@ -43,16 +44,18 @@ def run_down(ctx: AppContext, *, clean: bool, as_json: bool) -> int:
                 # the log goes last, and nothing is written to it afterwards
                 ctx.log.path = None
                 shutil.rmtree(log_dir)
-                removed.append(f"logs {log_dir}")
+                logs_removed = str(log_dir)
         elif data_dir.exists():
             kept.append(f"data folder {data_dir}")
     if as_json:
-        print(json.dumps({"removed": removed, "kept": kept}, indent=2))
+        print(json.dumps({"removed": removed, "kept": kept, "logs_removed": logs_removed}, indent=2))
         return 0
     if not removed:
         print(f"Nothing to remove: no '{config.name}' environment exists.")
     else:
         print(f"Removed: {', '.join(removed)}.")
+    if logs_removed:
+        print(f"Deleted the logs in {logs_removed}.")
     if kept:
         print(f"Kept: {', '.join(kept)} (use `pallet-dev down --clean` to delete data).")
     return 0

@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# Helpers shared by .ci/run and scripts/dev-setup.sh: prerequisites of the test
+# machine (Docker engine, the registry image, pinned kind/helm). Sourced, not run.
+
+PALLET_ROOT=${PALLET_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# shellcheck source=.ci/versions.env
+source "$PALLET_ROOT/.ci/versions.env"
+PALLET_TOOLS_DIR=${PALLET_TOOLS_DIR:-/opt/pallet-tools}
+STARTED_DOCKERD_PID=""
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+have_apt() { command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {
+  # apt_install PACKAGE...: install the missing Debian packages (root only)
+  local missing=()
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if ! is_root || ! have_apt; then
+    log "missing packages: ${missing[*]} (install them with your package manager)"
+    return 1
+  fi
+  log "apt-get install ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+}
+
+docker_ready() { docker info >/dev/null 2>&1; }
+
+ensure_dockerd() {
+  # start dockerd when no daemon answers (root, Debian's docker.io); wait for it
+  if docker_ready; then
+    return 0
+  fi
+  if ! is_root || ! command -v dockerd >/dev/null 2>&1; then
+    log "no Docker daemon answers; start Docker and re-run"
+    return 1
+  fi
+  log "starting dockerd"
+  mkdir -p /var/log
+  dockerd >/var/log/pallet-dockerd.log 2>&1 &
+  STARTED_DOCKERD_PID=$!
+  local _
+  for _ in $(seq 1 120); do
+    docker_ready && return 0
+    sleep 0.5
+  done
+  log "dockerd did not come up; see /var/log/pallet-dockerd.log"
+  tail -n 20 /var/log/pallet-dockerd.log >&2 || true
+  return 1
+}
+
+stop_started_dockerd() {
+  if [[ -n "$STARTED_DOCKERD_PID" ]]; then
+    log "stopping the dockerd this run started"
+    kill "$STARTED_DOCKERD_PID" 2>/dev/null || true
+    wait "$STARTED_DOCKERD_PID" 2>/dev/null || true
+    STARTED_DOCKERD_PID=""
+  fi
+}
+
+ensure_registry_images() {
+  # the stand-in registry image for tests; and the pinned image when it cannot be pulled
+  local builder="$PALLET_ROOT/.ci/build-test-registry-image.sh"
+  if ! docker image inspect "$TEST_REGISTRY_STANDIN" >/dev/null 2>&1; then
+    apt_install docker-registry
+    bash "$builder" "$TEST_REGISTRY_STANDIN"
+  fi
+  if ! docker image inspect "$REGISTRY_IMAGE" >/dev/null 2>&1; then
+    if timeout 60 docker pull "$REGISTRY_IMAGE" >/dev/null 2>&1; then
+      return 0
+    fi
+    log "cannot pull $REGISTRY_IMAGE: tagging the Debian-built stand-in as $REGISTRY_IMAGE"
+    log "(remove it with 'docker rmi $REGISTRY_IMAGE' once you can pull the real one)"
+    docker tag "$TEST_REGISTRY_STANDIN" "$REGISTRY_IMAGE"
+  fi
+}
+
+go_install_pinned() {
+  # go_install_pinned NAME MODULE@VERSION: build a pinned CLI into $PALLET_TOOLS_DIR/NAME/
+  local name=$1 spec=$2
+  local dir="$PALLET_TOOLS_DIR/$name"
+  local binary
+  binary=$(basename "${spec%@*}")
+  if [[ -x "$dir/$binary" && "$(cat "$dir/.version" 2>/dev/null)" == "$spec" ]]; then
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    log "go is needed to build $spec"
+    return 1
+  fi
+  log "go install $spec"
+  mkdir -p "$dir"
+  (cd /tmp && GOBIN="$dir" GOFLAGS=-mod=mod go install "$spec")
+  echo "$spec" >"$dir/.version"
+}
+
+ensure_cli_tools() {
+  go_install_pinned kind "sigs.k8s.io/kind@$KIND_VERSION"
+  go_install_pinned helm4 "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
+  go_install_pinned helm3 "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION"
+  export PATH="$PALLET_TOOLS_DIR/kind:$PALLET_TOOLS_DIR/helm4:$PATH"
+  export PALLET_DEV_HELM4="$PALLET_TOOLS_DIR/helm4/helm"
+  export PALLET_DEV_HELM3="$PALLET_TOOLS_DIR/helm3/helm"
+}

@@ -1,0 +1,166 @@
+"""The CLI end to end in-process: exit codes, stdout/stderr split, dry-run plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pallet_dev import __version__
+from pallet_dev.cli import main
+from tests.support.http_servers import free_port, registry_server, silent_server
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PALLET_DEV_HOME", str(tmp_path / "home"))
+    for var in ("PALLET_DEV_NAME", "PALLET_DEV_BACKEND", "PALLET_DEV_REGISTRY_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def no_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def run(*argv: str) -> int:
+    with pytest.raises(SystemExit) as caught:
+        main(list(argv))
+    return int(caught.value.code or 0)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--version") == 0
+    assert capsys.readouterr().out.strip() == f"pallet-dev {__version__}"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--help") == 0
+    out = capsys.readouterr().out
+    for command in ("up", "down", "health", "status", "doctor"):
+        assert f"  {command} " in out
+
+
+def test_dry_run_json_is_one_document_and_runs_nothing(
+    no_tools: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("up", "--prefer-docker", "--dry-run", "--json", "--port", "5123") == 0
+    captured = capsys.readouterr()
+    plan = json.loads(captured.out)
+    assert plan["backend"] == "docker"
+    assert all(set(step) >= {"name", "argv"} for step in plan["steps"])
+    run_step = next(s for s in plan["steps"] if s["argv"][:2] == ["docker", "run"])
+    assert "127.0.0.1:5123:5000" in run_step["argv"]
+
+
+def test_auto_falls_back_to_docker_with_a_one_line_notice(
+    no_tools: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # dry-run checks tools on PATH only; docker missing too, so auto cannot pick anything
+    assert run("up", "--dry-run", "--json") == 3
+    assert "'docker' was not found on PATH" in capsys.readouterr().err
+
+
+def test_bad_config_exits_2_with_file_and_line(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (isolated / "pallet-dev.yaml").write_text("registry:\n  port: 99999\n")
+    assert run("up", "--prefer-docker") == 2
+    err = capsys.readouterr().err
+    assert f"{isolated / 'pallet-dev.yaml'}:2: registry.port:" in err
+    assert "Traceback" not in err
+
+
+def test_non_integer_port_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("up", "--port", "abc") == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_no_docker_cli_is_a_prerequisite_error(
+    no_tools: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("up", "--prefer-docker") == 3
+    err = capsys.readouterr().err
+    assert "'docker' was not found on PATH" in err and "docs.docker.com" in err
+    assert "log:" in err
+
+
+def test_down_on_nothing_without_docker_succeeds(
+    no_tools: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("down") == 0
+    assert "Nothing to remove" in capsys.readouterr().out
+
+
+def test_health_json_healthy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with registry_server() as url:
+        monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", url.rsplit(":", 1)[1])
+        assert run("health", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "healthy" and doc["schema_version"] == 1
+    assert doc["services"][0]["name"] == "registry" and doc["services"][0]["status_code"] == 200
+
+
+def test_health_registry_without_api_header_is_unhealthy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with registry_server(headers={}) as url:
+        monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", url.rsplit(":", 1)[1])
+        assert run("health", "--json") == 1
+    assert "missing header" in json.loads(capsys.readouterr().out)["services"][0]["error"]
+
+
+def test_health_registry_with_auth_counts_as_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with registry_server(status=401, headers={"WWW-Authenticate": "Basic"}) as url:
+        monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", url.rsplit(":", 1)[1])
+        assert run("health", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["services"][0]["status_code"] == 401
+
+
+def test_health_reports_each_failing_service(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = free_port()
+    with silent_server() as silent, registry_server(status=500) as broken:
+        (isolated / "pallet-dev.yaml").write_text(
+            f"registry:\n  port: {closed}\nservices:\n"
+            f"  - {{name: silent, url: '{silent}/healthz'}}\n"
+            f"  - {{name: broken, url: '{broken}/healthz'}}\n"
+        )
+        assert run("health", "--json", "--timeout", "0.3") == 1
+    doc = json.loads(capsys.readouterr().out)
+    by_name = {service["name"]: service for service in doc["services"]}
+    assert by_name["registry"]["error"] == "connection refused"
+    assert by_name["silent"]["error"] == "timed out after 0.3 s"
+    assert by_name["broken"]["error"] == "expected 200, got 500"
+    assert doc["status"] == "unhealthy" and not any(s["healthy"] for s in doc["services"])
+
+
+def test_health_table_without_colour_when_not_a_terminal(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (isolated / "pallet-dev.yaml").write_text(f"registry:\n  port: {free_port()}\n")
+    assert run("health") == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["SERVICE", "STATE", "CODE", "MS", "URL"]
+    assert "DOWN" in out and "\033[" not in out
+
+
+def test_status_when_nothing_is_up_says_so(
+    no_tools: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))
+    assert run("status") == 0
+    assert "Nothing is up" in capsys.readouterr().out
+    assert run("status", "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["up"] is False and doc["registry"]["healthy"] is False
