@@ -1,6 +1,6 @@
 """`python -m pallet_dev` runs the CLI."""
 
-from pallet_dev.cli import main
+from pallet_dev.entry import main
 
 if __name__ == "__main__":
     main()

@@ -177,8 +177,12 @@ def doctor(
     )
 
 
-def _on_sigterm(signum: int, frame: Any) -> NoReturn:
-    raise Interrupted("Terminated (SIGTERM).")
+def _interrupted() -> None:
+    print(
+        "\npallet-dev: interrupted. Run the same command again to converge, "
+        "or `pallet-dev down` to remove what was made.",
+        file=sys.stderr,
+    )
 
 
 def _report(exc: PalletError, ctx_obj: AppContext | None) -> None:
@@ -193,12 +197,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the app and turn every outcome into an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("PALLET_DEV_DEBUG"))
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from pallet_dev.entry import _on_sigterm
+
+    signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM takes Ctrl-C's path
     command = typer.main.get_command(app)
     code: int
     try:
+        # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
         result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:
+            _interrupted()
     except TyperException as exc:  # usage errors: unknown option, bad value type
         show = getattr(exc, "show", None)
         if callable(show):
@@ -206,8 +215,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         else:
             print(f"pallet-dev: error: {exc}", file=sys.stderr)
         code = int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
-    except (typer.Abort, KeyboardInterrupt, Interrupted) as exc:
-        print(f"\npallet-dev: {exc or 'interrupted'}", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt, Interrupted):
+        _interrupted()
         code = EXIT_INTERRUPTED
     except PalletError as exc:
         if debug:

@@ -145,7 +145,7 @@ class Docker:
         """The server version; DaemonUnavailable when the daemon cannot be reached."""
         out = self._run(
             ["docker", "version", "--format", "{{json .Server.Version}}"],
-            timeout=20,
+            timeout=min(self.timeout, 20.0),
             step="docker version",
         )
         try:

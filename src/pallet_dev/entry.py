@@ -1,0 +1,28 @@
+"""The console script's first code: SIGTERM is handled before anything else loads.
+
+SIGTERM becomes KeyboardInterrupt, so Ctrl-C and a `kill` take the same path:
+running tools are stopped, locks released, exit code 130.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import NoReturn
+
+EXIT_INTERRUPTED = 130
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> NoReturn:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        from pallet_dev.cli import main as cli_main
+    except KeyboardInterrupt:
+        print("pallet-dev: interrupted before it started; nothing was changed.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    cli_main()

@@ -1,0 +1,191 @@
+"""Bad days, provoked for real: races, interrupts, killed registries, broken tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.oci import manifest_exists, push_artifact
+from tests.support.real_docker import DockerEnv, docker
+
+pytestmark = pytest.mark.docker
+
+PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
+
+
+def pallet(env: DockerEnv, *argv: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PALLET_DEV, *argv],
+        env={**os.environ, **env.environ(), **(extra or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def registry_containers(env: DockerEnv) -> list[str]:
+    out = docker(
+        "container", "ls", "--all", "--format", "{{.Names}}",
+        "--filter", f"label=dev.pallet.environment={env.name}",
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def health(env: DockerEnv, timeout: float = 1.0) -> tuple[int, dict[str, object]]:
+    code, out, _ = finish(pallet(env, "health", "--json", "--timeout", str(timeout)))
+    return code, json.loads(out)
+
+
+def test_two_concurrent_ups_make_one_healthy_environment(docker_env: DockerEnv) -> None:
+    first, second = pallet(docker_env, "up"), pallet(docker_env, "up")
+    results = [finish(first), finish(second)]
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert registry_containers(docker_env) == [docker_env.container]
+    assert health(docker_env)[0] == 0
+
+
+def test_up_racing_down_converges(docker_env: DockerEnv) -> None:
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    racing = [pallet(docker_env, "down"), pallet(docker_env, "up")]
+    assert [finish(proc)[0] for proc in racing] == [0, 0]
+    # whichever won last, the state is whole: running and healthy, or gone
+    containers = registry_containers(docker_env)
+    assert containers in ([], [docker_env.container])
+    if containers:
+        assert health(docker_env)[0] == 0
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    assert health(docker_env)[0] == 0
+
+
+def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> None:
+    from filelock import FileLock
+
+    lock_path = docker_env.home / "state" / f"{docker_env.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_path)):
+        proc = pallet(docker_env, "up")
+        time.sleep(1.5)
+        assert proc.poll() is None  # waiting, not failing
+    code, _, err = finish(proc)
+    assert code == 0 and "Another pallet-dev run is changing" in err
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.5, 0.9, 1.6])
+def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
+    docker_env: DockerEnv, tmp_path: Path, delay: float
+) -> None:
+    # a docker CLI that is slow on every call widens each step, so the signal lands mid-step
+    shim_dir = tmp_path / "slow-docker"
+    shim_dir.mkdir()
+    real_docker = _which("docker")
+    shim = shim_dir / "docker"
+    shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {real_docker} \"$@\"\n")
+    shim.chmod(0o755)
+    proc = pallet(docker_env, "up", extra={"PATH": f"{shim_dir}:{os.environ['PATH']}"})
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=30)
+    assert code in (0, 130), err
+    if code == 130:
+        assert "Traceback" not in err and "interrupted" in err
+    # the next up converges to one healthy registry; down --clean leaves nothing
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    assert registry_containers(docker_env) == [docker_env.container]
+    assert health(docker_env)[0] == 0
+    assert finish(pallet(docker_env, "down", "--clean"))[0] == 0
+    assert registry_containers(docker_env) == [] and not docker_env.volume_exists()
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.0])
+def test_sigterm_during_down_never_loses_data(
+    docker_env: DockerEnv, tmp_path: Path, delay: float
+) -> None:
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    push_artifact(docker_env.host, "keep/during-down:1", os.urandom(2048), tmp_path / "p")
+    shim_dir = tmp_path / "slow-docker"
+    shim_dir.mkdir()
+    shim = shim_dir / "docker"
+    shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {_which('docker')} \"$@\"\n")
+    shim.chmod(0o755)
+    proc = pallet(docker_env, "down", extra={"PATH": f"{shim_dir}:{os.environ['PATH']}"})
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = finish(proc, timeout=30)
+    assert code in (0, 130), err
+    assert docker_env.volume_exists()
+    assert finish(pallet(docker_env, "down"))[0] == 0
+    assert registry_containers(docker_env) == []
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    assert manifest_exists(docker_env.host, "keep/during-down:1")
+
+
+def test_killed_registry_comes_back_with_its_data(docker_env: DockerEnv, tmp_path: Path) -> None:
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    push_artifact(docker_env.host, "crash/test:1", os.urandom(4096), tmp_path / "p")
+    pid = int(docker("inspect", "--format", "{{.State.Pid}}", docker_env.container).stdout)
+    os.kill(pid, signal.SIGKILL)  # the process dies; Docker's restart policy restarts it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and health(docker_env, 0.5)[0] != 0:
+        time.sleep(0.2)
+    assert health(docker_env)[0] == 0
+    restarts = docker("inspect", "--format", "{{.RestartCount}}", docker_env.container).stdout
+    assert int(restarts) >= 1
+    assert manifest_exists(docker_env.host, "crash/test:1")
+
+
+def test_health_reports_an_outage_while_it_lasts(docker_env: DockerEnv) -> None:
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    docker("pause", docker_env.container)
+    try:
+        started = time.monotonic()
+        code, doc = health(docker_env, 0.5)
+        assert code == 1 and doc["status"] == "unhealthy"
+        assert time.monotonic() - started < 10
+    finally:
+        docker("unpause", docker_env.container)
+    assert health(docker_env)[0] == 0
+
+
+def test_non_loopback_bind_warns_that_the_registry_is_exposed(docker_env: DockerEnv) -> None:
+    code, _, err = finish(
+        pallet(docker_env, "up", "--dry-run", extra={"PALLET_DEV_REGISTRY_BIND_ADDRESS": "0.0.0.0"})
+    )
+    assert code == 0
+    code, _, err = finish(
+        pallet(docker_env, "up", extra={"PALLET_DEV_REGISTRY_BIND_ADDRESS": "0.0.0.0"})
+    )
+    assert code == 0 and "no authentication" in err and "reachable from other machines" in err
+
+
+@pytest.mark.slow
+def test_pushed_content_survives_twenty_down_up_cycles(docker_env: DockerEnv, tmp_path: Path) -> None:
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    digest = push_artifact(docker_env.host, "cycles/data:v1", os.urandom(64 * 1024), tmp_path / "p")
+    for cycle in range(20):
+        assert finish(pallet(docker_env, "down"))[0] == 0, f"down in cycle {cycle}"
+        code, _, err = finish(pallet(docker_env, "up"))
+        assert code == 0, f"up in cycle {cycle}: {err}"
+        assert manifest_exists(docker_env.host, "cycles/data:v1"), f"lost in cycle {cycle}"
+    from tests.support.oci import manifest_digest
+
+    assert manifest_digest(docker_env.host, "cycles/data:v1") == digest
+
+
+def _which(tool: str) -> str:
+    import shutil
+
+    found = shutil.which(tool)
+    assert found
+    return found
