@@ -13,7 +13,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from typer.exceptions import TyperException
@@ -54,7 +54,9 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config file (default: pallet-dev.yaml here or above)."),
+        typer.Option(
+            "--config", "-c", help="Config file (default: pallet-dev.yaml here or above)."
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Mirror the JSON log lines to stderr.")

@@ -49,7 +49,9 @@ def test_push_survives_down_and_up_and_clean_removes_everything(
     assert "Nothing to remove" in capsys.readouterr().out
 
 
-def test_up_twice_changes_nothing(docker_env: DockerEnv, capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_twice_changes_nothing(
+    docker_env: DockerEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli("up", "--json") == 0
     first = docker_env.inspect()
     assert cli("up", "--json") == 0

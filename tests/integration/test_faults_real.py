@@ -20,7 +20,9 @@ pytestmark = pytest.mark.docker
 PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
 
 
-def pallet(env: DockerEnv, *argv: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def pallet(
+    env: DockerEnv, *argv: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PALLET_DEV, *argv],
         env={**os.environ, **env.environ(), **(extra or {})},
@@ -37,8 +39,13 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str,
 
 def registry_containers(env: DockerEnv) -> list[str]:
     out = docker(
-        "container", "ls", "--all", "--format", "{{.Names}}",
-        "--filter", f"label=dev.pallet.environment={env.name}",
+        "container",
+        "ls",
+        "--all",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        f"label=dev.pallet.environment={env.name}",
     ).stdout
     return [line for line in out.splitlines() if line]
 
@@ -91,7 +98,7 @@ def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     shim_dir.mkdir()
     real_docker = _which("docker")
     shim = shim_dir / "docker"
-    shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {real_docker} \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nsleep 0.3\nexec {real_docker} "$@"\n')
     shim.chmod(0o755)
     proc = pallet(docker_env, "up", extra={"PATH": f"{shim_dir}:{os.environ['PATH']}"})
     time.sleep(delay)
@@ -170,7 +177,9 @@ def test_non_loopback_bind_warns_that_the_registry_is_exposed(docker_env: Docker
 
 
 @pytest.mark.slow
-def test_pushed_content_survives_twenty_down_up_cycles(docker_env: DockerEnv, tmp_path: Path) -> None:
+def test_pushed_content_survives_twenty_down_up_cycles(
+    docker_env: DockerEnv, tmp_path: Path
+) -> None:
     assert finish(pallet(docker_env, "up"))[0] == 0
     digest = push_artifact(docker_env.host, "cycles/data:v1", os.urandom(64 * 1024), tmp_path / "p")
     for cycle in range(20):

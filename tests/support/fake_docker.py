@@ -34,6 +34,7 @@ class FakeDockerState:
     containers: dict[str, FakeContainer] = field(default_factory=dict)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     daemon: str = "up"  # up | down | denied
+    pullable: set[str] = field(default_factory=set)
     fail_run: bool = False
     serve_registry: bool = True
 
@@ -79,8 +80,12 @@ class FakeDockerRunner(Runner):
     def _dispatch(self, argv: list[str]) -> tuple[str, str, int]:
         state = self.state
         if state.daemon == "down":
-            return "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. " \
-                "Is the docker daemon running?", 1
+            return (
+                "",
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                "Is the docker daemon running?",
+                1,
+            )
         if state.daemon == "denied":
             return "", "permission denied while trying to connect to the Docker daemon socket", 1
         args = argv[1:]
@@ -97,6 +102,9 @@ class FakeDockerRunner(Runner):
                 return "", f"Error response from daemon: No such image: {image}", 1
             return "sha256:feed\n", "", 0
         if args[:1] == ["pull"]:
+            if args[1] in state.pullable:
+                state.images.add(args[1])
+                return f"Pulled {args[1]}\n", "", 0
             return "", f"Error response from daemon: pull access denied for {args[1]}", 1
         if args[:2] == ["volume", "inspect"]:
             if args[2] not in state.volumes:
@@ -129,6 +137,9 @@ class FakeDockerRunner(Runner):
 
     def _run_container(self, args: list[str]) -> tuple[str, str, int]:
         name = args[args.index("--name") + 1]
+        assert args[args.index("--pull") + 1] == "never", "run must never pull by itself"
+        if args[-1] not in self.state.images:
+            return "", f"docker: Error response from daemon: No such image: {args[-1]}", 125
         if name in self.state.containers:
             return "", f'Conflict. The container name "/{name}" is already in use', 125
         ports = []
@@ -140,8 +151,12 @@ class FakeDockerRunner(Runner):
         self.state.containers[name] = container
         if self.state.fail_run:
             container.running = False
-            return "", "Error response from daemon: driver failed programming external " \
-                "connectivity: Bind for 127.0.0.1:5000 failed: port is already allocated", 125
+            return (
+                "",
+                "Error response from daemon: driver failed programming external "
+                "connectivity: Bind for 127.0.0.1:5000 failed: port is already allocated",
+                125,
+            )
         self._serve(container)
         return "0123456789abcdef\n", "", 0
 

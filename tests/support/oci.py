@@ -45,7 +45,9 @@ def manifest_digest(host: str, reference: str) -> str:
     repository, _, tag = reference.rpartition(":")
     conn = http.client.HTTPConnection(host, timeout=10)
     try:
-        conn.request("HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
+        conn.request(
+            "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+        )
         response = conn.getresponse()
         response.read()
         assert response.status == 200, f"manifest {reference}: HTTP {response.status}"

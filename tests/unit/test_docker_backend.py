@@ -21,7 +21,7 @@ from pallet_dev.errors import (
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.tools.docker import LABEL_MANAGED, LABEL_SPEC
-from tests.support.fake_docker import FakeContainer, FakeDockerRunner, FakeDockerState
+from tests.support.fake_docker import FakeContainer, FakeDockerRunner
 from tests.support.http_servers import free_port, registry_server
 
 
@@ -37,7 +37,9 @@ def runner() -> Iterator[FakeDockerRunner]:
     fake.close()
 
 
-def make(runner: FakeDockerRunner, paths: Paths, port: int | None = None, **registry: str) -> DockerBackend:
+def make(
+    runner: FakeDockerRunner, paths: Paths, port: int | None = None, **registry: str
+) -> DockerBackend:
     config = Config(
         name="pdt-unit", registry=RegistrySettings(port=port or free_port(), **registry)
     )
@@ -51,12 +53,9 @@ def quiet() -> Steps:
 def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> None:
     backend = make(runner, paths)
     result = backend.up(UpOptions(timeout=10), quiet())
-    assert result.changed and result.actions == ["created-volume", "created-container"]
+    assert result.changed and result.actions == ["created-container"]
     assert runner.commands() == [
-        "docker version --format",
         "docker container inspect",
-        "docker image inspect",
-        "docker volume inspect",
         "docker volume create",
         "docker run --detach",
     ]
@@ -86,7 +85,7 @@ def test_up_twice_is_a_no_op(runner, paths) -> None:
     runner.calls.clear()
     result = backend.up(UpOptions(timeout=10), quiet())
     assert not result.changed
-    assert runner.commands() == ["docker version --format", "docker container inspect"]
+    assert runner.commands() == ["docker container inspect"]
 
 
 def test_stopped_container_is_started_not_recreated(runner, paths) -> None:
@@ -165,6 +164,23 @@ def test_missing_image_that_cannot_be_pulled_says_so(runner, paths) -> None:
     with pytest.raises(OperationFailed, match="Cannot pull registry:3.0.0"):
         backend.up(UpOptions(timeout=5), quiet())
     assert runner.state.containers == {}
+
+
+def test_missing_image_is_pulled_once_then_run(runner, paths) -> None:
+    runner.state.images.clear()
+    runner.state.pullable.add("registry:3.0.0")
+    result = make(runner, paths).up(UpOptions(timeout=10), quiet())
+    assert result.actions == ["created-container"]
+    assert [c for c in runner.commands() if c.startswith(("docker run", "docker pull"))] == [
+        "docker run --detach",
+        "docker pull registry:3.0.0",
+        "docker run --detach",
+    ]
+
+
+def test_present_image_is_never_pulled(runner, paths) -> None:
+    make(runner, paths).up(UpOptions(timeout=10), quiet())
+    assert not any(call[1] == "pull" for call in runner.calls)
 
 
 @pytest.mark.parametrize(

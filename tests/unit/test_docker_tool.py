@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ from pallet_dev.errors import CommandTimeout, DaemonUnavailable, OperationFailed
 from pallet_dev.runner import Runner
 from pallet_dev.tools.docker import ContainerInfo, Docker, _parse_size, classify_daemon_error
 
+FakeDocker = Callable[[str], None]
+
 
 @pytest.fixture
-def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
     def install(script: str) -> None:
         tool = tmp_path / "docker"
         tool.write_text("#!/bin/sh\n" + script + "\n")
@@ -23,31 +26,31 @@ def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     return install
 
 
-def test_unexpected_version_output_is_a_clear_error(fake_docker) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_version_output_is_a_clear_error(fake_docker: FakeDocker) -> None:
     fake_docker("echo 'this is not docker'")
     with pytest.raises(OperationFailed, match="printed unexpected output"):
         Docker(Runner()).ping()
 
 
-def test_empty_server_version_means_daemon_down(fake_docker) -> None:  # type: ignore[no-untyped-def]
+def test_empty_server_version_means_daemon_down(fake_docker: FakeDocker) -> None:
     fake_docker("echo '\"\"'")
     with pytest.raises(DaemonUnavailable, match="not running"):
         Docker(Runner()).ping()
 
 
-def test_a_hanging_docker_is_stopped_by_the_timeout(fake_docker) -> None:  # type: ignore[no-untyped-def]
+def test_a_hanging_docker_is_stopped_by_the_timeout(fake_docker: FakeDocker) -> None:
     fake_docker("sleep 30")
     with pytest.raises(CommandTimeout, match="did not finish within 0.5 s"):
         Docker(Runner(), timeout=0.5).ping()
 
 
-def test_inspect_output_that_is_not_json(fake_docker) -> None:  # type: ignore[no-untyped-def]
+def test_inspect_output_that_is_not_json(fake_docker: FakeDocker) -> None:
     fake_docker("echo '{broken'")
     with pytest.raises(OperationFailed, match="not JSON"):
         Docker(Runner()).inspect_container("x")
 
 
-def test_daemon_errors_from_any_call_are_classified(fake_docker) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_errors_from_any_call_are_classified(fake_docker: FakeDocker) -> None:
     fake_docker(
         "echo 'Got permission denied while trying to connect to the Docker daemon socket' >&2;"
         " exit 1"
@@ -60,8 +63,10 @@ def test_daemon_errors_from_any_call_are_classified(fake_docker) -> None:  # typ
 @pytest.mark.parametrize(
     ("stderr", "expected"),
     [
-        ("Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?",
-         "not running"),
+        (
+            "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?",
+            "not running",
+        ),
         ("permission denied while trying to connect", "Permission denied"),
         ("error during connect: Get http://...", "Cannot reach"),
         ("something else entirely", None),

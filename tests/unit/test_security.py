@@ -33,5 +33,7 @@ def test_only_the_runner_starts_processes() -> None:
                 and node.value.id in {"subprocess", "os"}
                 and node.attr in starters
             ):
-                offenders.append(f"{path.relative_to(SOURCE)}:{node.lineno} {node.value.id}.{node.attr}")
+                offenders.append(
+                    f"{path.relative_to(SOURCE)}:{node.lineno} {node.value.id}.{node.attr}"
+                )
     assert offenders == []

@@ -19,6 +19,7 @@ from pallet_dev.tools.docker import (
     ContainerInfo,
     ContainerSpec,
     Docker,
+    ImageMissing,
 )
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
@@ -52,9 +53,9 @@ class DockerBackend(Backend):
             env=REGISTRY_ENV,
         )
         # the spec hash lets `up` tell "same container" from "configuration changed"
-        digest = hashlib.sha256(
-            json.dumps(base.run_argv(), sort_keys=True).encode()
-        ).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(base.run_argv(), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
         return ContainerSpec(
             name=base.name,
             image=base.image,
@@ -71,23 +72,11 @@ class DockerBackend(Backend):
             backend=self.name,
             steps=[
                 PlanStep(
-                    "Check the Docker daemon",
-                    ["docker", "version", "--format", "{{json .Server.Version}}"],
-                ),
-                PlanStep(
-                    "Look for an existing registry container",
+                    "Look for an existing registry container (also checks the daemon)",
                     ["docker", "container", "inspect", spec.name],
                 ),
                 PlanStep(
-                    "Check the registry image is present locally",
-                    ["docker", "image", "inspect", "--format", "{{.Id}}", image],
-                ),
-                PlanStep(
-                    "Pull the registry image (only when it is not present)",
-                    ["docker", "pull", image],
-                ),
-                PlanStep(
-                    "Create the data volume (kept by `down`)",
+                    "Ensure the data volume (kept by `down`)",
                     [
                         "docker",
                         "volume",
@@ -99,7 +88,11 @@ class DockerBackend(Backend):
                         self.config.volume_name,
                     ],
                 ),
-                PlanStep("Start the registry container", spec.run_argv()),
+                PlanStep("Start the registry container (never pulls)", spec.run_argv()),
+                PlanStep(
+                    "Pull the image, only if `docker run` found it missing",
+                    ["docker", "pull", image],
+                ),
                 PlanStep(
                     "Wait for the registry",
                     [],
@@ -118,8 +111,7 @@ class DockerBackend(Backend):
         deadline = time.monotonic() + options.timeout
         docker = self.docker
         spec = self.container_spec()
-        with steps.step("Checking Docker"):
-            docker.ping()
+        # the first call doubles as the daemon check: its errors are classified
         info = docker.inspect_container(spec.name)
         if info is not None and not self._ours(info):
             raise OperationFailed(
@@ -128,7 +120,8 @@ class DockerBackend(Backend):
                 "environment name in pallet-dev.yaml (name: ...).",
             )
         actions: list[str] = []
-        if info is not None and (options.recreate or info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]):
+        changed = info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]
+        if info is not None and (options.recreate or changed):
             reason = "--recreate" if options.recreate else "its configuration changed"
             with steps.step(f"Replacing the registry container ({reason}; data kept)"):
                 docker.remove(spec.name)
@@ -147,18 +140,10 @@ class DockerBackend(Backend):
             actions.append("started-container")
         else:
             self._check_port(spec)
-            self._ensure_image(docker, steps, deadline)
-            if not docker.volume_exists(self.config.volume_name):
-                with steps.step(f"Creating data volume {self.config.volume_name}"):
-                    docker.volume_create(self.config.volume_name, self.labels())
-                actions.append("created-volume")
-            with steps.step("Starting the registry container"):
-                try:
-                    docker.run(spec)
-                except CommandFailed:
-                    # `docker run` can leave a created-but-not-started container
-                    docker.remove(spec.name)
-                    raise
+            with steps.step(f"Starting the registry container (data in {spec.volumes[0]})"):
+                # idempotent: an existing volume (and its data) is kept as it is
+                docker.volume_create(self.config.volume_name, self.labels())
+                self._run_container(docker, spec, steps, deadline)
             actions.append("created-container")
         with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
             result = wait_for_registry(self.endpoint, deadline)
@@ -170,6 +155,23 @@ class DockerBackend(Backend):
                 )
         return UpResult(self.name, self.endpoint, True, actions)
 
+    def _run_container(
+        self, docker: Docker, spec: ContainerSpec, steps: Steps, deadline: float
+    ) -> None:
+        for attempt in (1, 2):
+            try:
+                docker.run(spec)
+                return
+            except ImageMissing:
+                if attempt == 2:
+                    raise OperationFailed(f"Image {spec.image} is still missing after a pull.")
+                steps.note(f"Image {spec.image} is not present locally; pulling it")
+                docker.pull(spec.image, timeout=max(30.0, deadline - time.monotonic()))
+            except CommandFailed:
+                # `docker run` can leave a created-but-not-started container
+                docker.remove(spec.name)
+                raise
+
     def _check_port(self, spec: ContainerSpec) -> None:
         registry = self.config.registry
         if port_is_free(_host(registry.bind_address), registry.port):
@@ -180,15 +182,6 @@ class DockerBackend(Backend):
             f"Port {registry.port} on {registry.bind_address} is already in use{owner}.",
             hint=port_conflict_hint(registry.port, holder),
         )
-
-    def _ensure_image(self, docker: Docker, steps: Steps, deadline: float) -> None:
-        image = self.config.registry.image
-        if docker.image_id(image) is not None:
-            steps.done(f"Image {image} present locally")
-            return
-        steps.note(f"Pulling {image} (not present locally)")
-        with steps.step(f"Pulling {image}"):
-            docker.pull(image, timeout=max(30.0, deadline - time.monotonic()))
 
     def exists(self) -> bool:
         return self.docker.inspect_container(self.config.container_name) is not None

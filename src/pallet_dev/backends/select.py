@@ -68,8 +68,9 @@ def select_backend(
                     "The kind backend needs a running Docker daemon and none answers.",
                     hint="Start Docker, then retry (`pallet-dev doctor` checks everything).",
                 )
+            verb = "is" if len(missing) == 1 else "are"
             raise PrerequisiteError(
-                f"The kind backend needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} missing.",
+                f"The kind backend needs {', '.join(missing)}, which {verb} missing.",
                 hint=(hints + " " if hints else "") + "Or use `--prefer-docker`.",
             )
         return Selection(make_backend("kind", config, runner, paths))

@@ -48,7 +48,9 @@ def run_down(ctx: AppContext, *, clean: bool, as_json: bool) -> int:
         elif data_dir.exists():
             kept.append(f"data folder {data_dir}")
     if as_json:
-        print(json.dumps({"removed": removed, "kept": kept, "logs_removed": logs_removed}, indent=2))
+        print(
+            json.dumps({"removed": removed, "kept": kept, "logs_removed": logs_removed}, indent=2)
+        )
         return 0
     if not removed:
         print(f"Nothing to remove: no '{config.name}' environment exists.")

@@ -58,7 +58,11 @@ def render_status(doc: dict[str, Any]) -> str:
     else:
         lines.append(f"Backend:     {doc['backend']}")
     registry = doc["registry"]
-    answer = "answering" if registry["healthy"] else f"not answering ({registry['error'] or registry['status_code']})"
+    answer = (
+        "answering"
+        if registry["healthy"]
+        else f"not answering ({registry['error'] or registry['status_code']})"
+    )
     lines.append(f"Registry:    {doc['endpoint']} {answer}")
     if registry["repository_count"] is not None:
         lines.append(f"Repositories: {registry['repository_count']}")

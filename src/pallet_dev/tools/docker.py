@@ -20,6 +20,14 @@ LABEL_SPEC = "dev.pallet.spec-hash"
 _NOT_FOUND_MARKERS = ("no such container", "no such image", "no such volume", "no such object")
 
 
+class ImageMissing(Exception):
+    """`docker run --pull never` found no local image (internal: the backend pulls)."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(image)
+        self.image = image
+
+
 def _not_found(exc: CommandFailed) -> bool:
     text = exc.stderr.lower()
     return any(marker in text for marker in _NOT_FOUND_MARKERS)
@@ -112,7 +120,9 @@ class ContainerSpec:
     restart: str = "unless-stopped"
 
     def run_argv(self) -> list[str]:
-        argv = ["docker", "run", "--detach", "--name", self.name, "--restart", self.restart]
+        # --pull never: a missing image is reported, and pulled (with progress) on purpose
+        argv = ["docker", "run", "--detach", "--pull", "never", "--name", self.name]
+        argv += ["--restart", self.restart]
         for key, value in sorted(self.labels.items()):
             argv += ["--label", f"{key}={value}"]
         for publish in self.publish:
@@ -227,7 +237,13 @@ class Docker:
         return True
 
     def run(self, spec: ContainerSpec) -> str:
-        return self._run(spec.run_argv(), step="run container").strip()
+        """`docker run`; ImageMissing when the image is not present locally."""
+        try:
+            return self._run(spec.run_argv(), step="run container").strip()
+        except CommandFailed as exc:
+            if "no such image" in exc.stderr.lower():
+                raise ImageMissing(spec.image) from None
+            raise
 
     def start(self, name: str) -> None:
         self._run(["docker", "container", "start", name], step="start container")

@@ -1,0 +1,130 @@
+"""Benchmark: `pallet-dev up --prefer-docker` against the equivalent raw commands.
+
+Prints, side by side in one run:
+  - cold `up` (nothing exists, image local) vs `docker volume create` + `docker run`
+    + a loop polling `/v2/` (what a hand-written script does); budget: ratio <= 1.25
+  - `up` when already healthy; budget: median <= 0.35 s
+
+A report, not a test: it always exits 0. Usage:
+  python benchmarks/bench_up_docker.py [--rounds N] [--image IMAGE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker(*args: str) -> None:
+    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
+
+
+def wait_v2(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/v2/")
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200 and response.getheader("Docker-Distribution-Api-Version"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("registry did not answer")
+
+
+def raw_cold(image: str) -> float:
+    name, port = f"bench-raw-{secrets.token_hex(3)}", free_port()
+    started = time.perf_counter()
+    docker("volume", "create", f"{name}-data")
+    docker(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--restart",
+        "unless-stopped",
+        "--publish",
+        f"127.0.0.1:{port}:5000",
+        "--volume",
+        f"{name}-data:/var/lib/registry",
+        "--env",
+        "OTEL_TRACES_EXPORTER=none",
+        image,
+    )
+    wait_v2(port, time.monotonic() + 60)
+    elapsed = time.perf_counter() - started
+    docker("rm", "--force", name)
+    docker("volume", "rm", f"{name}-data")
+    return elapsed
+
+
+def pallet(env: dict[str, str], *argv: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([PALLET_DEV, *argv], env=env, check=True, capture_output=True, timeout=120)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--image", default="pallet-dev-test/registry:debian")
+    args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="pallet-bench-")
+    name = f"bench-pd-{secrets.token_hex(3)}"
+    env = {
+        **os.environ,
+        "PALLET_DEV_HOME": home,
+        "PALLET_DEV_NAME": name,
+        "PALLET_DEV_REGISTRY_PORT": str(free_port()),
+        "PALLET_DEV_REGISTRY_IMAGE": args.image,
+        "PALLET_DEV_BACKEND": "docker",
+    }
+    raw, cold, warm = [], [], []
+    try:
+        pallet(env, "up")  # warm the page cache and .pyc files once
+        pallet(env, "down", "--clean")
+        for _ in range(args.rounds):
+            raw.append(raw_cold(args.image))
+            cold.append(pallet(env, "up"))
+            warm.extend(pallet(env, "up") for _ in range(3))
+            pallet(env, "down", "--clean")
+    finally:
+        subprocess.run([PALLET_DEV, "down", "--clean"], env=env, capture_output=True)
+    raw_median, cold_median = statistics.median(raw), statistics.median(cold)
+    warm_median = statistics.median(warm)
+    ratio = cold_median / raw_median
+    print(f"{'case':<44} {'median':>9} {'budget':>12}  verdict")
+    print(f"{'raw: volume create + docker run + poll /v2/':<44} {raw_median:>8.3f}s {'':>12}")
+    print(
+        f"{'pallet-dev up --prefer-docker (cold)':<44} {cold_median:>8.3f}s "
+        f"{'<= 1.25x raw':>12}  ratio {ratio:.2f} {'PASS' if ratio <= 1.25 else 'OVER'}"
+    )
+    print(
+        f"{'pallet-dev up (already healthy)':<44} {warm_median:>8.3f}s {'<= 0.350s':>12}  "
+        f"{'PASS' if warm_median <= 0.35 else 'OVER'}"
+    )
+    print(f"rounds: {args.rounds}; image: {args.image}; load average: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
