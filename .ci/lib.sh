@@ -84,12 +84,12 @@ ensure_registry_images() {
 }
 
 go_install_pinned() {
-  # go_install_pinned NAME MODULE@VERSION: build a pinned CLI into $PALLET_TOOLS_DIR/NAME/
-  local name=$1 spec=$2
+  # go_install_pinned NAME MODULE@VERSION [LDFLAGS]: build a pinned CLI into $PALLET_TOOLS_DIR/NAME/
+  local name=$1 spec=$2 ldflags=${3:-}
   local dir="$PALLET_TOOLS_DIR/$name"
-  local binary
+  local binary stamp="$spec $ldflags"
   binary=$(basename "${spec%@*}")
-  if [[ -x "$dir/$binary" && "$(cat "$dir/.version" 2>/dev/null)" == "$spec" ]]; then
+  if [[ -x "$dir/$binary" && "$(cat "$dir/.version" 2>/dev/null)" == "$stamp" ]]; then
     return 0
   fi
   if ! command -v go >/dev/null 2>&1; then
@@ -98,14 +98,22 @@ go_install_pinned() {
   fi
   log "go install $spec"
   mkdir -p "$dir"
-  (cd /tmp && GOBIN="$dir" GOFLAGS=-mod=mod go install "$spec")
-  echo "$spec" >"$dir/.version"
+  (cd /tmp && GOBIN="$dir" GOFLAGS=-mod=mod go install -ldflags "$ldflags" "$spec")
+  echo "$stamp" >"$dir/.version"
 }
 
 ensure_cli_tools() {
   go_install_pinned kind "sigs.k8s.io/kind@$KIND_VERSION"
-  go_install_pinned helm4 "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
-  go_install_pinned helm3 "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION"
+  # the ldflags Helm's own release build sets: its full version, and (Helm 3) the
+  # Kubernetes version it assumes without a cluster (else v1.20, below our kubeVersion)
+  go_install_pinned helm4 "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION"
+  local k8s="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+  k8s+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM3_K8S_MINOR"
+  k8s+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1"
+  k8s+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM3_K8S_MINOR"
+  go_install_pinned helm3 "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION $k8s"
   export PATH="$PALLET_TOOLS_DIR/kind:$PALLET_TOOLS_DIR/helm4:$PATH"
   export PALLET_DEV_HELM4="$PALLET_TOOLS_DIR/helm4/helm"
   export PALLET_DEV_HELM3="$PALLET_TOOLS_DIR/helm3/helm"
