@@ -166,10 +166,16 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
             match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
             if match is None:
                 # unknown key: point at the key itself
-                key_node = next((k for k, _ in node.value if getattr(k, "value", None) == key), None)
+                key_node = next(
+                    (k for k, _ in node.value if getattr(k, "value", None) == key), None
+                )
                 return key_node.start_mark.line + 1 if key_node is not None else line
             node = match
-        elif isinstance(node, yaml.SequenceNode) and str(key).isdigit() and int(key) < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and str(key).isdigit()
+            and int(key) < len(node.value)
+        ):
             node = node.value[int(key)]
         else:
             break
