@@ -20,9 +20,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+# re-exported: the names predate config_sources (health's fast path needs them without pydantic)
+from pallet_dev.config_sources import ENV_FIELDS as ENV_FIELDS
+from pallet_dev.config_sources import find_config_file as find_config_file
 from pallet_dev.errors import ConfigError
 
-CONFIG_FILENAME = "pallet-dev.yaml"
 # CNCF distribution 3.x, the same version the chart's appVersion names.
 DEFAULT_REGISTRY_IMAGE = "registry:3.0.0"
 # kind node image for kind v0.31.0 (Kubernetes 1.35.0), pinned by digest.
@@ -124,27 +126,6 @@ class Config(_Strict):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.registry.port}"
-
-
-# Environment variables, each mapped to a field path. Other PALLET_DEV_* names
-# (PALLET_DEV_HOME, test switches) are not configuration and are left alone.
-ENV_FIELDS: dict[str, tuple[str, ...]] = {
-    "PALLET_DEV_NAME": ("name",),
-    "PALLET_DEV_BACKEND": ("backend",),
-    "PALLET_DEV_REGISTRY_IMAGE": ("registry", "image"),
-    "PALLET_DEV_REGISTRY_PORT": ("registry", "port"),
-    "PALLET_DEV_REGISTRY_BIND_ADDRESS": ("registry", "bind_address"),
-    "PALLET_DEV_KIND_NODE_IMAGE": ("kind", "node_image"),
-}
-
-
-def find_config_file(start: Path) -> Path | None:
-    """The first ``pallet-dev.yaml`` in ``start`` or one of its parents."""
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_FILENAME
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -8,14 +8,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pallet_dev.config import Config, load_config
 from pallet_dev.errors import LockTimeout
 from pallet_dev.eventlog import EventLog
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths, default_paths
 from pallet_dev.runner import Runner
+
+if TYPE_CHECKING:  # pydantic and yaml load only when a command reads the config
+    from pallet_dev.config import Config
 
 DEFAULT_LOCK_TIMEOUT = 300.0
 
@@ -47,8 +49,15 @@ class AppContext:
         return self._runner
 
     def load_config(self, overrides: Mapping[tuple[str, ...], Any] | None = None) -> Config:
+        from pallet_dev import config_snapshot
+        from pallet_dev.config import load_config
+
+        key = config_snapshot.inputs_key(self.config_file)  # before reading: never stale
         config, path = load_config(self.config_file, overrides=overrides)
         self.log.write("config", file=str(path) if path else None, name=config.name)
+        if not any(value is not None for value in (overrides or {}).values()):
+            settings = config_snapshot.HealthSettings.from_config(config)
+            config_snapshot.write(self.paths, key, settings)
         return config
 
     def steps(self, *, quiet: bool = False) -> Steps:

@@ -18,9 +18,24 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+
+
 def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if sys.argv[1:2] == ["health"]:
+            # fast path: no Typer, pydantic or yaml while the config is unchanged
+            from pallet_dev.commands.health import fast_health
+
+            code = fast_health(sys.argv[2:])
+            if code is not None:
+                _flush()
+                sys.exit(code)
         from pallet_dev.cli import main as cli_main
     except KeyboardInterrupt:
         print("pallet-dev: interrupted before it started; nothing was changed.", file=sys.stderr)

@@ -137,16 +137,32 @@ def wait_for_registry(base_url: str, deadline: float, interval: float = 0.05) ->
         time.sleep(interval)
 
 
+# distribution answers 400 (PAGINATION_NUMBER_INVALID) above its catalog.maxentries,
+# 1000 by default: ask for pages of that size and follow the Link header
+CATALOG_PAGE_SIZE = 1000
+CATALOG_MAX_PAGES = 100
+
+
 def catalog(base_url: str, timeout: float = 2.0) -> list[str] | None:
-    """Repository names from `/v2/_catalog` (None when the registry does not answer)."""
-    try:
-        status, _, body = http_get(f"{base_url.rstrip('/')}/v2/_catalog?n=10000", timeout)
-    except (OSError, http.client.HTTPException):
-        return None
-    if status != 200:
-        return None
-    try:
-        repositories = json.loads(body).get("repositories") or []
-    except (ValueError, AttributeError):
-        return None
-    return [str(name) for name in repositories]
+    """Repository names from `/v2/_catalog`, every page (None when the registry does not answer)."""
+    base = base_url.rstrip("/")
+    path = f"/v2/_catalog?n={CATALOG_PAGE_SIZE}"
+    names: list[str] = []
+    for _ in range(CATALOG_MAX_PAGES):
+        try:
+            status, headers, body = http_get(base + path, timeout)
+        except (OSError, http.client.HTTPException):
+            return None
+        if status != 200:
+            return None
+        try:
+            repositories = json.loads(body).get("repositories") or []
+        except (ValueError, AttributeError):
+            return None
+        names += [str(name) for name in repositories]
+        # Link: </v2/_catalog?last=pallet%2Fone&n=1000>; rel="next"
+        link = headers.get("link", "")
+        if 'rel="next"' not in link or "<" not in link:
+            break
+        path = link.split("<", 1)[1].split(">", 1)[0]
+    return names

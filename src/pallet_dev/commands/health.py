@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from pallet_dev.config_snapshot import HealthSettings
 from pallet_dev.context import AppContext
 from pallet_dev.output import use_color
 from pallet_dev.probe import ProbeResult, ProbeTarget, probe_all, registry_target
@@ -47,7 +48,7 @@ def render_table(results: list[ProbeResult], color: bool) -> str:
 
     width = max([len("SERVICE")] + [len(result.name) for result in results])
     url_width = max([len("URL")] + [len(result.url) for result in results])
-    lines = [f"{'SERVICE':<{width}}  {'STATE':<9}  {'CODE':>4}  {'MS':>7}  {'URL':<{url_width}}"]
+    lines = [f"{'SERVICE':<{width}}  {'STATE':<9}  {'CODE':>4}  {'MS':>7}  URL"]
     for result in results:
         state = "up" if result.healthy else "DOWN"
         shown = paint(f"{state:<9}", "32" if result.healthy else "31")
@@ -63,15 +64,19 @@ def render_table(results: list[ProbeResult], color: bool) -> str:
     return "\n".join(lines)
 
 
-def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
+def run_health(
+    ctx: AppContext, *, as_json: bool, timeout: float, settings: HealthSettings | None = None
+) -> int:
     started = time.perf_counter()
     checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    config = ctx.load_config()
-    active = ctx.active(config.name) or {}
-    endpoint = active.get("endpoint") or config.registry_url
-    backend = active.get("backend") or (None if config.backend == "auto" else config.backend)
+    if settings is None:
+        settings = HealthSettings.from_config(ctx.load_config())
+    active = ctx.active(settings.name) or {}
+    endpoint = active.get("endpoint") or settings.registry_url
+    backend = active.get("backend") or (None if settings.backend == "auto" else settings.backend)
     targets = [registry_target(endpoint)] + [
-        ProbeTarget(service.name, service.url, service.expect_status) for service in config.services
+        ProbeTarget(service.name, service.url, service.expect_status)
+        for service in settings.services
     ]
     results = probe_all(targets, timeout)
     document = health_document(results, backend=backend, started=started, checked_at=checked_at)
@@ -86,3 +91,39 @@ def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
     else:
         print(render_table(results, use_color(sys.stdout)))
     return 0 if document["status"] == "healthy" else 1
+
+
+def fast_health(argv: list[str]) -> int | None:
+    """`health [--json] [--timeout S]` without Typer, pydantic or yaml.
+
+    Runs only when a config snapshot matches the current inputs (see config_snapshot);
+    None means "take the full CLI" (no snapshot yet, other options, a bad value), which
+    also validates the config and stores the snapshot for the next run.
+    """
+    from pallet_dev import config_snapshot
+
+    as_json, timeout, rest = False, 1.0, list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json":
+            as_json = True
+            continue
+        if arg == "--timeout" and rest:
+            value = rest.pop(0)
+        elif arg.startswith("--timeout="):
+            value = arg.split("=", 1)[1]
+        else:
+            return None
+        try:
+            timeout = float(value)
+        except ValueError:
+            return None
+        if not 0 < timeout < float("inf"):
+            return None
+    ctx = AppContext(command="health")
+    key = config_snapshot.inputs_key(None)
+    settings = config_snapshot.read(ctx.paths, key)
+    if settings is None:
+        return None
+    ctx.log.write("config", file=key["file"], name=settings.name, snapshot=True)
+    return run_health(ctx, as_json=as_json, timeout=timeout, settings=settings)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from pallet_dev.backends.select import make_backend
@@ -33,6 +36,7 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
     endpoint = active.get("endpoint") or config.registry_url
     reg = probe(registry_target(endpoint), timeout=1.0)
     repositories = catalog(endpoint) if reg.healthy and reg.status_code == 200 else None
+    image, version = _image_and_version(config.registry.image, backends.get(active_backend or ""))
     return {
         "schema_version": SCHEMA_VERSION,
         "environment": config.name,
@@ -43,12 +47,55 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
             "healthy": reg.healthy,
             "status_code": reg.status_code,
             "error": reg.error,
-            "image": config.registry.image,
+            "image": image,
+            "version": version,
             "repository_count": len(repositories) if repositories is not None else None,
             "repositories": repositories,
         },
+        "data": _data(backends, active_backend),
         "backends": backends,
     }
+
+
+_VERSION_TAG = re.compile(r":v?(\d+(?:\.\d+)*)(?:@|$)")
+
+
+def _image_and_version(configured: str, report: dict[str, Any] | None) -> tuple[str, str | None]:
+    """The registry image that runs (else the configured one) and its version where known."""
+    report = report or {}
+    image = (report.get("container") or {}).get("image") or configured
+    app_version = (report.get("release") or {}).get("app_version")
+    if app_version:  # kind: the chart's appVersion names the registry version
+        return image, str(app_version)
+    match = _VERSION_TAG.search(image)
+    return image, match.group(1) if match else None
+
+
+def _data(backends: dict[str, Any], active: str | None) -> dict[str, Any] | None:
+    """Where the registry's data lives and its size; also when only the data is left."""
+    for name in [active, *backends] if active else list(backends):
+        report = backends.get(name or "") or {}
+        volume = report.get("volume") or {}
+        if volume.get("exists"):
+            return {"location": f"volume {volume['name']}", "size_bytes": volume.get("size_bytes")}
+        folder = report.get("data_dir") or {}
+        if folder.get("exists"):
+            return {"location": str(folder["path"]), "size_bytes": _folder_size(folder["path"])}
+    return None
+
+
+def _folder_size(path: str) -> int | None:
+    total = 0
+    try:
+        for root, _, files in os.walk(Path(path)):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    continue
+    except OSError:
+        return None
+    return total
 
 
 def render_status(doc: dict[str, Any]) -> str:
@@ -64,8 +111,15 @@ def render_status(doc: dict[str, Any]) -> str:
         else f"not answering ({registry['error'] or registry['status_code']})"
     )
     lines.append(f"Registry:    {doc['endpoint']} {answer}")
+    version = f" (version {registry['version']})" if registry.get("version") else ""
+    lines.append(f"Image:       {registry['image']}{version}")
     if registry["repository_count"] is not None:
         lines.append(f"Repositories: {registry['repository_count']}")
+    data = doc.get("data")
+    if data:
+        size = data["size_bytes"]
+        shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
+        lines.append(f"Data:        {data['location']} ({shown})")
     for name, report in doc["backends"].items():
         if report.get("error"):
             lines.append(f"[{name}] {report['error']}")

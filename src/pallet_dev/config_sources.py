@@ -1,0 +1,31 @@
+"""Where configuration comes from: the file's name, how it is found, the variables.
+
+Standard library only: `health`'s fast path (config_snapshot) needs these without
+importing pydantic or yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_FILENAME = "pallet-dev.yaml"
+
+# Environment variables, each mapped to a field path. Other PALLET_DEV_* names
+# (PALLET_DEV_HOME, test switches) are not configuration and are left alone.
+ENV_FIELDS: dict[str, tuple[str, ...]] = {
+    "PALLET_DEV_NAME": ("name",),
+    "PALLET_DEV_BACKEND": ("backend",),
+    "PALLET_DEV_REGISTRY_IMAGE": ("registry", "image"),
+    "PALLET_DEV_REGISTRY_PORT": ("registry", "port"),
+    "PALLET_DEV_REGISTRY_BIND_ADDRESS": ("registry", "bind_address"),
+    "PALLET_DEV_KIND_NODE_IMAGE": ("kind", "node_image"),
+}
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The first ``pallet-dev.yaml`` in ``start`` or one of its parents."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,100 @@
+"""`health`'s fast path: no Typer, pydantic or yaml while the config snapshot matches.
+
+Real subprocesses of the entry point; the snapshot must never hide a config change
+or a config error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.http_servers import free_port, registry_server
+
+API_HEADER = {"Docker-Distribution-Api-Version": "registry/2.0"}
+# runs the console script's code and reports which heavy modules it imported
+PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(sorted(m for m in ('typer', 'pydantic', 'yaml')"
+    " if m in sys.modules), file=sys.stderr))\n"
+    "sys.argv = ['pallet-dev', *sys.argv[1:]]\n"
+    "from pallet_dev.entry import main\n"
+    "main()\n"
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PALLET_DEV_")}
+    environ.update(PALLET_DEV_HOME=str(tmp_path / "home"), PALLET_DEV_NAME="pdt-fast")
+    return environ
+
+
+def health(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, "health", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_second_run_skips_typer_pydantic_and_yaml(tmp_path: Path, env: dict[str, str]) -> None:
+    with registry_server(200, API_HEADER) as url:
+        env["PALLET_DEV_REGISTRY_PORT"] = url.rsplit(":", 1)[1]
+        (tmp_path / "pallet-dev.yaml").write_text("backend: docker\n")
+        code, first, err = health(tmp_path, env, "--json")
+        assert code == 0 and "'pydantic'" in err.splitlines()[-1]
+        code, second, err = health(tmp_path, env, "--json", "--timeout", "2")
+        assert code == 0, err
+        assert err.splitlines()[-1] == "[]"  # none of them imported
+    assert [s["name"] for s in json.loads(second)["services"]] == ["registry"]
+    assert json.loads(first)["backend"] == json.loads(second)["backend"] == "docker"
+
+
+def test_a_changed_file_or_variable_is_seen_at_once(tmp_path: Path, env: dict[str, str]) -> None:
+    with registry_server(200, API_HEADER) as url, registry_server(204, {}) as agent:
+        env["PALLET_DEV_REGISTRY_PORT"] = url.rsplit(":", 1)[1]
+        config = tmp_path / "pallet-dev.yaml"
+        config.write_text("services: []\n")
+        assert health(tmp_path, env, "--json")[0] == 0
+        config.write_text(
+            f"services:\n  - name: agent\n    url: {agent}/\n    expect_status: 204\n"
+        )
+        code, out, _ = health(tmp_path, env, "--json")
+        assert code == 0 and [s["name"] for s in json.loads(out)["services"]] == [
+            "registry",
+            "agent",
+        ]
+        env["PALLET_DEV_REGISTRY_PORT"] = str(free_port())
+        code, out, _ = health(tmp_path, env, "--json")
+        assert code == 1 and json.loads(out)["services"][0]["error"] == "connection refused"
+
+
+def test_a_config_error_is_reported_even_after_a_snapshot(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    env["PALLET_DEV_REGISTRY_PORT"] = str(free_port())
+    config = tmp_path / "pallet-dev.yaml"
+    config.write_text("name: pdt-fast\n")
+    assert health(tmp_path, env, "--json")[0] == 1
+    config.write_text("name: pdt-fast\nregistry:\n  prot: 1\n")
+    code, _, err = health(tmp_path, env, "--json")
+    assert code == 2 and "registry.prot: unknown key" in err
+
+
+def test_other_options_take_the_full_cli(tmp_path: Path, env: dict[str, str]) -> None:
+    env["PALLET_DEV_REGISTRY_PORT"] = str(free_port())
+    health(tmp_path, env)  # writes the snapshot
+    code, _, err = health(tmp_path, env, "--timeout", "abc")
+    assert code == 2 and "'pydantic'" in err.splitlines()[-1]
+    code, out, _ = health(tmp_path, env, "--help")
+    assert code == 0 and "--timeout" in out
