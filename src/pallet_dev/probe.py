@@ -112,14 +112,45 @@ def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
     return ProbeResult(target.name, target.url, True, status, latency, None)
 
 
-def probe_all(targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResult]:
-    """Probe every target in parallel; results in the order of ``targets``."""
-    if len(targets) <= 1:
-        return [probe(target, timeout) for target in targets]
-    from concurrent.futures import ThreadPoolExecutor
+# slack past the per-probe timeout before a probe is abandoned (e.g. a hung DNS lookup,
+# which socket timeouts do not bound)
+ABANDON_AFTER = 0.1
 
-    with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
-        return list(pool.map(lambda target: probe(target, timeout), targets))
+
+def probe_all(targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResult]:
+    """Probe every target in parallel; results in the order of ``targets``.
+
+    Bounded whatever the endpoints do: each probe runs in a daemon thread, and one
+    still running at ``timeout`` + a little is reported as timed out and left behind.
+    """
+    import threading
+
+    results: list[ProbeResult | None] = [None] * len(targets)
+
+    def work(index: int, target: ProbeTarget) -> None:
+        results[index] = probe(target, timeout)
+
+    threads = [
+        threading.Thread(target=work, args=(index, target), daemon=True)
+        for index, target in enumerate(targets)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout + ABANDON_AFTER
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    return [
+        (
+            result
+            if result is not None
+            else ProbeResult(
+                target.name, target.url, False, None, elapsed, f"timed out after {timeout:g} s"
+            )
+        )
+        for result, target in zip(results, targets)
+    ]
 
 
 def registry_target(base_url: str) -> ProbeTarget:

@@ -282,3 +282,33 @@ def test_health_appends_a_json_log_line(
     record = [r for r in records if r["event"] == "health"][-1]
     assert record["command"] == "health" and record["status"] == "unhealthy"
     assert record["unhealthy"] == ["registry"] and "time" in record
+
+
+def test_a_probe_that_hangs_outside_socket_timeouts_is_abandoned_on_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hung name lookup is not bounded by socket timeouts; probe_all bounds it anyway."""
+    import threading
+
+    from pallet_dev import probe as probe_module
+
+    release = threading.Event()
+    real_get = probe_module.http_get
+
+    def hanging_get(url: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
+        if "hangs.invalid" in url:
+            release.wait(30)
+        return real_get(url, timeout)
+
+    monkeypatch.setattr(probe_module, "http_get", hanging_get)
+    targets = [
+        probe_module.ProbeTarget("stuck", "http://hangs.invalid/healthz"),
+        probe_module.ProbeTarget("closed", "http://127.0.0.1:1/healthz"),
+    ]
+    started = time.monotonic()
+    stuck, closed = probe_module.probe_all(targets, timeout=0.3)
+    elapsed = time.monotonic() - started
+    release.set()
+    assert elapsed < 5
+    assert not stuck.healthy and stuck.error == "timed out after 0.3 s"
+    assert not closed.healthy and closed.error == "connection refused"
