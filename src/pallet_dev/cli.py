@@ -133,11 +133,19 @@ def down(
         bool, typer.Option("--clean", help="Also delete the registry data and the logs.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    backend: Annotated[
+        BackendChoice | None,
+        typer.Option(help="Only this backend's environment (default: from config; auto = both)."),
+    ] = None,
 ) -> None:
     """Tear the environment down. Pushed images are kept unless --clean."""
     from pallet_dev.commands.down import run_down
 
-    raise typer.Exit(run_down(_ctx(ctx), clean=clean, as_json=as_json))
+    raise typer.Exit(
+        run_down(
+            _ctx(ctx), clean=clean, as_json=as_json, backend=backend.value if backend else None
+        )
+    )
 
 
 @app.command()

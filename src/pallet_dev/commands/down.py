@@ -11,8 +11,8 @@ from pallet_dev.context import AppContext
 from pallet_dev.errors import DaemonUnavailable, ToolNotFound
 
 
-def run_down(ctx: AppContext, *, clean: bool, as_json: bool) -> int:
-    config = ctx.load_config()
+def run_down(ctx: AppContext, *, clean: bool, as_json: bool, backend: str | None = None) -> int:
+    config = ctx.load_config(overrides={("backend",): backend})
     steps = ctx.steps()
     removed: list[str] = []
     kept: list[str] = []
