@@ -110,9 +110,6 @@ class FakeDockerRunner(Runner):
             if args[2] not in state.volumes:
                 return "[]\n", f"Error response from daemon: get {args[2]}: no such volume", 1
             return json.dumps([{"Name": args[2]}]), "", 0
-        if args[:2] == ["volume", "create"]:
-            state.volumes[args[-1]] = _labels(args)
-            return args[-1] + "\n", "", 0
         if args[:2] == ["volume", "rm"]:
             if state.volumes.pop(args[2], None) is None:
                 return "", f"Error response from daemon: get {args[2]}: no such volume", 1
@@ -147,6 +144,12 @@ class FakeDockerRunner(Runner):
             if arg == "--publish":
                 host, port, _ = args[index + 1].rsplit(":", 2)
                 ports.append((host, int(port)))
+        for index, arg in enumerate(args):
+            if arg == "--mount":
+                fields = [part.split("=", 1) for part in args[index + 1].split(",")]
+                source = next(value for key, value in fields if key == "src")
+                labels = dict(value.split("=", 1) for key, value in fields if key == "volume-label")
+                self.state.volumes.setdefault(source, labels)
         container = FakeContainer(name, args[-1], _labels(args), ports, running=True)
         self.state.containers[name] = container
         if self.state.fail_run:

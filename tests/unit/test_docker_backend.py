@@ -54,16 +54,19 @@ def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> No
     backend = make(runner, paths)
     result = backend.up(UpOptions(timeout=10), quiet())
     assert result.changed and result.actions == ["created-container"]
-    assert runner.commands() == [
-        "docker container inspect",
-        "docker volume create",
-        "docker run --detach",
-    ]
+    assert runner.commands() == ["docker container inspect", "docker run --detach"]
     run = runner.calls[-1]
     port = backend.config.registry.port
     assert run[run.index("--publish") + 1] == f"127.0.0.1:{port}:5000"
     assert run[run.index("--restart") + 1] == "unless-stopped"
-    assert "pdt-unit-registry-data:/var/lib/registry" in run
+    assert run[run.index("--mount") + 1] == (
+        "type=volume,src=pdt-unit-registry-data,dst=/var/lib/registry,"
+        "volume-label=dev.pallet.environment=pdt-unit,volume-label=dev.pallet.managed=true"
+    )
+    assert runner.state.volumes["pdt-unit-registry-data"] == {
+        "dev.pallet.environment": "pdt-unit",
+        "dev.pallet.managed": "true",
+    }
     assert "OTEL_TRACES_EXPORTER=none" in run
     assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in run
     assert run[-1] == "registry:3.0.0"

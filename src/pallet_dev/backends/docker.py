@@ -20,6 +20,7 @@ from pallet_dev.tools.docker import (
     ContainerSpec,
     Docker,
     ImageMissing,
+    VolumeMount,
 )
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
@@ -49,7 +50,7 @@ class DockerBackend(Backend):
             image=registry.image,
             labels=self.labels(),
             publish=[f"{_host(registry.bind_address)}:{registry.port}:5000"],
-            volumes=[f"{self.config.volume_name}:{REGISTRY_DATA_PATH}"],
+            volumes=[VolumeMount(self.config.volume_name, REGISTRY_DATA_PATH, self.labels())],
             env=REGISTRY_ENV,
         )
         # the spec hash lets `up` tell "same container" from "configuration changed"
@@ -76,19 +77,10 @@ class DockerBackend(Backend):
                     ["docker", "container", "inspect", spec.name],
                 ),
                 PlanStep(
-                    "Ensure the data volume (kept by `down`)",
-                    [
-                        "docker",
-                        "volume",
-                        "create",
-                        "--label",
-                        f"{LABEL_ENV}={self.config.name}",
-                        "--label",
-                        f"{LABEL_MANAGED}=true",
-                        self.config.volume_name,
-                    ],
+                    "Start the registry container (never pulls; creates the data volume, which"
+                    " `down` keeps)",
+                    spec.run_argv(),
                 ),
-                PlanStep("Start the registry container (never pulls)", spec.run_argv()),
                 PlanStep(
                     "Pull the image, only if `docker run` found it missing",
                     ["docker", "pull", image],
@@ -140,9 +132,9 @@ class DockerBackend(Backend):
             actions.append("started-container")
         else:
             self._check_port(spec)
-            with steps.step(f"Starting the registry container (data in {spec.volumes[0]})"):
-                # idempotent: an existing volume (and its data) is kept as it is
-                docker.volume_create(self.config.volume_name, self.labels())
+            volume = self.config.volume_name
+            with steps.step(f"Starting the registry container (data in volume {volume})"):
+                # `docker run` creates the volume when missing; an existing one is kept as is
                 self._run_container(docker, spec, steps, deadline)
             actions.append("created-container")
         with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):

@@ -108,6 +108,20 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A named volume; `docker run` creates it (with these labels) when it does not exist."""
+
+    name: str
+    target: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def mount_arg(self) -> str:
+        parts = ["type=volume", f"src={self.name}", f"dst={self.target}"]
+        parts += [f"volume-label={key}={value}" for key, value in sorted(self.labels.items())]
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything `docker run` needs for the registry container."""
 
@@ -115,7 +129,7 @@ class ContainerSpec:
     image: str
     labels: Mapping[str, str]
     publish: Sequence[str]  # "127.0.0.1:5000:5000"
-    volumes: Sequence[str]  # "name-registry-data:/var/lib/registry"
+    volumes: Sequence[VolumeMount]
     env: Mapping[str, str]
     restart: str = "unless-stopped"
 
@@ -128,7 +142,7 @@ class ContainerSpec:
         for publish in self.publish:
             argv += ["--publish", publish]
         for volume in self.volumes:
-            argv += ["--volume", volume]
+            argv += ["--mount", volume.mount_arg()]
         for key, value in sorted(self.env.items()):
             argv += ["--env", f"{key}={value}"]
         argv.append(self.image)
@@ -220,12 +234,6 @@ class Docker:
                 return False
             raise
         return True
-
-    def volume_create(self, name: str, labels: Mapping[str, str]) -> None:
-        argv = ["docker", "volume", "create"]
-        for key, value in sorted(labels.items()):
-            argv += ["--label", f"{key}={value}"]
-        self._run([*argv, name], step="create volume")
 
     def volume_remove(self, name: str) -> bool:
         try:
