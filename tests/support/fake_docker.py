@@ -138,7 +138,13 @@ class FakeDockerRunner(Runner):
         if args[-1] not in self.state.images:
             return "", f"docker: Error response from daemon: No such image: {args[-1]}", 125
         if name in self.state.containers:
-            return "", f'Conflict. The container name "/{name}" is already in use', 125
+            return (
+                "",
+                f'docker: Error response from daemon: Conflict. The container name "/{name}" '
+                'is already in use by container "0123". You have to remove (or rename) that '
+                "container to be able to reuse that name.",
+                125,
+            )
         ports = []
         for index, arg in enumerate(args):
             if arg == "--publish":

@@ -54,7 +54,8 @@ def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> No
     backend = make(runner, paths)
     result = backend.up(UpOptions(timeout=10), quiet())
     assert result.changed and result.actions == ["created-container"]
-    assert runner.commands() == ["docker container inspect", "docker run --detach"]
+    # optimistic create: the port is free, so one `docker run` does it all
+    assert runner.commands() == ["docker run --detach"]
     run = runner.calls[-1]
     port = backend.config.registry.port
     assert run[run.index("--publish") + 1] == f"127.0.0.1:{port}:5000"
@@ -102,7 +103,13 @@ def test_stopped_container_is_started_not_recreated(runner, paths) -> None:
     runner.calls.clear()
     result = backend.up(UpOptions(timeout=10), quiet())
     assert result.actions == ["started-container"]
-    assert "docker run --detach" not in runner.commands()
+    # the optimistic run hits the name conflict, then the stopped container is started
+    assert runner.commands() == [
+        "docker run --detach",
+        "docker container inspect",
+        "docker container start",
+    ]
+    assert runner.state.containers["pdt-unit-registry"] is container
 
 
 def test_changed_port_recreates_container_and_keeps_volume(runner, paths) -> None:

@@ -16,6 +16,7 @@ from pallet_dev.tools.docker import (
     LABEL_ENV,
     LABEL_MANAGED,
     LABEL_SPEC,
+    ContainerExists,
     ContainerInfo,
     ContainerSpec,
     Docker,
@@ -73,10 +74,6 @@ class DockerBackend(Backend):
             backend=self.name,
             steps=[
                 PlanStep(
-                    "Look for an existing registry container (also checks the daemon)",
-                    ["docker", "container", "inspect", spec.name],
-                ),
-                PlanStep(
                     "Start the registry container (never pulls; creates the data volume, which"
                     " `down` keeps)",
                     spec.run_argv(),
@@ -84,6 +81,11 @@ class DockerBackend(Backend):
                 PlanStep(
                     "Pull the image, only if `docker run` found it missing",
                     ["docker", "pull", image],
+                ),
+                PlanStep(
+                    "Only if the name is taken or the port busy: inspect it, then reuse, start"
+                    " or replace (keeping the volume) what is there",
+                    ["docker", "container", "inspect", spec.name],
                 ),
                 PlanStep(
                     "Wait for the registry",
@@ -103,7 +105,14 @@ class DockerBackend(Backend):
         deadline = time.monotonic() + options.timeout
         docker = self.docker
         spec = self.container_spec()
-        # the first call doubles as the daemon check: its errors are classified
+        registry = self.config.registry
+        actions: list[str] = []
+        # Optimistic create: in the common cold case (port free, nothing of ours) one
+        # `docker run` does it all; a name conflict sends us to inspect and reconcile.
+        if not options.recreate and port_is_free(_host(registry.bind_address), registry.port):
+            if self._create(docker, spec, steps, deadline):
+                actions.append("created-container")
+                return self._await_registry(spec, deadline, options, actions, steps)
         info = docker.inspect_container(spec.name)
         if info is not None and not self._ours(info):
             raise OperationFailed(
@@ -111,7 +120,6 @@ class DockerBackend(Backend):
                 hint=f"Remove or rename it (`docker rm -f {spec.name}`), or set another "
                 "environment name in pallet-dev.yaml (name: ...).",
             )
-        actions: list[str] = []
         changed = info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]
         if info is not None and (options.recreate or changed):
             reason = "--recreate" if options.recreate else "its configuration changed"
@@ -126,17 +134,45 @@ class DockerBackend(Backend):
                 steps.done(f"Registry already running at {self.endpoint}")
                 return UpResult(self.name, self.endpoint, False, actions)
         elif info is not None:
-            self._check_port(spec)
+            self._check_port()
             with steps.step("Starting the stopped registry container"):
                 docker.start(spec.name)
             actions.append("started-container")
         else:
-            self._check_port(spec)
-            volume = self.config.volume_name
-            with steps.step(f"Starting the registry container (data in volume {volume})"):
-                # `docker run` creates the volume when missing; an existing one is kept as is
-                self._run_container(docker, spec, steps, deadline)
+            self._check_port()
+            if not self._create(docker, spec, steps, deadline):
+                raise OperationFailed(
+                    f"Another process created a container named '{spec.name}' meanwhile.",
+                    hint="Run `pallet-dev up` again.",
+                )
             actions.append("created-container")
+        return self._await_registry(spec, deadline, options, actions, steps)
+
+    def _create(self, docker: Docker, spec: ContainerSpec, steps: Steps, deadline: float) -> bool:
+        """Run the container; False (nothing created) when the name is taken."""
+        started = time.monotonic()
+        try:
+            # `docker run` creates the volume when missing; an existing one is kept as is
+            self._run_container(docker, spec, steps, deadline)
+        except ContainerExists:
+            return False
+        except BaseException:
+            steps.failed("Starting the registry container")
+            raise
+        steps.done(
+            f"Started the registry container (data in volume {self.config.volume_name})",
+            time.monotonic() - started,
+        )
+        return True
+
+    def _await_registry(
+        self,
+        spec: ContainerSpec,
+        deadline: float,
+        options: UpOptions,
+        actions: list[str],
+        steps: Steps,
+    ) -> UpResult:
         with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
             result = wait_for_registry(self.endpoint, deadline)
             if not result.healthy:
@@ -164,7 +200,7 @@ class DockerBackend(Backend):
                 docker.remove(spec.name)
                 raise
 
-    def _check_port(self, spec: ContainerSpec) -> None:
+    def _check_port(self) -> None:
         registry = self.config.registry
         if port_is_free(_host(registry.bind_address), registry.port):
             return

@@ -20,6 +20,10 @@ LABEL_SPEC = "dev.pallet.spec-hash"
 _NOT_FOUND_MARKERS = ("no such container", "no such image", "no such volume", "no such object")
 
 
+class ContainerExists(Exception):
+    """`docker run` found the name taken (internal: the backend inspects and reconciles)."""
+
+
 class ImageMissing(Exception):
     """`docker run --pull never` found no local image (internal: the backend pulls)."""
 
@@ -245,12 +249,16 @@ class Docker:
         return True
 
     def run(self, spec: ContainerSpec) -> str:
-        """`docker run`; ImageMissing when the image is not present locally."""
+        """`docker run`; ImageMissing when the image is not present locally,
+        ContainerExists when the name is taken (nothing was created then)."""
         try:
             return self._run(spec.run_argv(), step="run container").strip()
         except CommandFailed as exc:
-            if "no such image" in exc.stderr.lower():
+            text = exc.stderr.lower()
+            if "no such image" in text:
                 raise ImageMissing(spec.image) from None
+            if "is already in use by container" in text or "conflict. the container name" in text:
+                raise ContainerExists(spec.name) from None
             raise
 
     def start(self, name: str) -> None:

@@ -1,0 +1,206 @@
+"""Speed and footprint of the kind backend against the budgets of issue 4, in one run.
+
+    python benchmarks/bench_kind.py [--runs 5] [--node-image IMAGE]
+
+On a machine that can run kind (docker, kind, helm, kubectl on PATH, a kind node
+image present locally: --node-image, else PALLET_DEV_KIND_NODE_IMAGE, else the
+configured default), it brings up a throw-away environment ``pdtest-bench-<random>``
+on a free port, with PALLET_DEV_HOME and KUBECONFIG in a temporary folder, and
+measures:
+
+* `up` from nothing (cluster creation; reported, no budget);
+* `up` when the cluster and release exist and nothing changed: median <= 3 s;
+* from an existing cluster, the chart deploy until `/v2/` answers, image preloaded
+  (`helm uninstall` of the release, then `up`): median < 5 s, for the whole `up` and
+  for its deploy steps alone (from their ✓ lines);
+* memory of the whole environment after `up` (the kind node container, which runs
+  the registry pod too, from `docker stats`): < 1 GiB.
+
+Each figure has its budget and PASS or OVER next to it. It is a report, not a
+test: the exit code is 0, and 0 with a reason when the machine cannot run kind.
+Everything it made is deleted at the end (its own cluster only, by name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BUDGET_UNCHANGED_S = 3.0
+BUDGET_DEPLOY_S = 5.0
+BUDGET_MEMORY_MIB = 1024.0
+TOOLS = ("docker", "kind", "helm", "kubectl")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+LAST_STDERR = [""]
+
+
+def timed(argv: list[str], env: dict[str, str], timeout: float = 900) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr}")
+    LAST_STDERR[0] = result.stderr
+    return elapsed
+
+
+def step_seconds(stderr: str, *prefixes: str) -> float:
+    """The sum of the (N.Ns) durations of the ✓ lines starting with ``prefixes``."""
+    total = 0.0
+    for line in stderr.splitlines():
+        text = line.strip().removeprefix("✓").strip()
+        if text.startswith(prefixes):
+            match = re.search(r"\((\d+(?:\.\d+)?)s\)$", text)
+            total += float(match.group(1)) if match else 0.0
+    return total
+
+
+def memory_mib(docker: str, container: str) -> float | None:
+    """The container's memory use from `docker stats` ("612.3MiB / 15.5GiB")."""
+    out = subprocess.run(
+        [docker, "stats", "--no-stream", "--format", "{{json .}}", container],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    try:
+        usage = json.loads(out.splitlines()[0])["MemUsage"].split("/")[0].strip()
+    except (IndexError, KeyError, ValueError):
+        return None
+    match = re.match(r"([\d.]+)\s*([KMG]i?B|B)", usage)
+    if match is None:
+        return None
+    factor = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "kB": 1 / 1024,
+              "MB": 1, "GB": 1024}.get(match.group(2), 1)  # fmt: skip
+    return float(match.group(1)) * factor
+
+
+def verdict(value: float, budget: float) -> str:
+    return "PASS" if value <= budget else "OVER"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--node-image", default=os.environ.get("PALLET_DEV_KIND_NODE_IMAGE"))
+    args = parser.parse_args()
+
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not on PATH; the kind backend needs all of {TOOLS}")
+        return 0
+    docker = str(shutil.which("docker"))
+    if subprocess.run([docker, "info"], capture_output=True, timeout=60).returncode != 0:
+        print("skipped: the Docker daemon does not answer")
+        return 0
+    if not args.node_image:
+        from pallet_dev.config import DEFAULT_KIND_NODE_IMAGE
+
+        args.node_image = DEFAULT_KIND_NODE_IMAGE
+    present = subprocess.run([docker, "image", "inspect", args.node_image], capture_output=True)
+    if present.returncode != 0:
+        print(f"skipped: the kind node image {args.node_image} is not present locally")
+        return 0
+
+    name = f"pdtest-bench-{secrets.token_hex(3)}"
+    work = Path(tempfile.mkdtemp(prefix="pallet-bench-kind-"))
+    env = {
+        **os.environ,
+        "PALLET_DEV_HOME": str(work / "home"),
+        "PALLET_DEV_NAME": name,
+        "PALLET_DEV_BACKEND": "kind",
+        "PALLET_DEV_REGISTRY_PORT": str(free_port()),
+        "PALLET_DEV_KIND_NODE_IMAGE": args.node_image,
+        "KUBECONFIG": str(work / "kubeconfig"),
+        "NO_COLOR": "1",
+    }
+    pallet_dev = [sys.executable, "-m", "pallet_dev"]
+    helm = [
+        "helm", "--kube-context", f"kind-{name}",
+        "--kubeconfig", str(work / "home" / "state" / f"{name}.kubeconfig"),
+    ]  # fmt: skip
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        cold = timed([*pallet_dev, "up", "--timeout", "900"], env)
+        rows.append(("up from nothing (cluster creation)", f"{cold:.1f} s", "-", "-"))
+
+        unchanged = [timed([*pallet_dev, "up"], env) for _ in range(args.runs)]
+        median = statistics.median(unchanged)
+        rows.append(
+            (
+                f"up, cluster and release unchanged (median of {args.runs})",
+                f"{median:.2f} s",
+                f"<= {BUDGET_UNCHANGED_S:g} s",
+                verdict(median, BUDGET_UNCHANGED_S),
+            )
+        )
+
+        deploys, deploy_steps = [], []
+        for _ in range(max(1, args.runs // 2)):
+            timed([*helm, "uninstall", "registry", "--namespace", "pallet", "--wait"], env)
+            deploys.append(timed([*pallet_dev, "up"], env))
+            deploy_steps.append(
+                step_seconds(LAST_STDERR[0], "Installing chart", "Waiting for the registry at")
+            )
+        median = statistics.median(deploys)
+        rows.append(
+            (
+                f"up with the release missing, to /v2/ (median of {len(deploys)})",
+                f"{median:.2f} s",
+                f"< {BUDGET_DEPLOY_S:g} s",
+                verdict(median, BUDGET_DEPLOY_S - 1e-9),
+            )
+        )
+        median = statistics.median(deploy_steps)
+        rows.append(
+            (
+                "  of which helm upgrade --install --wait + GET /v2/",
+                f"{median:.2f} s",
+                f"< {BUDGET_DEPLOY_S:g} s",
+                verdict(median, BUDGET_DEPLOY_S - 1e-9),
+            )
+        )
+
+        used = memory_mib(docker, f"{name}-control-plane")
+        if used is None:
+            rows.append(("memory after up (kind node + registry)", "unknown", "< 1 GiB", "-"))
+        else:
+            rows.append(
+                (
+                    "memory after up (kind node + registry)",
+                    f"{used:.0f} MiB",
+                    "< 1024 MiB",
+                    verdict(used, BUDGET_MEMORY_MIB - 1e-9),
+                )
+            )
+    finally:
+        subprocess.run([*pallet_dev, "down", "--clean"], env=env, capture_output=True, timeout=600)
+        subprocess.run(["kind", "delete", "cluster", "--name", name], env=env,
+                       capture_output=True, timeout=600)  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+
+    width = max(len(row[0]) for row in rows)
+    print(f"kind backend, node image {args.node_image}")
+    for label, value, budget, result in rows:
+        print(f"  {label:<{width}}  {value:>10}  {budget:>12}  {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

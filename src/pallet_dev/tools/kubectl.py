@@ -1,0 +1,330 @@
+"""The kubectl CLI: argv builders and parsers of its ``-o json`` output.
+
+Every call that talks to a cluster carries ``--context`` (and, when given, the
+kubeconfig file pallet-dev keeps for the cluster), so the user's current context
+never decides which cluster a command reaches. Text columns are never parsed.
+
+:class:`UserKubeconfig` is the exception: it edits the user's own kubeconfig (the
+files kubectl picks from ``$KUBECONFIG`` or ``~/.kube/config``) through `kubectl
+config set-*`, which add or replace entries and never touch ``current-context``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pallet_dev.errors import CommandFailed, OperationFailed
+from pallet_dev.runner import Runner
+
+FIELD_MANAGER = "pallet-dev"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    ready: bool
+    kubelet_version: str = ""
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    name: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    ready: bool
+    restarts: int
+    waiting_reason: str | None  # CrashLoopBackOff, ImagePullBackOff, ...
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class PvcStatus:
+    name: str
+    phase: str  # Pending | Bound | Lost
+    volume: str
+    capacity: str
+    storage_class: str
+
+
+def _items(out: str, what: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        raise OperationFailed(f"`{what}` printed output that is not JSON: {out[:200]!r}.") from None
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise OperationFailed(f"`{what}` printed JSON without an items list.")
+    return [item for item in items if isinstance(item, dict)]
+
+
+def parse_nodes(out: str) -> list[NodeStatus]:
+    nodes = []
+    for item in _items(out, "kubectl get nodes -o json"):
+        conditions = (item.get("status") or {}).get("conditions") or []
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        info = (item.get("status") or {}).get("nodeInfo") or {}
+        nodes.append(
+            NodeStatus(
+                str((item.get("metadata") or {}).get("name", "")),
+                ready,
+                str(info.get("kubeletVersion", "")),
+            )
+        )
+    return nodes
+
+
+def parse_pods(out: str) -> list[PodStatus]:
+    pods = []
+    for item in _items(out, "kubectl get pods -o json"):
+        status = item.get("status") or {}
+        containers = status.get("containerStatuses") or []
+        waiting = next(
+            (
+                (c.get("state") or {}).get("waiting", {}).get("reason")
+                for c in containers
+                if (c.get("state") or {}).get("waiting")
+            ),
+            None,
+        )
+        spec_containers = (item.get("spec") or {}).get("containers") or [{}]
+        pods.append(
+            PodStatus(
+                name=str((item.get("metadata") or {}).get("name", "")),
+                phase=str(status.get("phase", "Unknown")),
+                ready=bool(containers) and all(c.get("ready") for c in containers),
+                restarts=sum(int(c.get("restartCount") or 0) for c in containers),
+                waiting_reason=str(waiting) if waiting else None,
+                image=str(spec_containers[0].get("image", "")),
+            )
+        )
+    return pods
+
+
+def parse_pvcs(out: str) -> list[PvcStatus]:
+    pvcs = []
+    for item in _items(out, "kubectl get pvc -o json"):
+        spec = item.get("spec") or {}
+        status = item.get("status") or {}
+        pvcs.append(
+            PvcStatus(
+                name=str((item.get("metadata") or {}).get("name", "")),
+                phase=str(status.get("phase", "Unknown")),
+                volume=str(spec.get("volumeName", "")),
+                capacity=str((status.get("capacity") or {}).get("storage", "")),
+                storage_class=str(spec.get("storageClassName", "")),
+            )
+        )
+    return pvcs
+
+
+def _not_found(exc: CommandFailed) -> bool:
+    return "(notfound)" in exc.stderr.lower().replace(" ", "")
+
+
+class Kubectl:
+    """Adapter over kubectl bound to one context (and optionally one kubeconfig file)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        context: str,
+        kubeconfig: str | None = None,
+        binary: str = "kubectl",
+    ) -> None:
+        self.runner = runner
+        self.context = context
+        self.kubeconfig = kubeconfig
+        self.binary = binary
+
+    def base(self) -> list[str]:
+        argv = [self.binary]
+        if self.kubeconfig:
+            argv += ["--kubeconfig", self.kubeconfig]
+        return [*argv, "--context", self.context]
+
+    def _run(self, argv: list[str], *, timeout: float, step: str, input: str | None = None) -> str:
+        return self.runner.run(argv, timeout=timeout, step=step, input=input).stdout
+
+    # argv builders
+    def get_nodes_argv(self) -> list[str]:
+        return [*self.base(), "get", "nodes", "-o", "json"]
+
+    def get_pods_argv(self, namespace: str, selector: str) -> list[str]:
+        return [*self.base(), "get", "pods", "--namespace", namespace, "-l", selector, "-o", "json"]
+
+    def get_pvcs_argv(self, namespace: str, selector: str) -> list[str]:
+        return [*self.base(), "get", "pvc", "--namespace", namespace, "-l", selector, "-o", "json"]
+
+    def get_configmap_argv(self, namespace: str, name: str) -> list[str]:
+        return [*self.base(), "get", "configmap", name, "--namespace", namespace, "-o", "json"]
+
+    def apply_argv(self) -> list[str]:
+        return [
+            *self.base(),
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            f"--field-manager={FIELD_MANAGER}",
+            "-f",
+            "-",
+        ]
+
+    def rollout_status_argv(
+        self, namespace: str, selector: str, timeout: float, kind: str = "deployment"
+    ) -> list[str]:
+        return [
+            *self.base(),
+            "rollout",
+            "status",
+            kind,
+            "--namespace",
+            namespace,
+            "-l",
+            selector,
+            f"--timeout={max(1, int(timeout))}s",
+        ]
+
+    # calls
+    def get_nodes(self, *, timeout: float = 20.0) -> list[NodeStatus]:
+        return parse_nodes(self._run(self.get_nodes_argv(), timeout=timeout, step="get nodes"))
+
+    def get_pods(self, namespace: str, selector: str, *, timeout: float = 20.0) -> list[PodStatus]:
+        out = self._run(self.get_pods_argv(namespace, selector), timeout=timeout, step="get pods")
+        return parse_pods(out)
+
+    def get_pvcs(self, namespace: str, selector: str, *, timeout: float = 20.0) -> list[PvcStatus]:
+        out = self._run(self.get_pvcs_argv(namespace, selector), timeout=timeout, step="get pvc")
+        return parse_pvcs(out)
+
+    def get_configmap(
+        self, namespace: str, name: str, *, timeout: float = 20.0
+    ) -> dict[str, Any] | None:
+        try:
+            out = self._run(
+                self.get_configmap_argv(namespace, name), timeout=timeout, step="get configmap"
+            )
+        except CommandFailed as exc:
+            if _not_found(exc):
+                return None
+            raise
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError:
+            raise OperationFailed(
+                f"`kubectl get configmap -o json` printed output that is not JSON: {out[:200]!r}."
+            ) from None
+        return data if isinstance(data, dict) else None
+
+    def apply(self, manifest: Mapping[str, Any], *, timeout: float = 30.0) -> None:
+        """Server-side apply of one object, sent as JSON on stdin."""
+        self._run(
+            self.apply_argv(), timeout=timeout, step="kubectl apply", input=json.dumps(manifest)
+        )
+
+    def rollout_status(
+        self, namespace: str, selector: str, *, timeout: float, kind: str = "deployment"
+    ) -> None:
+        self._run(
+            self.rollout_status_argv(namespace, selector, timeout, kind),
+            timeout=timeout + 10,
+            step="rollout status",
+        )
+
+
+@dataclass(frozen=True)
+class KubeconfigEntry:
+    """One kind context's cluster and credentials, as kind writes them."""
+
+    name: str
+    server: str
+    certificate_authority_data: str
+    client_certificate_data: str
+    client_key_data: str
+
+
+def entry_from_kubeconfig(text: str, name: str) -> KubeconfigEntry | None:
+    """The cluster/user/context named ``name`` from a kubeconfig (YAML or JSON)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return None
+    if not isinstance(data, dict):
+        return None
+
+    def named(section: str) -> dict[str, Any]:
+        for item in data.get(section) or []:
+            if isinstance(item, dict) and item.get("name") == name:
+                value = item.get(section[:-1]) or {}
+                return value if isinstance(value, dict) else {}
+        return {}
+
+    cluster, user, context = named("clusters"), named("users"), named("contexts")
+    if not cluster or not user or not context:
+        return None
+    return KubeconfigEntry(
+        name=name,
+        server=str(cluster.get("server", "")),
+        certificate_authority_data=str(cluster.get("certificate-authority-data", "")),
+        client_certificate_data=str(user.get("client-certificate-data", "")),
+        client_key_data=str(user.get("client-key-data", "")),
+    )
+
+
+class UserKubeconfig:
+    """The user's kubeconfig, edited only with `kubectl config set-*` (current-context untouched).
+
+    Certificates travel through files given with ``--embed-certs`` (never argv: argv
+    is visible to every local user and is logged).
+    """
+
+    def __init__(self, runner: Runner, *, binary: str = "kubectl") -> None:
+        self.runner = runner
+        self.binary = binary
+
+    def view_argv(self) -> list[str]:
+        return [self.binary, "config", "view", "--raw", "-o", "json"]
+
+    def set_cluster_argv(self, name: str, server: str, ca_file: str) -> list[str]:
+        return [
+            self.binary,
+            "config",
+            "set-cluster",
+            name,
+            f"--server={server}",
+            f"--certificate-authority={ca_file}",
+            "--embed-certs=true",
+        ]
+
+    def set_credentials_argv(self, name: str, cert_file: str, key_file: str) -> list[str]:
+        return [
+            self.binary,
+            "config",
+            "set-credentials",
+            name,
+            f"--client-certificate={cert_file}",
+            f"--client-key={key_file}",
+            "--embed-certs=true",
+        ]
+
+    def set_context_argv(self, name: str) -> list[str]:
+        return [self.binary, "config", "set-context", name, f"--cluster={name}", f"--user={name}"]
+
+    def entry(self, name: str, *, timeout: float = 20.0) -> KubeconfigEntry | None:
+        out = self.runner.run(self.view_argv(), timeout=timeout, step="kubectl config view").stdout
+        return entry_from_kubeconfig(out, name)
+
+    def set_entry(
+        self, name: str, server: str, files: tuple[str, str, str], *, timeout: float = 20.0
+    ) -> None:
+        ca_file, cert_file, key_file = files
+        for argv in (
+            self.set_cluster_argv(name, server, ca_file),
+            self.set_credentials_argv(name, cert_file, key_file),
+            self.set_context_argv(name),
+        ):
+            self.runner.run(argv, timeout=timeout, step="kubectl config set")

@@ -1,0 +1,219 @@
+"""The kind backend end to end: a real kind cluster, the real chart, real pushes and pulls.
+
+up -> push an image with the docker client to localhost:<port> -> a pod in the cluster
+runs localhost:<port>/<that image> (pulled through containerd's hosts.toml, not a
+preloaded copy) -> down -> up -> the image is still there -> down --clean -> gone.
+
+It runs `python -m pallet_dev` as a user would, with PALLET_DEV_HOME and KUBECONFIG
+pointed at temporary files (the user's kubeconfig is never touched) and a unique
+environment name ``pdtest-<random>``; it deletes only the cluster and images it made.
+
+Where it runs: wherever the kind node image named by PALLET_DEV_KIND_NODE_IMAGE is
+present locally. Without such an image it skips, saying so, even in CI (building one
+takes ~25 minutes: tests/e2e/kind-node/build-node-image.sh). With the image present
+and PALLET_DEV_REQUIRE_REAL=1, anything else missing is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet_dev.probe import http_get
+from tests.conftest import require_tool, skip_or_fail
+from tests.support.http_servers import free_port
+
+pytestmark = [pytest.mark.kind_e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+IMAGE_VAR = "PALLET_DEV_KIND_NODE_IMAGE"
+REPOSITORY = "pdtest/hello"
+
+
+def _run(
+    argv: list[str], *, timeout: float = 600, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def _say(message: str) -> None:
+    print(f"[kind-e2e] {message}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="module")
+def node_image() -> str:
+    image = os.environ.get(IMAGE_VAR, "")
+    docker = shutil.which("docker")
+    if not image:
+        pytest.skip(
+            f"no kind node image: set {IMAGE_VAR} to a local node image (CI builds one with "
+            "tests/e2e/kind-node/build-node-image.sh)"
+        )
+    if docker is None or _run([docker, "image", "inspect", image], timeout=60).returncode != 0:
+        pytest.skip(f"{IMAGE_VAR}={image} is not present in the local Docker image store")
+    return image
+
+
+@pytest.fixture(scope="module")
+def tools(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The real CLIs on PATH for pallet-dev (Helm from PALLET_DEV_HELM4 when set)."""
+    found = {
+        "docker": require_tool("docker"),
+        "kind": require_tool("kind", env_var="KIND"),
+        "kubectl": require_tool("kubectl"),
+        "helm": require_tool("helm", env_var="PALLET_DEV_HELM4"),
+    }
+    if _run([found["docker"], "info"], timeout=60).returncode != 0:
+        skip_or_fail("the Docker daemon does not answer")
+    probe = _run(
+        [found["docker"], "run", "--rm", "--privileged", "--entrypoint", "/bin/true", node_image]
+    )
+    if probe.returncode != 0:
+        skip_or_fail(
+            f"privileged containers do not start here ({probe.stderr.strip()[-200:]}); "
+            "see tests/e2e/kind-node/install-runtime-wrapper.sh"
+        )
+    bin_dir = tmp_path_factory.mktemp("tools-bin")
+    for name, path in found.items():
+        (bin_dir / name).symlink_to(path)
+    found["bin_dir"] = str(bin_dir)
+    return found
+
+
+@pytest.fixture
+def env(tools: dict[str, str], node_image: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    name = f"pdtest-{secrets.token_hex(3)}"
+    kubeconfig = tmp_path / "kubeconfig"
+    # the "user's" kubeconfig, with a current context of its own that must survive
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: "
+        "'https://10.0.0.1'}\ncontexts:\n- name: prod\n  context: {cluster: prod, user: me}\n"
+        "users:\n- name: me\n  user: {token: x}\ncurrent-context: prod\n"
+    )
+    environ = {
+        **os.environ,
+        "PATH": tools["bin_dir"] + os.pathsep + os.environ.get("PATH", ""),
+        "PALLET_DEV_HOME": str(tmp_path / "home"),
+        "PALLET_DEV_NAME": name,
+        "PALLET_DEV_BACKEND": "kind",
+        "PALLET_DEV_REGISTRY_PORT": str(free_port()),
+        IMAGE_VAR: node_image,
+        "KUBECONFIG": str(kubeconfig),
+        "NO_COLOR": "1",
+    }
+    environ.pop("PALLET_DEV_CHART_DIR", None)
+    yield environ
+    # leave nothing behind: our cluster only, by its unique name
+    _run([tools["kind"], "delete", "cluster", "--name", name], env=environ, timeout=300)
+
+
+def pallet_dev(environ: dict[str, str], *args: str, timeout: float = 900) -> dict[str, Any]:
+    started = time.monotonic()
+    result = _run([sys.executable, "-m", "pallet_dev", *args], env=environ, timeout=timeout)
+    _say(f"pallet-dev {' '.join(args)}: exit {result.returncode} in "
+         f"{time.monotonic() - started:.1f}s")  # fmt: skip
+    assert result.returncode == 0, f"pallet-dev {args} failed:\n{result.stderr}"
+    return json.loads(result.stdout) if "--json" in args else {}
+
+
+def _busybox_image(docker: str, tag: str) -> None:
+    """A runnable image from the host's static busybox; nothing is pulled."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        skip_or_fail("a static busybox (Debian: busybox-static) is needed to build the test image")
+    assert busybox is not None
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in ("sh", "echo", "cat"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    result = subprocess.run(
+        [docker, "import", "--change", 'CMD ["/bin/sh"]', "-", tag],
+        input=archive.getvalue(), capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def _tags(port: str, repository: str) -> list[str]:
+    """The repository's tags from the registry API (none when it does not exist)."""
+    code, _, body = http_get(f"http://127.0.0.1:{port}/v2/{repository}/tags/list", 10)
+    return list(json.loads(body).get("tags") or []) if code == 200 else []
+
+
+def _run_pod(kubectl: list[str], image: str) -> str:
+    pod = f"pdtest-pull-{secrets.token_hex(3)}"
+    created = _run(
+        [*kubectl, "run", pod, f"--image={image}", "--image-pull-policy=Always",
+         "--restart=Never", "--command", "--", "/bin/sh", "-c", "echo hello-from-the-registry"],
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    deadline = time.monotonic() + 300
+    phase = ""
+    while time.monotonic() < deadline:
+        phase = _run([*kubectl, "get", "pod", pod, "-o", "json"]).stdout
+        phase = json.loads(phase or "{}").get("status", {}).get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(2)
+    logs = _run([*kubectl, "logs", pod]).stdout
+    if phase != "Succeeded":
+        described = _run([*kubectl, "describe", "pod", pod]).stdout
+        raise AssertionError(f"pod ended {phase!r}; logs:\n{logs}\n{described[-3000:]}")
+    return logs
+
+
+def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -> None:
+    docker, name = tools["docker"], env["PALLET_DEV_NAME"]
+    port = env["PALLET_DEV_REGISTRY_PORT"]
+    host = f"localhost:{port}"
+    image = f"{host}/{REPOSITORY}:1"
+    kubectl = [tools["kubectl"], "--kubeconfig", env["KUBECONFIG"], "--context", f"kind-{name}"]
+    data_dir = Path(env["PALLET_DEV_HOME"]) / "data" / name / "registry"
+    try:
+        summary = pallet_dev(env, "up", "--json", "--timeout", "900")
+        assert summary["backend"] == "kind" and summary["endpoint"].endswith(f":{port}")
+        again = pallet_dev(env, "up", "--json")
+        assert again["changed"] is False and again["actions"] == []
+        kubeconfig_text = Path(env["KUBECONFIG"]).read_text()
+        assert "current-context: prod" in kubeconfig_text and f"kind-{name}" in kubeconfig_text
+
+        hosting = _run([*kubectl, "get", "configmap", "local-registry-hosting", "-n",
+                        "kube-public", "-o", "json"])  # fmt: skip
+        assert f"localhost:{port}" in json.loads(hosting.stdout)["data"]["localRegistryHosting.v1"]
+
+        _busybox_image(docker, image)
+        push = _run([docker, "push", image])
+        assert push.returncode == 0, push.stderr
+        assert _tags(port, REPOSITORY) == ["1"]
+        assert "hello-from-the-registry" in _run_pod(kubectl, image)
+
+        status = pallet_dev(env, "status", "--json")["backends"]["kind"]
+        assert status["exists"] and status["release"]["status"] == "deployed"
+        assert status["registry_pod"]["ready"] and status["pvc"]["bound"]
+
+        pallet_dev(env, "down", "--json")
+        assert data_dir.is_dir() and any(data_dir.iterdir())
+        pallet_dev(env, "up", "--json", "--timeout", "900")
+        assert _tags(port, REPOSITORY) == ["1"]
+        code, _, _ = http_get(f"http://127.0.0.1:{port}/v2/{REPOSITORY}/manifests/1", 10)
+        assert code == 200
+
+        pallet_dev(env, "down", "--clean", "--json")
+        assert not data_dir.exists()
+        clusters = _run([tools["kind"], "get", "clusters"]).stdout.split()
+        assert name not in clusters
+    finally:
+        _run([docker, "rmi", image], timeout=120)

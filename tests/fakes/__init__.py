@@ -1,0 +1,1 @@
+"""Fake kind, helm, kubectl and docker for orchestration tests (runner and PATH seams)."""
