@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # re-exported: the names predate config_sources (health's fast path needs them without pydantic)
 from pallet_dev.config_sources import ENV_FIELDS as ENV_FIELDS
 from pallet_dev.config_sources import find_config_file as find_config_file
 from pallet_dev.errors import ConfigError
+from pallet_dev.yamlsource import read_yaml_mapping
 
 # CNCF distribution 3.x, the same version the chart's appVersion names.
 DEFAULT_REGISTRY_IMAGE = "registry:3.0.0"
@@ -139,31 +139,6 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-            if match is None:
-                # unknown key: point at the key itself
-                key_node = next(
-                    (k for k, _ in node.value if getattr(k, "value", None) == key), None
-                )
-                return key_node.start_mark.line + 1 if key_node is not None else line
-            node = match
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and str(key).isdigit()
-            and int(key) < len(node.value)
-        ):
-            node = node.value[int(key)]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def _describe(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
@@ -209,44 +184,13 @@ def load_config(
     environ = os.environ if environ is None else environ
     path = config_file if config_file is not None else find_config_file(cwd or Path.cwd())
     data: dict[str, Any] = {}
-    root: yaml.Node | None = None
     origin: dict[tuple[str, ...], str] = {}
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: config file not found.", hint="Check the --config path."
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{path}: cannot read the config file ({exc}).", hint="Check its permissions."
-            ) from None
-        try:
-            root = yaml.compose(text)
-            loaded = yaml.safe_load(text) if root is not None else None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(
-                f"{path}{line}: invalid YAML: {problem}.", hint="Fix the syntax at that line."
-            ) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{path}:1: the config must be a mapping of keys (name, backend, registry, ...), "
-                f"not a {type(loaded).__name__}."
-            )
-        data = loaded
-
-    def file_origin(loc: tuple[str, ...]) -> str:
-        line = _line_of(root, loc)
-        return f"{path}:{line}" if line else str(path)
-
-    if path is not None:
-        _record_origins(data, (), origin, file_origin)
+        source = read_yaml_mapping(
+            path, what="config file", keys="name, backend, registry, ...", flag="--config"
+        )
+        data = source.data
+        _record_origins(data, (), origin, source.locate)
     for var, field_path in ENV_FIELDS.items():
         if var in environ:
             _set_path(data, field_path, environ[var])

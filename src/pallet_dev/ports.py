@@ -6,7 +6,7 @@ import errno
 import socket
 import sys
 
-from pallet_dev.errors import CommandFailed, CommandTimeout, ToolNotFound
+from pallet_dev.errors import CommandFailed, CommandTimeout, PortInUse, ToolNotFound
 from pallet_dev.runner import Runner
 
 
@@ -78,3 +78,15 @@ def port_conflict_hint(port: int, holder: str | None) -> str:
             " General > AirDrop & Handoff, or use another port."
         )
     return hint
+
+
+def ensure_port_free(bind_address: str, port: int, runner: Runner) -> None:
+    """Raise PortInUse, naming the holder where the OS tells, unless the port is free."""
+    if port_is_free(bind_address, port):
+        return
+    holder = port_holder(port, runner)
+    owner = f" by {holder}" if holder else ""
+    raise PortInUse(
+        f"Port {port} on {bind_address} is already in use{owner}.",
+        hint=port_conflict_hint(port, holder),
+    )

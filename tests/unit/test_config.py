@@ -118,7 +118,7 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     write(tmp_path, "- a\n- b\n")
-    with pytest.raises(ConfigError, match=":1: the config must be a mapping"):
+    with pytest.raises(ConfigError, match=":1: the config file must be a mapping"):
         load_config(cwd=tmp_path, environ={})
 
 

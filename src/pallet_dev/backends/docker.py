@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
-from pallet_dev.errors import CommandFailed, OperationFailed, PortInUse, ReadinessTimeout
+from pallet_dev.errors import CommandFailed, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
-from pallet_dev.ports import port_conflict_hint, port_holder, port_is_free
+from pallet_dev.ports import ensure_port_free, port_is_free
 from pallet_dev.probe import probe, registry_target, wait_for_registry
 from pallet_dev.tools.docker import (
     LABEL_ENV,
@@ -109,7 +109,7 @@ class DockerBackend(Backend):
         actions: list[str] = []
         # Optimistic create: in the common cold case (port free, nothing of ours) one
         # `docker run` does it all; a name conflict sends us to inspect and reconcile.
-        if not options.recreate and port_is_free(_host(registry.bind_address), registry.port):
+        if not options.recreate and port_is_free(registry.bind_address, registry.port):
             if self._create(docker, spec, steps, deadline):
                 actions.append("created-container")
                 return self._await_registry(spec, deadline, options, actions, steps)
@@ -134,12 +134,12 @@ class DockerBackend(Backend):
                 steps.done(f"Registry already running at {self.endpoint}")
                 return UpResult(self.name, self.endpoint, False, actions)
         elif info is not None:
-            self._check_port()
+            ensure_port_free(registry.bind_address, registry.port, self.runner)
             with steps.step("Starting the stopped registry container"):
                 docker.start(spec.name)
             actions.append("started-container")
         else:
-            self._check_port()
+            ensure_port_free(registry.bind_address, registry.port, self.runner)
             if not self._create(docker, spec, steps, deadline):
                 raise OperationFailed(
                     f"Another process created a container named '{spec.name}' meanwhile.",
@@ -199,17 +199,6 @@ class DockerBackend(Backend):
                 # `docker run` can leave a created-but-not-started container
                 docker.remove(spec.name)
                 raise
-
-    def _check_port(self) -> None:
-        registry = self.config.registry
-        if port_is_free(_host(registry.bind_address), registry.port):
-            return
-        holder = port_holder(registry.port, self.runner)
-        owner = f" by {holder}" if holder else ""
-        raise PortInUse(
-            f"Port {registry.port} on {registry.bind_address} is already in use{owner}.",
-            hint=port_conflict_hint(registry.port, holder),
-        )
 
     def exists(self) -> bool:
         return self.docker.inspect_container(self.config.container_name) is not None

@@ -60,12 +60,11 @@ from pallet_dev.errors import (
     ConfigError,
     OperationFailed,
     PalletError,
-    PortInUse,
     ReadinessTimeout,
 )
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
-from pallet_dev.ports import port_conflict_hint, port_holder, port_is_free
+from pallet_dev.ports import ensure_port_free, port_conflict_hint
 from pallet_dev.probe import wait_for_registry
 from pallet_dev.runner import Runner
 from pallet_dev.tools.docker import Docker
@@ -737,7 +736,7 @@ class KindBackend(Backend):
     def _create_cluster(
         self, kind: Kind, kind_config: KindClusterConfig, steps: Steps, left: _Budget
     ) -> None:
-        self._check_port()
+        ensure_port_free(self.config.registry.bind_address, self.config.registry.port, self.runner)
         self._prepare_data_dir()
         self.kind_config_path.parent.mkdir(parents=True, exist_ok=True)
         self.kind_config_path.write_text(kind_config.to_yaml(), encoding="utf-8")
@@ -772,18 +771,6 @@ class KindBackend(Backend):
             kind.delete_cluster(self.cluster, timeout=CAP_DELETE)
         except PalletError:
             pass
-
-    def _check_port(self) -> None:
-        registry = self.config.registry
-        address = registry.bind_address
-        if port_is_free(address, registry.port):
-            return
-        holder = port_holder(registry.port, self.runner)
-        owner = f" by {holder}" if holder else ""
-        raise PortInUse(
-            f"Port {registry.port} on {address} is already in use{owner}.",
-            hint=port_conflict_hint(registry.port, holder),
-        )
 
     def _prepare_data_dir(self) -> None:
         """The host folder the node mounts, writable by the registry pod whatever its uid.

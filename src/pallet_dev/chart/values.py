@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from pallet_dev.errors import ConfigError
+from pallet_dev.yamlsource import read_yaml_mapping
 
 CHART_NAME = "pallet-registry"
 VALUES_FILE = "values.yaml"
@@ -611,40 +611,14 @@ def _set_source(expr: str) -> _Source:
 
 
 def _read_values_file(path: Path) -> _Source:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: values file not found.", hint="Check the --values path."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the values file ({exc}).") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        loaded = yaml.safe_load(text) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            f"{path}{line}: invalid YAML: {problem}.", hint="Fix the syntax at that line."
-        ) from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(
-            f"{path}:1: values must be a mapping of keys (service, persistence, ...), "
-            f"not a {type(loaded).__name__}."
-        )
+    values = read_yaml_mapping(
+        path, what="values file", keys="service, persistence, ...", flag="--values"
+    )
+    loaded = values.data
     if any(not isinstance(key, str) for key in _all_keys(loaded)):
         bad = next(key for key in _all_keys(loaded) if not isinstance(key, str))
         raise ConfigError(f"{path}: key {bad!r} must be a string (quote it).")
-
-    def locate(loc: tuple[str, ...]) -> str:
-        line = _line_of(root, loc)
-        return f"{path}:{line}" if line else str(path)
-
-    return _Source(loaded, locate)
+    return _Source(loaded, values.locate)
 
 
 def _all_keys(data: Any) -> Iterator[Any]:
@@ -655,24 +629,6 @@ def _all_keys(data: Any) -> Iterator[Any]:
     elif isinstance(data, list):
         for item in data:
             yield from _all_keys(item)
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
-            if pair is None:
-                return line
-            node = pair[1]
-            line = pair[0].start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
-            node = node.value[int(key)]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def _paths(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

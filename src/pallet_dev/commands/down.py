@@ -8,7 +8,7 @@ import shutil
 from pallet_dev.backends.base import Backend
 from pallet_dev.backends.select import make_backend
 from pallet_dev.context import AppContext
-from pallet_dev.errors import DaemonUnavailable, ToolNotFound
+from pallet_dev.errors import ToolNotFound
 
 
 def run_down(ctx: AppContext, *, clean: bool, as_json: bool, backend: str | None = None) -> int:
@@ -22,14 +22,12 @@ def run_down(ctx: AppContext, *, clean: bool, as_json: bool, backend: str | None
         for name in names:
             if name == "kind" and not ctx.runner.has("kind"):
                 continue  # without kind there can be no kind cluster of ours
-            backend: Backend = make_backend(name, config, ctx.runner, ctx.paths)
+            chosen: Backend = make_backend(name, config, ctx.runner, ctx.paths)
             try:
-                result = backend.down(clean=clean, steps=steps)
+                result = chosen.down(clean=clean, steps=steps)
             except ToolNotFound as exc:
                 if exc.tool == "docker":
                     continue  # no Docker: no container, volume or cluster can exist
-                raise
-            except DaemonUnavailable:
                 raise
             removed += result.removed
             kept += result.kept
