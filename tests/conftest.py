@@ -34,3 +34,11 @@ def require_tool(name: str, env_var: str | None = None) -> str:
         skip_or_fail(f"'{name}' is not installed")
     assert found is not None
     return found
+
+
+def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every PALLET_DEV_* configuration variable (CI sets some, e.g. the node image)."""
+    from pallet_dev.config_sources import ENV_FIELDS
+
+    for var in ENV_FIELDS:
+        monkeypatch.delenv(var, raising=False)

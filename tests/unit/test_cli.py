@@ -9,6 +9,7 @@ import pytest
 
 from pallet_dev import __version__
 from pallet_dev.cli import main
+from tests.conftest import clear_config_env
 from tests.support.http_servers import free_port, registry_server, silent_server
 
 
@@ -16,8 +17,7 @@ from tests.support.http_servers import free_port, registry_server, silent_server
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PALLET_DEV_HOME", str(tmp_path / "home"))
-    for var in ("PALLET_DEV_NAME", "PALLET_DEV_BACKEND", "PALLET_DEV_REGISTRY_PORT"):
-        monkeypatch.delenv(var, raising=False)
+    clear_config_env(monkeypatch)
     return tmp_path
 
 

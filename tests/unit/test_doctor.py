@@ -33,7 +33,7 @@ from pallet_dev.commands.doctor import (
 from pallet_dev.config import Config
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
-from tests.conftest import require_tool
+from tests.conftest import clear_config_env, require_tool
 from tests.support.http_servers import free_port
 
 Answer = tuple[str, str, int]  # stdout, stderr, exit code
@@ -105,10 +105,10 @@ class FakeTools:
 def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTools]:
     """Healthy fakes of docker, kind, helm and kubectl; tests change what they need."""
     monkeypatch.chdir(tmp_path)
+    clear_config_env(monkeypatch)
     monkeypatch.setenv("PALLET_DEV_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PALLET_DEV_NAME", "pdt-doctor")
     monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))
-    monkeypatch.delenv("PALLET_DEV_BACKEND", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     fake = FakeTools(tmp_path / "bin", tmp_path / "calls.log")
     fake.bin.mkdir()
