@@ -175,6 +175,32 @@ def _run_pod(kubectl: list[str], image: str) -> str:
     return logs
 
 
+def _health(environ: dict[str, str]) -> int:
+    result = _run(
+        [sys.executable, "-m", "pallet_dev", "health", "--json", "--timeout", "0.5"],
+        env=environ,
+        timeout=60,
+    )
+    return result.returncode
+
+
+def _delete_registry_pod_and_watch_it_come_back(
+    environ: dict[str, str], kubectl: list[str]
+) -> None:
+    """The registry pod is deleted: health reports the outage, Kubernetes brings it back."""
+    selector = "app.kubernetes.io/name=pallet-registry,app.kubernetes.io/instance=registry"
+    deleted = _run([*kubectl, "-n", "pallet", "delete", "pod", "-l", selector, "--wait=false"])
+    assert deleted.returncode == 0, deleted.stderr
+    saw_outage, deadline = False, time.monotonic() + 60
+    while time.monotonic() < deadline and not saw_outage:
+        saw_outage = _health(environ) == 1
+    assert saw_outage, "health never reported the outage after the pod was deleted"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and _health(environ) != 0:
+        time.sleep(1)
+    assert _health(environ) == 0, "the registry did not come back after its pod was deleted"
+
+
 def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -> None:
     docker, name = tools["docker"], env["PALLET_DEV_NAME"]
     port = env["PALLET_DEV_REGISTRY_PORT"]
@@ -203,6 +229,9 @@ def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -
         status = pallet_dev(env, "status", "--json")["backends"]["kind"]
         assert status["exists"] and status["release"]["status"] == "deployed"
         assert status["registry_pod"]["ready"] and status["pvc"]["bound"]
+
+        _delete_registry_pod_and_watch_it_come_back(env, kubectl)
+        assert _tags(port, REPOSITORY) == ["1"]  # nothing pushed was lost
 
         pallet_dev(env, "down", "--json")
         assert data_dir.is_dir() and any(data_dir.iterdir())

@@ -138,6 +138,41 @@ def test_sigterm_during_down_never_loses_data(
     assert manifest_exists(docker_env.host, "keep/during-down:1")
 
 
+def test_docker_daemon_gone_before_and_during_up(docker_env: DockerEnv, tmp_path: Path) -> None:
+    from tests.support.docker_proxy import DockerSocketProxy
+
+    proxy = DockerSocketProxy(tmp_path / "docker.sock").start()
+    via_proxy = {"DOCKER_HOST": proxy.docker_host}
+    try:
+        assert finish(pallet(docker_env, "up", extra=via_proxy))[0] == 0
+        push_artifact(docker_env.host, "daemon/gone:1", os.urandom(1024), tmp_path / "p")
+
+        proxy.stop()  # the daemon is gone before the command starts
+        code, _, err = finish(pallet(docker_env, "up", "--recreate", extra=via_proxy))
+        assert code == 3, err
+        assert "The Docker daemon is not running." in err and "Traceback" not in err
+
+        proxy.start()  # ... and goes away in the middle of `up`
+        shim_dir = tmp_path / "slow-docker"
+        shim_dir.mkdir()
+        shim = shim_dir / "docker"
+        shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {_which('docker')} \"$@\"\n")
+        shim.chmod(0o755)
+        slow = {**via_proxy, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
+        proc = pallet(docker_env, "up", "--recreate", extra=slow)
+        time.sleep(0.5)
+        proxy.stop()
+        code, _, err = finish(proc, timeout=60)
+        assert code in (1, 3), err  # 3 when a call could not connect, 1 when one was cut
+        assert "pallet-dev: error:" in err and "Traceback" not in err
+    finally:
+        proxy.stop()
+    # the daemon is back: the next `up` converges and nothing pushed was lost
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    assert health(docker_env)[0] == 0
+    assert manifest_exists(docker_env.host, "daemon/gone:1")
+
+
 def test_killed_registry_comes_back_with_its_data(docker_env: DockerEnv, tmp_path: Path) -> None:
     assert finish(pallet(docker_env, "up"))[0] == 0
     push_artifact(docker_env.host, "crash/test:1", os.urandom(4096), tmp_path / "p")
