@@ -32,15 +32,8 @@ for arg in "$@"; do
   esac
 done
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# pallet-dev on PATH, else the one scripts/dev-setup.sh installed into the repo's .venv
-if ! pallet_dev=$(command -v pallet-dev); then
-  pallet_dev="$root/.venv/bin/pallet-dev"
-  if [[ ! -x $pallet_dev ]]; then
-    echo "bootstrap-k8s.sh: error: pallet-dev is not installed (not on PATH, not in $root/.venv/bin)." >&2
-    echo "  fix: run \`bash scripts/dev-setup.sh\` in $root (or \`pip install -e $root\`)." >&2
-    exit 3
-  fi
-fi
+# shellcheck source=scripts/lib/pallet-dev.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pallet-dev.sh"
+find_pallet_dev bootstrap-k8s.sh
 
 exec "$pallet_dev" up --backend kind "$@"

@@ -97,10 +97,11 @@ class Sandbox:
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     root = tmp_path / "repo"
-    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "lib").mkdir(parents=True)
     (root / ".ci").mkdir()
     for script in SCRIPTS:
         shutil.copy2(REPO_ROOT / "scripts" / script, root / "scripts" / script)
+    shutil.copy2(REPO_ROOT / "scripts/lib/pallet-dev.sh", root / "scripts/lib/pallet-dev.sh")
     shutil.copy2(REPO_ROOT / ".ci" / "versions.env", root / ".ci" / "versions.env")
     base = tmp_path / "base-bin"
     base.mkdir()
