@@ -37,6 +37,17 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str,
     return proc.returncode, out, err
 
 
+def slow_docker(tmp_path: Path) -> dict[str, str]:
+    """PATH with a docker CLI that sleeps 0.3 s per call: each step widens, so a signal
+    or a vanishing daemon lands in the middle of one."""
+    shim_dir = tmp_path / "slow-docker"
+    shim_dir.mkdir()
+    shim = shim_dir / "docker"
+    shim.write_text(f'#!/bin/sh\nsleep 0.3\nexec {_which("docker")} "$@"\n')
+    shim.chmod(0o755)
+    return {"PATH": f"{shim_dir}:{os.environ['PATH']}"}
+
+
 def registry_containers(env: DockerEnv) -> list[str]:
     out = docker(
         "container",
@@ -93,14 +104,7 @@ def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> N
 def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     docker_env: DockerEnv, tmp_path: Path, delay: float
 ) -> None:
-    # a docker CLI that is slow on every call widens each step, so the signal lands mid-step
-    shim_dir = tmp_path / "slow-docker"
-    shim_dir.mkdir()
-    real_docker = _which("docker")
-    shim = shim_dir / "docker"
-    shim.write_text(f'#!/bin/sh\nsleep 0.3\nexec {real_docker} "$@"\n')
-    shim.chmod(0o755)
-    proc = pallet(docker_env, "up", extra={"PATH": f"{shim_dir}:{os.environ['PATH']}"})
+    proc = pallet(docker_env, "up", extra=slow_docker(tmp_path))
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, timeout=30)
@@ -121,12 +125,7 @@ def test_sigterm_during_down_never_loses_data(
 ) -> None:
     assert finish(pallet(docker_env, "up"))[0] == 0
     push_artifact(docker_env.host, "keep/during-down:1", os.urandom(2048), tmp_path / "p")
-    shim_dir = tmp_path / "slow-docker"
-    shim_dir.mkdir()
-    shim = shim_dir / "docker"
-    shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {_which('docker')} \"$@\"\n")
-    shim.chmod(0o755)
-    proc = pallet(docker_env, "down", extra={"PATH": f"{shim_dir}:{os.environ['PATH']}"})
+    proc = pallet(docker_env, "down", extra=slow_docker(tmp_path))
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, timeout=30)
@@ -153,12 +152,7 @@ def test_docker_daemon_gone_before_and_during_up(docker_env: DockerEnv, tmp_path
         assert "The Docker daemon is not running." in err and "Traceback" not in err
 
         proxy.start()  # ... and goes away in the middle of `up`
-        shim_dir = tmp_path / "slow-docker"
-        shim_dir.mkdir()
-        shim = shim_dir / "docker"
-        shim.write_text(f"#!/bin/sh\nsleep 0.3\nexec {_which('docker')} \"$@\"\n")
-        shim.chmod(0o755)
-        slow = {**via_proxy, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
+        slow = {**via_proxy, **slow_docker(tmp_path)}
         proc = pallet(docker_env, "up", "--recreate", extra=slow)
         time.sleep(0.5)
         proxy.stop()
