@@ -92,6 +92,20 @@ class Backend(abc.ABC):
         """Where clients on this host reach the registry."""
         return self.config.registry_url
 
+    def await_registry(self, steps: Steps, deadline: float, timeout: float, hint: str) -> None:
+        """Wait (until the monotonic ``deadline``) for `/v2/` to answer as a registry."""
+        from pallet_dev.errors import ReadinessTimeout
+        from pallet_dev.probe import wait_for_registry
+
+        with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
+            result = wait_for_registry(self.endpoint, deadline)
+            if not result.healthy:
+                raise ReadinessTimeout(
+                    f"The registry did not answer at {self.endpoint}/v2/ within "
+                    f"{timeout:g} s ({result.error}).",
+                    hint=hint,
+                )
+
     @abc.abstractmethod
     def plan_up(self, options: UpOptions) -> Plan:
         """The steps `up` would run from nothing; runs no subprocess."""

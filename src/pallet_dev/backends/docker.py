@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
-from pallet_dev.errors import CommandFailed, OperationFailed, ReadinessTimeout
+from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_is_free
-from pallet_dev.probe import probe, registry_target, wait_for_registry
+from pallet_dev.probe import probe, registry_target
 from pallet_dev.tools.docker import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -173,14 +173,12 @@ class DockerBackend(Backend):
         actions: list[str],
         steps: Steps,
     ) -> UpResult:
-        with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
-            result = wait_for_registry(self.endpoint, deadline)
-            if not result.healthy:
-                raise ReadinessTimeout(
-                    f"The registry did not answer at {self.endpoint}/v2/ within "
-                    f"{options.timeout:g} s ({result.error}).",
-                    hint=f"See `docker logs {spec.name}`; retry with a larger --timeout.",
-                )
+        self.await_registry(
+            steps,
+            deadline,
+            options.timeout,
+            hint=f"See `docker logs {spec.name}`; retry with a larger --timeout.",
+        )
         return UpResult(self.name, self.endpoint, True, actions)
 
     def _run_container(

@@ -65,7 +65,6 @@ from pallet_dev.errors import (
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.ports import ensure_port_free, port_conflict_hint
-from pallet_dev.probe import wait_for_registry
 from pallet_dev.runner import Runner
 from pallet_dev.tools.docker import Docker
 from pallet_dev.tools.helm import Helm, HelmRevision, HelmVersion
@@ -598,16 +597,14 @@ class KindBackend(Backend):
             # helm waits for the rollout itself (--wait / --wait=watcher)
             self._deploy(helm, version, chart, latest, steps, left)
             actions.append("deployed-release")
-        with steps.step(f"Waiting for the registry at {self.endpoint}/v2/"):
-            result = wait_for_registry(self.endpoint, deadline)
-            if not result.healthy:
-                raise ReadinessTimeout(
-                    f"The registry did not answer at {self.endpoint}/v2/ within "
-                    f"{options.timeout:g} s ({result.error}).",
-                    hint=f"See `kubectl --context {self.context} -n {NAMESPACE} get pods,svc` and "
-                    f"`kubectl --context {self.context} -n {NAMESPACE} logs -l "
-                    f"{RELEASE_SELECTOR}`; check nothing else holds port {port}.",
-                )
+        self.await_registry(
+            steps,
+            deadline,
+            options.timeout,
+            hint=f"See `kubectl --context {self.context} -n {NAMESPACE} get pods,svc` and "
+            f"`kubectl --context {self.context} -n {NAMESPACE} logs -l "
+            f"{RELEASE_SELECTOR}`; check nothing else holds port {port}.",
+        )
         return UpResult(self.name, self.endpoint, bool(actions), actions)
 
     def _named(self, name: str, exc: BaseException) -> BaseException:
