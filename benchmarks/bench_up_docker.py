@@ -1,8 +1,12 @@
 """Benchmark: `pallet-dev up --prefer-docker` against the equivalent raw commands.
 
 Prints, side by side in one run:
-  - cold `up` (nothing exists, image local) vs `docker volume create` + `docker run`
-    + a loop polling `/v2/` (what a hand-written script does); budget: ratio <= 1.25
+  - cold `up` (nothing exists, image local) vs the raw commands as a script a user
+    writes: `docker volume create` + `docker run` + a curl loop polling `/v2/` every
+    20 ms (pallet-dev's own interval); budget: ratio <= 1.25.
+    Measured twice: with the validated-config snapshot in place (every `up` after the
+    first, or after a config change: the fast path without Typer/pydantic), and with
+    no snapshot (the very first `up`, which validates the config).
   - `up` when already healthy; budget: median <= 0.35 s
 
 A report, not a test: it always exits 0. Usage:
@@ -12,9 +16,9 @@ A report, not a test: it always exits 0. Usage:
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -36,41 +40,22 @@ def docker(*args: str) -> None:
     subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
 
 
-def wait_v2(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/v2/")
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200 and response.getheader("Docker-Distribution-Api-Version"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("registry did not answer")
+RAW_SCRIPT = """
+set -e
+docker volume create "$NAME-data" >/dev/null
+docker run --detach --name "$NAME" --restart unless-stopped \\
+  --publish "127.0.0.1:$PORT:5000" --volume "$NAME-data:/var/lib/registry" \\
+  --env OTEL_TRACES_EXPORTER=none "$IMAGE" >/dev/null
+until curl -fs -o /dev/null "http://127.0.0.1:$PORT/v2/"; do sleep 0.02; done
+"""
 
 
 def raw_cold(image: str) -> float:
+    """The hand-written equivalent, as a user runs it: a shell script polling with curl."""
     name, port = f"bench-raw-{secrets.token_hex(3)}", free_port()
+    env = {**os.environ, "NAME": name, "PORT": str(port), "IMAGE": image}
     started = time.perf_counter()
-    docker("volume", "create", f"{name}-data")
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        name,
-        "--restart",
-        "unless-stopped",
-        "--publish",
-        f"127.0.0.1:{port}:5000",
-        "--volume",
-        f"{name}-data:/var/lib/registry",
-        "--env",
-        "OTEL_TRACES_EXPORTER=none",
-        image,
-    )
-    wait_v2(port, time.monotonic() + 60)
+    subprocess.run(["bash", "-c", RAW_SCRIPT], env=env, check=True, timeout=60)
     elapsed = time.perf_counter() - started
     docker("rm", "--force", name)
     docker("volume", "rm", f"{name}-data")
@@ -98,7 +83,8 @@ def main() -> int:
         "PALLET_DEV_REGISTRY_IMAGE": args.image,
         "PALLET_DEV_BACKEND": "docker",
     }
-    raw, cold, warm = [], [], []
+    raw, cold, first, warm = [], [], [], []
+    snapshots = Path(home) / "state" / "config-snapshots"
     try:
         pallet(env, "up")  # warm the page cache and .pyc files once
         pallet(env, "down", "--clean")
@@ -107,16 +93,24 @@ def main() -> int:
             cold.append(pallet(env, "up"))
             warm.extend(pallet(env, "up") for _ in range(3))
             pallet(env, "down", "--clean")
+            shutil.rmtree(snapshots, ignore_errors=True)
+            first.append(pallet(env, "up"))
+            pallet(env, "down", "--clean")
     finally:
         subprocess.run([PALLET_DEV, "down", "--clean"], env=env, capture_output=True)
     raw_median, cold_median = statistics.median(raw), statistics.median(cold)
-    warm_median = statistics.median(warm)
+    warm_median, first_median = statistics.median(warm), statistics.median(first)
     ratio = cold_median / raw_median
+    first_ratio = first_median / raw_median
     print(f"{'case':<44} {'median':>9} {'budget':>12}  verdict")
-    print(f"{'raw: volume create + docker run + poll /v2/':<44} {raw_median:>8.3f}s {'':>12}")
+    print(f"{'raw script: volume create, run, curl /v2/':<44} {raw_median:>8.3f}s {'':>12}")
     print(
         f"{'pallet-dev up --prefer-docker (cold)':<44} {cold_median:>8.3f}s "
         f"{'<= 1.25x raw':>12}  ratio {ratio:.2f} {'PASS' if ratio <= 1.25 else 'OVER'}"
+    )
+    print(
+        f"{'  same, first up (no config snapshot yet)':<44} {first_median:>8.3f}s "
+        f"{'':>12}  ratio {first_ratio:.2f} (informational)"
     )
     print(
         f"{'pallet-dev up (already healthy)':<44} {warm_median:>8.3f}s {'<= 0.350s':>12}  "

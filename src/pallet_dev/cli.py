@@ -1,8 +1,8 @@
 """Command-line wiring only: the Typer app, global options, one function per command.
 
 Behaviour lives in ``pallet_dev.commands.*``; each is imported inside its command
-so `--help` and `health` do not pay for the others. :func:`main` is the one place
-where exceptions become exit codes.
+so `--help` and `health` do not pay for the others. Exceptions become exit codes in
+one place, :func:`pallet_dev.outcome.run_guarded`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -20,7 +19,7 @@ from typer.exceptions import TyperException
 
 from pallet_dev import __version__
 from pallet_dev.context import AppContext
-from pallet_dev.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, PalletError
+from pallet_dev.errors import EXIT_USAGE
 
 app = typer.Typer(
     name="pallet-dev",
@@ -90,7 +89,7 @@ def up(
     port: Annotated[int | None, typer.Option(help="Host port of the registry.")] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the environment to be healthy.")
-    ] = 300.0,
+    ] = 300.0,  # commands.up.DEFAULT_TIMEOUT (not imported here: --help stays light)
     recreate: Annotated[
         bool, typer.Option(help="Rebuild the container or cluster (data is kept).")
     ] = False,
@@ -187,61 +186,39 @@ def doctor(
     )
 
 
-def _interrupted() -> None:
-    print(
-        "\npallet-dev: interrupted. Run the same command again to converge, "
-        "or `pallet-dev down` to remove what was made.",
-        file=sys.stderr,
-    )
-
-
-def _report(exc: PalletError, ctx_obj: AppContext | None) -> None:
-    print(f"pallet-dev: error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"  fix: {exc.hint}", file=sys.stderr)
-    if ctx_obj is not None and ctx_obj._log is not None and ctx_obj._log.path is not None:
-        print(f"  log: {ctx_obj._log.path}", file=sys.stderr)
+def _log_file() -> Path | None:
+    ctx_obj = _CURRENT.get("ctx")
+    if ctx_obj is not None and ctx_obj._log is not None:
+        return ctx_obj._log.path
+    return None
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: run the app and turn every outcome into an exit code."""
+    """Entry point: run the app; outcome.run_guarded turns every outcome into an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("PALLET_DEV_DEBUG"))
     from pallet_dev.entry import _on_sigterm
+    from pallet_dev.outcome import run_guarded
 
     signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM takes Ctrl-C's path
     command = typer.main.get_command(app)
-    code: int
-    try:
-        # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
-        result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
-        if code == EXIT_INTERRUPTED:
-            _interrupted()
-    except TyperException as exc:  # usage errors: unknown option, bad value type
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"pallet-dev: error: {exc}", file=sys.stderr)
-        code = int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
-    except (typer.Abort, KeyboardInterrupt, Interrupted):
-        _interrupted()
-        code = EXIT_INTERRUPTED
-    except PalletError as exc:
-        if debug:
-            traceback.print_exc()
-        _report(exc, _CURRENT.get("ctx"))
-        code = exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug:
-            traceback.print_exc()
-        print(
-            f"pallet-dev: internal error: {type(exc).__name__}: {exc}. "
-            "Re-run with --debug for the traceback and report it.",
-            file=sys.stderr,
-        )
-        code = EXIT_FAILED
+
+    def invoke() -> int:
+        try:
+            # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
+            result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
+        except TyperException as exc:  # usage errors: unknown option, bad value type
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            else:
+                print(f"pallet-dev: error: {exc}", file=sys.stderr)
+            return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+        except typer.Abort:
+            raise KeyboardInterrupt from None
+        return result if isinstance(result, int) else 0
+
+    code = run_guarded(invoke, debug=debug, log_file=_log_file)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

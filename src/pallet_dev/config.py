@@ -22,6 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # re-exported: the names predate config_sources (health's fast path needs them without pydantic)
 from pallet_dev.config_sources import ENV_FIELDS as ENV_FIELDS
 from pallet_dev.config_sources import find_config_file as find_config_file
+from pallet_dev.config_sources import (
+    container_name_for,
+    is_loopback_address,
+    registry_url_for,
+    volume_name_for,
+)
 from pallet_dev.errors import ConfigError
 from pallet_dev.yamlsource import read_yaml_mapping
 
@@ -72,7 +78,7 @@ class RegistrySettings(_Strict):
 
     @property
     def is_loopback(self) -> bool:
-        return ipaddress.ip_address(self.bind_address).is_loopback
+        return is_loopback_address(self.bind_address)
 
 
 class KindSettings(_Strict):
@@ -105,14 +111,14 @@ class Config(_Strict):
             raise ValueError(f"service names must be unique; repeated: {', '.join(duplicates)}")
         return value
 
-    # Names derived from the environment name: one place, used by every backend.
+    # Names derived from the environment name (config_sources): used by every backend.
     @property
     def container_name(self) -> str:
-        return f"{self.name}-registry"
+        return container_name_for(self.name)
 
     @property
     def volume_name(self) -> str:
-        return f"{self.name}-registry-data"
+        return volume_name_for(self.name)
 
     @property
     def kube_context(self) -> str:
@@ -120,12 +126,7 @@ class Config(_Strict):
 
     @property
     def registry_url(self) -> str:
-        host = self.registry.bind_address
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.registry.port}"
+        return registry_url_for(self.registry.bind_address, self.registry.port)
 
 
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -1,13 +1,13 @@
-"""What `health` needs from the validated config, kept as JSON for its fast path.
+"""What the fast paths need from the validated config, kept as JSON.
 
 Validating the config imports pydantic and yaml, and the Typer CLI imports pydantic
-too: together about half of `health`'s 200 ms budget. So every successful
-:meth:`AppContext.load_config` (without flag overrides) stores the few settings
-`health` uses, keyed by everything they derive from: the config file (path, size,
-mtime, inode), the PALLET_DEV_* configuration variables and the pallet-dev version.
-`pallet-dev health` reads them back only when that key still matches; otherwise it
-takes the normal path, which validates (reporting any error as usual) and stores a
-fresh snapshot.
+too: about 130 ms, most of `health`'s 200 ms budget and of what `up` adds to a bare
+`docker run`. So every successful :meth:`AppContext.load_config` (without flag
+overrides) stores the few settings `health` and the Docker `up` use, keyed by
+everything they derive from: the config file (path, size, mtime, inode), the
+PALLET_DEV_* configuration variables and the pallet-dev version. The fast paths read
+them back only when that key still matches; otherwise the normal path runs, which
+validates (reporting any error as usual) and stores a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev import __version__
-from pallet_dev.config_sources import ENV_FIELDS, find_config_file
+from pallet_dev.config_sources import (
+    ENV_FIELDS,
+    container_name_for,
+    find_config_file,
+    is_loopback_address,
+    registry_url_for,
+    volume_name_for,
+)
 from pallet_dev.paths import Paths
 
 if TYPE_CHECKING:
@@ -36,20 +43,48 @@ class ServiceEndpoint:
 
 
 @dataclass(frozen=True)
-class HealthSettings:
-    """The part of the config `health` uses."""
+class RegistrySnapshot:
+    image: str
+    port: int
+    bind_address: str
+
+    @property
+    def is_loopback(self) -> bool:
+        return is_loopback_address(self.bind_address)
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    """The part of the validated config the fast paths (`health`, Docker `up`) use.
+
+    It has the same attribute names as :class:`pallet_dev.config.Config` for what it
+    carries, so the Docker backend runs on either (backends.base.EnvironmentView).
+    """
 
     name: str
     backend: str
-    registry_url: str
+    registry: RegistrySnapshot
     services: tuple[ServiceEndpoint, ...] = ()
 
+    @property
+    def registry_url(self) -> str:
+        return registry_url_for(self.registry.bind_address, self.registry.port)
+
+    @property
+    def container_name(self) -> str:
+        return container_name_for(self.name)
+
+    @property
+    def volume_name(self) -> str:
+        return volume_name_for(self.name)
+
     @classmethod
-    def from_config(cls, config: Config) -> HealthSettings:
+    def from_config(cls, config: Config) -> ConfigSnapshot:
+        registry = config.registry
         return cls(
             name=config.name,
             backend=config.backend,
-            registry_url=config.registry_url,
+            registry=RegistrySnapshot(registry.image, registry.port, registry.bind_address),
             services=tuple(
                 ServiceEndpoint(s.name, s.url, s.expect_status) for s in config.services
             ),
@@ -59,7 +94,11 @@ class HealthSettings:
         return {
             "name": self.name,
             "backend": self.backend,
-            "registry_url": self.registry_url,
+            "registry": {
+                "image": self.registry.image,
+                "port": self.registry.port,
+                "bind_address": self.registry.bind_address,
+            },
             "services": [
                 {"name": s.name, "url": s.url, "expect_status": s.expect_status}
                 for s in self.services
@@ -67,11 +106,14 @@ class HealthSettings:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HealthSettings:
+    def from_dict(cls, data: Mapping[str, Any]) -> ConfigSnapshot:
+        registry = data["registry"]
         return cls(
             name=str(data["name"]),
             backend=str(data["backend"]),
-            registry_url=str(data["registry_url"]),
+            registry=RegistrySnapshot(
+                str(registry["image"]), int(registry["port"]), str(registry["bind_address"])
+            ),
             services=tuple(
                 ServiceEndpoint(str(s["name"]), str(s["url"]), int(s["expect_status"]))
                 for s in data["services"]
@@ -108,18 +150,18 @@ def _snapshot_file(paths: Paths, key: Mapping[str, Any]) -> Path:
     return paths.state_dir / "config-snapshots" / f"{digest}.json"
 
 
-def read(paths: Paths, key: Mapping[str, Any]) -> HealthSettings | None:
+def read(paths: Paths, key: Mapping[str, Any]) -> ConfigSnapshot | None:
     """The stored settings for exactly these inputs, or None."""
     try:
         data = json.loads(_snapshot_file(paths, key).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("key") != key:
             return None
-        return HealthSettings.from_dict(data["settings"])
+        return ConfigSnapshot.from_dict(data["settings"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def write(paths: Paths, key: Mapping[str, Any], settings: HealthSettings) -> None:
+def write(paths: Paths, key: Mapping[str, Any], settings: ConfigSnapshot) -> None:
     """Store the settings (atomically); a snapshot that cannot be written only costs speed."""
     path = _snapshot_file(paths, key)
     payload = json.dumps({"key": key, "settings": settings.to_dict()}, sort_keys=True)

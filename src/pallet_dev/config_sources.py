@@ -6,6 +6,7 @@ importing pydantic or yaml.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 CONFIG_FILENAME = "pallet-dev.yaml"
@@ -29,3 +30,26 @@ def find_config_file(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+# Names and addresses derived from the settings: one place, used by the pydantic
+# Config and by the snapshot the fast paths read.
+def container_name_for(env_name: str) -> str:
+    return f"{env_name}-registry"
+
+
+def volume_name_for(env_name: str) -> str:
+    return f"{env_name}-registry-data"
+
+
+def registry_url_for(bind_address: str, port: int) -> str:
+    host = bind_address
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def is_loopback_address(bind_address: str) -> bool:
+    return ipaddress.ip_address(bind_address).is_loopback

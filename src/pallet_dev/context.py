@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,7 +58,7 @@ class AppContext:
         config, path = load_config(self.config_file, overrides=overrides)
         self.log.write("config", file=str(path) if path else None, name=config.name)
         if not any(value is not None for value in (overrides or {}).values()):
-            settings = config_snapshot.HealthSettings.from_config(config)
+            settings = config_snapshot.ConfigSnapshot.from_config(config)
             config_snapshot.write(self.paths, key, settings)
         return config
 
@@ -84,30 +86,42 @@ class AppContext:
 
     @contextmanager
     def env_lock(self, env_name: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
-        """Hold the environment's lock: one `up`/`down` at a time per environment."""
-        from filelock import FileLock, Timeout
+        """Hold the environment's lock: one `up`/`down` at a time per environment.
+
+        An flock(2) on a file in the state folder: the kernel releases it when the
+        process ends, however it ends, so a crashed run never leaves a stale lock.
+        """
+        import fcntl
 
         path = self.paths.lock_file(env_name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(
-                f"Another pallet-dev run is changing '{env_name}'; waiting up to "
-                f"{timeout:g} s for it to finish ...",
-                file=sys.stderr,
-                flush=True,
-            )
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+        def try_lock() -> bool:
             try:
-                lock.acquire(timeout=timeout)
-            except Timeout:
-                raise LockTimeout(
-                    f"Another pallet-dev run still holds the lock on '{env_name}' after "
-                    f"{timeout:g} s ({path}).",
-                    hint="Wait for it to finish, or stop it; the lock is released when it exits.",
-                ) from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
+            if not try_lock():
+                print(
+                    f"Another pallet-dev run is changing '{env_name}'; waiting up to "
+                    f"{timeout:g} s for it to finish ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                deadline = time.monotonic() + timeout
+                while not try_lock():
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(
+                            f"Another pallet-dev run still holds the lock on '{env_name}' "
+                            f"after {timeout:g} s ({path}).",
+                            hint="Wait for it to finish, or stop it; the lock is released "
+                            "when it exits.",
+                        )
+                    time.sleep(0.1)
             yield
         finally:
-            lock.release()
+            os.close(fd)  # releases the lock

@@ -28,14 +28,19 @@ def _flush() -> None:
 def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        # fast paths: no Typer, pydantic or yaml while the validated config is unchanged
+        code: int | None = None
         if sys.argv[1:2] == ["health"]:
-            # fast path: no Typer, pydantic or yaml while the config is unchanged
             from pallet_dev.commands.health import fast_health
 
             code = fast_health(sys.argv[2:])
-            if code is not None:
-                _flush()
-                sys.exit(code)
+        elif sys.argv[1:2] == ["up"]:
+            from pallet_dev.commands.up import fast_up
+
+            code = fast_up(sys.argv[2:])
+        if code is not None:
+            _flush()
+            sys.exit(code)
         from pallet_dev.cli import main as cli_main
     except KeyboardInterrupt:
         print("pallet-dev: interrupted before it started; nothing was changed.", file=sys.stderr)

@@ -88,11 +88,12 @@ def test_up_racing_down_converges(docker_env: DockerEnv) -> None:
 
 
 def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> None:
-    from filelock import FileLock
+    import fcntl
 
     lock_path = docker_env.home / "state" / f"{docker_env.name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_path)):
+    with open(lock_path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another run holds the environment's lock
         proc = pallet(docker_env, "up")
         time.sleep(1.5)
         assert proc.poll() is None  # waiting, not failing

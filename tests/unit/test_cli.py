@@ -164,3 +164,25 @@ def test_status_when_nothing_is_up_says_so(
     assert run("status", "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["up"] is False and doc["registry"]["healthy"] is False
+
+
+def test_environment_lock_times_out_with_exit_code_4(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcntl
+
+    from pallet_dev.context import AppContext
+    from pallet_dev.errors import LockTimeout
+
+    ctx = AppContext()
+    lock_path = ctx.paths.lock_file("pdt-locked")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(LockTimeout) as caught:
+            with ctx.env_lock("pdt-locked", timeout=0.3):
+                pass
+    assert caught.value.exit_code == 4 and "still holds the lock" in caught.value.message
+    assert "waiting up to 0.3 s" in capsys.readouterr().err
+    with ctx.env_lock("pdt-locked", timeout=0.3):  # free again once the holder closed it
+        pass

@@ -8,12 +8,51 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from pallet_dev.config import Config
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
+
+
+class RegistryView(Protocol):
+    @property
+    def image(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def bind_address(self) -> str: ...
+
+    @property
+    def is_loopback(self) -> bool: ...
+
+
+class EnvironmentView(Protocol):
+    """What the Docker backend reads of the configuration.
+
+    Both the validated :class:`pallet_dev.config.Config` and the pydantic-free
+    :class:`pallet_dev.config_snapshot.ConfigSnapshot` (the fast path of `up`) have it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def registry(self) -> RegistryView: ...
+
+    @property
+    def container_name(self) -> str: ...
+
+    @property
+    def volume_name(self) -> str: ...
+
+    @property
+    def registry_url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -82,7 +121,7 @@ class Backend(abc.ABC):
 
     name: str = ""
 
-    def __init__(self, config: Config, runner: Runner, paths: Paths) -> None:
+    def __init__(self, config: EnvironmentView, runner: Runner, paths: Paths) -> None:
         self.config = config
         self.runner = runner
         self.paths = paths

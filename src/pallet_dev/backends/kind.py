@@ -326,6 +326,7 @@ class KindBackend(Backend):
         helm_binary: str = "helm",
     ) -> None:
         super().__init__(config, runner, paths)
+        self.config: Config = config  # the kind backend reads all of it (kind, chart)
         self._chart_dir = chart_dir
         self.helm_binary = helm_binary
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pallet_dev.backends.base import Backend
-from pallet_dev.config import Config
 from pallet_dev.errors import DaemonUnavailable, PrerequisiteError, ToolNotFound
 from pallet_dev.paths import Paths
 from pallet_dev.runner import INSTALL_HINTS, Runner
+
+if TYPE_CHECKING:
+    from pallet_dev.config import Config
 
 KIND_TOOLS = ("docker", "kind", "helm", "kubectl")
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from pallet_dev.config_snapshot import HealthSettings
+from pallet_dev.config_snapshot import ConfigSnapshot
 from pallet_dev.context import AppContext
 from pallet_dev.output import use_color
 from pallet_dev.probe import ProbeResult, ProbeTarget, probe_all, registry_target
@@ -65,12 +65,12 @@ def render_table(results: list[ProbeResult], color: bool) -> str:
 
 
 def run_health(
-    ctx: AppContext, *, as_json: bool, timeout: float, settings: HealthSettings | None = None
+    ctx: AppContext, *, as_json: bool, timeout: float, settings: ConfigSnapshot | None = None
 ) -> int:
     started = time.perf_counter()
     checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if settings is None:
-        settings = HealthSettings.from_config(ctx.load_config())
+        settings = ConfigSnapshot.from_config(ctx.load_config())
     active = ctx.active(settings.name) or {}
     endpoint = active.get("endpoint") or settings.registry_url
     backend = active.get("backend") or (None if settings.backend == "auto" else settings.backend)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
-from pallet_dev.backends.base import Plan, UpOptions
+from pallet_dev.backends.base import Backend, Plan, UpOptions
 from pallet_dev.backends.select import select_backend
 from pallet_dev.context import AppContext
+from pallet_dev.output import Steps
+
+# the default of `up --timeout` (cli.py shows it in --help)
+DEFAULT_TIMEOUT = 300.0
 
 
 def render_plan(plan: Plan) -> str:
@@ -64,6 +69,14 @@ def run_up(
         else:
             print(render_plan(plan))
         return 0
+    return bring_up(ctx, chosen, options, steps, as_json=as_json)
+
+
+def bring_up(
+    ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps, *, as_json: bool
+) -> int:
+    """Converge ``chosen`` under the environment's lock and print where the registry is."""
+    config = chosen.config
     if not config.registry.is_loopback:
         steps.warn(
             f"registry.bind_address is {config.registry.bind_address}: the registry has no "
@@ -87,3 +100,57 @@ def run_up(
         print(f"  push:  docker tag IMAGE {host}/IMAGE && docker push {host}/IMAGE")
     sys.stdout.flush()
     return 0
+
+
+def fast_up(argv: list[str]) -> int | None:
+    """`up` on the Docker backend without Typer, pydantic or yaml.
+
+    For `up [--prefer-docker | --backend docker] [--timeout S] [--json]` when the
+    validated config has a matching snapshot (config_snapshot) and names, or is told to
+    use, the Docker backend. None means "take the full CLI": no snapshot yet, another
+    option, a value to validate. Errors map to exit codes through outcome.run_guarded,
+    as on the full path.
+    """
+    from pallet_dev import config_snapshot
+
+    docker_requested, as_json, timeout, rest = False, False, DEFAULT_TIMEOUT, list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json":
+            as_json = True
+        elif arg == "--prefer-docker":
+            docker_requested = True
+        elif (
+            arg in ("--backend", "--timeout")
+            and rest
+            or arg.startswith(("--backend=", "--timeout="))
+        ):
+            name, value = arg.split("=", 1) if "=" in arg else (arg, rest.pop(0))
+            if name == "--backend":
+                if value != "docker":
+                    return None
+                docker_requested = True
+                continue
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None
+            if not 0 < timeout < float("inf"):
+                return None
+        else:
+            return None
+    ctx = AppContext(command="up")
+    key = config_snapshot.inputs_key(None)
+    snapshot = config_snapshot.read(ctx.paths, key)
+    if snapshot is None or not (docker_requested or snapshot.backend == "docker"):
+        return None
+    ctx.log.write("config", file=key["file"], name=snapshot.name, snapshot=True)
+    from pallet_dev.backends.docker import DockerBackend
+    from pallet_dev.outcome import run_guarded
+
+    backend = DockerBackend(snapshot, ctx.runner, ctx.paths)
+    return run_guarded(
+        lambda: bring_up(ctx, backend, UpOptions(timeout=timeout), ctx.steps(), as_json=as_json),
+        debug=bool(os.environ.get("PALLET_DEV_DEBUG")),
+        log_file=lambda: ctx.log.path,
+    )

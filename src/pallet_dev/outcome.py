@@ -1,0 +1,59 @@
+"""The one place where an outcome becomes an exit code and a message on stderr.
+
+Used by the Typer CLI (cli.main) and by the fast paths (entry.py), so an error
+reads and exits the same whichever way a command ran.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from pallet_dev.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, PalletError
+
+
+def report_interrupted() -> None:
+    print(
+        "\npallet-dev: interrupted. Run the same command again to converge, "
+        "or `pallet-dev down` to remove what was made.",
+        file=sys.stderr,
+    )
+
+
+def report_error(exc: PalletError, log_file: Path | None) -> int:
+    """Print the one-sentence error, its fix and the log file; return its exit code."""
+    print(f"pallet-dev: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"  fix: {exc.hint}", file=sys.stderr)
+    if log_file is not None:
+        print(f"  log: {log_file}", file=sys.stderr)
+    return exc.exit_code
+
+
+def run_guarded(
+    command: Callable[[], int], *, debug: bool, log_file: Callable[[], Path | None]
+) -> int:
+    """Run ``command``; map every way it can end to an exit code."""
+    try:
+        code = command()
+    except (KeyboardInterrupt, Interrupted):
+        report_interrupted()
+        return EXIT_INTERRUPTED
+    except PalletError as exc:
+        if debug:
+            traceback.print_exc()
+        return report_error(exc, log_file())
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            traceback.print_exc()
+        print(
+            f"pallet-dev: internal error: {type(exc).__name__}: {exc}. "
+            "Re-run with --debug for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if code == EXIT_INTERRUPTED:
+        report_interrupted()  # Typer turned a KeyboardInterrupt into this code
+    return code
