@@ -174,3 +174,12 @@ def write(paths: Paths, key: Mapping[str, Any], settings: ConfigSnapshot) -> Non
         os.replace(partial, path)
     except OSError:
         pass
+
+
+def positive_seconds(text: str) -> float | None:
+    """A fast path's `--timeout` value, or None when the full CLI must judge it."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None

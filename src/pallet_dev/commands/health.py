@@ -114,12 +114,10 @@ def fast_health(argv: list[str]) -> int | None:
             value = arg.split("=", 1)[1]
         else:
             return None
-        try:
-            timeout = float(value)
-        except ValueError:
+        parsed = config_snapshot.positive_seconds(value)
+        if parsed is None:
             return None
-        if not 0 < timeout < float("inf"):
-            return None
+        timeout = parsed
     ctx = AppContext(command="health")
     key = config_snapshot.inputs_key(None)
     settings = config_snapshot.read(ctx.paths, key)

@@ -131,12 +131,10 @@ def fast_up(argv: list[str]) -> int | None:
                     return None
                 docker_requested = True
                 continue
-            try:
-                timeout = float(value)
-            except ValueError:
+            parsed = config_snapshot.positive_seconds(value)
+            if parsed is None:
                 return None
-            if not 0 < timeout < float("inf"):
-                return None
+            timeout = parsed
         else:
             return None
     ctx = AppContext(command="up")

@@ -745,6 +745,10 @@ stage_assemble() {
   # machine-id is generated at boot by the entrypoint
   : >"${node_rootfs}/etc/machine-id"
   import_images
+  # the image this build replaces: removed below once the new one has its tag, so
+  # rebuilds do not pile up 1.2 GB untagged images
+  local previous
+  previous=$(docker image inspect -f '{{.Id}}' "$image_tag" 2>/dev/null || true)
   log "docker import ${image_tag}"
   local flat="${image_tag}-rootfs"
   tar -C "$node_rootfs" --numeric-owner -c . | "${heavy[@]}" docker import \
@@ -758,6 +762,10 @@ stage_assemble() {
     DOCKER_BUILDKIT=0 docker build -q -t "$image_tag" - >/dev/null 2>"${work_dir}/docker-build.log" ||
     { cat "${work_dir}/docker-build.log" >&2; die "docker build (STOPSIGNAL) failed"; }
   docker rmi "$flat" >/dev/null
+  if [[ -n "$previous" && "$previous" != "$(docker image inspect -f '{{.Id}}' "$image_tag")" ]]; then
+    # fails harmlessly while a container (a running kind node) still uses it
+    docker rmi "$previous" >/dev/null 2>&1 || log "kept the previous image ${previous} (in use)"
+  fi
   rm -rf "$node_rootfs"
   log "built ${image_tag} ($(docker image inspect -f '{{.Size}}' "$image_tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
