@@ -6,7 +6,6 @@ PALLET_ROOT=${PALLET_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # shellcheck source=.ci/versions.env
 source "$PALLET_ROOT/.ci/versions.env"
 PALLET_TOOLS_DIR=${PALLET_TOOLS_DIR:-/opt/pallet-tools}
-STARTED_DOCKERD_PID=""
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -46,7 +45,6 @@ ensure_dockerd() {
   log "starting dockerd"
   mkdir -p /var/log
   dockerd >/var/log/pallet-dockerd.log 2>&1 &
-  STARTED_DOCKERD_PID=$!
   local _
   for _ in $(seq 1 120); do
     docker_ready && return 0
@@ -55,15 +53,6 @@ ensure_dockerd() {
   log "dockerd did not come up; see /var/log/pallet-dockerd.log"
   tail -n 20 /var/log/pallet-dockerd.log >&2 || true
   return 1
-}
-
-stop_started_dockerd() {
-  if [[ -n "$STARTED_DOCKERD_PID" ]]; then
-    log "stopping the dockerd this run started"
-    kill "$STARTED_DOCKERD_PID" 2>/dev/null || true
-    wait "$STARTED_DOCKERD_PID" 2>/dev/null || true
-    STARTED_DOCKERD_PID=""
-  fi
 }
 
 ensure_registry_images() {

@@ -20,6 +20,20 @@ from tests.support.http_servers import FakeRegistryServer
 TOOLS = ("docker", "kind", "helm", "kubectl")
 
 
+def command_words(argv: Sequence[str]) -> str:
+    """A call as its tool and up to two subcommand words (kubectl's global flags skipped)."""
+    words = [argv[0].rsplit("/", 1)[-1]]
+    rest = list(argv[1:])
+    if words[0] == "kubectl":
+        while rest[:1] and rest[0] in ("--kubeconfig", "--context"):
+            rest = rest[2:]
+    for arg in rest:
+        if arg.startswith("-") or len(words) == 3:
+            break
+        words.append(arg)
+    return " ".join(words)
+
+
 class FakeToolsRunner(Runner):
     def __init__(self, state: dict[str, Any] | None = None, tools: Sequence[str] = TOOLS):
         super().__init__()
@@ -95,19 +109,7 @@ class FakeToolsRunner(Runner):
     # assertions helpers
     def commands(self) -> list[str]:
         """Each call as its tool and subcommand words, global flags left out."""
-        shown = []
-        for call in self.calls:
-            words = [call[0].rsplit("/", 1)[-1]]
-            rest = call[1:]
-            if words[0] == "kubectl":
-                while rest[:1] and rest[0] in ("--kubeconfig", "--context"):
-                    rest = rest[2:]
-            for arg in rest:
-                if arg.startswith("-") or len(words) == 3:
-                    break
-                words.append(arg)
-            shown.append(" ".join(words))
-        return shown
+        return [command_words(call) for call in self.calls]
 
     def reset_calls(self) -> None:
         self.calls.clear()

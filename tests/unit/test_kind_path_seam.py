@@ -21,6 +21,7 @@ import pytest
 
 from pallet_dev.cli import main
 from pallet_dev.runner import Runner
+from tests.fakes.runner import command_words
 from tests.fakes.fake_tool import new_state
 from tests.support.http_servers import FakeRegistryServer, free_port
 from tests.unit.test_kind_backend import from_nothing, reused_unchanged
@@ -45,19 +46,7 @@ class FakeWorld:
         return [json.loads(line) for line in self.log_file.read_text().splitlines()]
 
     def commands(self) -> list[str]:
-        shown = []
-        for entry in self.log():
-            argv = entry["argv"]
-            words, rest = [argv[0]], argv[1:]
-            if words[0] == "kubectl":
-                while rest[:1] and rest[0] in ("--kubeconfig", "--context"):
-                    rest = rest[2:]
-            for arg in rest:
-                if arg.startswith("-") or len(words) == 3:
-                    break
-                words.append(arg)
-            shown.append(" ".join(words))
-        return shown
+        return [command_words(entry["argv"]) for entry in self.log()]
 
     def clear_log(self) -> None:
         self.log_file.unlink(missing_ok=True)

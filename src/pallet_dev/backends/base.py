@@ -160,7 +160,3 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> dict[str, Any]:
         """What exists for this backend, as a JSON-ready mapping (``exists`` key first)."""
-
-    @abc.abstractmethod
-    def exists(self) -> bool:
-        """Whether anything of this backend exists for the environment (cheap)."""

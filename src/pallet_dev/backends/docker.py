@@ -198,9 +198,6 @@ class DockerBackend(Backend):
                 docker.remove(spec.name)
                 raise
 
-    def exists(self) -> bool:
-        return self.docker.inspect_container(self.config.container_name) is not None
-
     def down(self, *, clean: bool, steps: Steps) -> DownResult:
         docker = self.docker
         removed: list[str] = []

@@ -944,9 +944,6 @@ class KindBackend(Backend):
             )
 
     # --- down / status ---------------------------------------------------------------
-    def exists(self) -> bool:
-        return self.kind().cluster_exists(self.cluster)
-
     def down(self, *, clean: bool, steps: Steps) -> DownResult:
         kind = self.kind()
         removed: list[str] = []

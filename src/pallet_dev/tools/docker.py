@@ -200,12 +200,6 @@ class Docker:
         items = _json_list(out, "docker container inspect")
         return ContainerInfo.from_inspect(items[0]) if items else None
 
-    def list_containers(self, labels: Mapping[str, str]) -> list[str]:
-        argv = ["docker", "container", "ls", "--all", "--format", "{{.Names}}"]
-        for key, value in labels.items():
-            argv += ["--filter", f"label={key}={value}"]
-        return [line for line in self._run(argv, step="list containers").splitlines() if line]
-
     def image_id(self, image: str) -> str | None:
         try:
             out = self._run(
