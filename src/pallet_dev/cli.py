@@ -23,7 +23,8 @@ from pallet_dev.errors import EXIT_USAGE
 
 app = typer.Typer(
     name="pallet-dev",
-    help="One command to a local OCI registry for the Pallet system (kind + Helm, or Docker).",
+    help="One command to the Pallet system's dev environment: a local OCI registry and the "
+    "agents (kind + Helm, or Docker).",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -168,6 +169,21 @@ def status(
     from pallet_dev.commands.status import run_status
 
     raise typer.Exit(run_status(_ctx(ctx), as_json=as_json))
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(help="The agent's name (agents: in pallet-dev.yaml).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines (default: all).")] = None,
+) -> None:
+    """Print an agent's logs (the first replica's), in either backend."""
+    from pallet_dev.commands.logs import run_logs
+
+    raise typer.Exit(run_logs(_ctx(ctx), agent, follow=follow, tail=tail))
 
 
 @app.command()

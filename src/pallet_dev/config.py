@@ -17,7 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # re-exported: the names predate config_sources (health's fast path needs them without pydantic)
 from pallet_dev.config_sources import ENV_FIELDS as ENV_FIELDS
@@ -92,6 +100,72 @@ class ChartSettings(_Strict):
     set: list[str] = Field(default_factory=list)
 
 
+# An agent's name: a DNS label short enough for `<env>-agent-<name>-<replica>` and
+# Kubernetes object names.
+AGENT_NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Kubernetes resource quantities: 128Mi, 1Gi, 500m, 0.5
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+# Variables pallet-dev sets in every agent; `env:` must not set them.
+RESERVED_AGENT_ENV = ("PALLET_REGISTRY", "PALLET_AGENT", "PALLET_ENVIRONMENT")
+
+
+class AgentBuild(_Strict):
+    """How pallet-dev builds an agent's image (`docker build`)."""
+
+    context: str = Field(min_length=1)  # relative to the config file's folder
+    dockerfile: str = Field(default="Dockerfile", min_length=1)  # relative to the context
+    target: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    args: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("args")
+    @classmethod
+    def _arg_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not re.match(ENV_VAR_PATTERN, name)]
+        if bad:
+            raise ValueError(f"build arg names must be letters, digits and _; got {bad[0]!r}")
+        return value
+
+
+class AgentResources(_Strict):
+    memory: str | None = Field(default=None, pattern=QUANTITY_PATTERN)
+    cpu: str | None = Field(default=None, pattern=QUANTITY_PATTERN)
+
+
+class AgentSettings(_Strict):
+    """One Pallet agent that `up` builds (or takes ready), deploys and `health` probes."""
+
+    name: str = Field(pattern=AGENT_NAME_PATTERN)
+    build: AgentBuild | None = None
+    image: str | None = Field(default=None, pattern=IMAGE_PATTERN)
+    port: StrictInt = Field(default=8080, ge=1, le=65535)
+    health: str = Field(default="/healthz", pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+    replicas: StrictInt = Field(default=1, ge=1, le=10)
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: AgentResources = Field(default_factory=AgentResources)
+    # Docker backend: the host port of the first replica (default: a free one, kept)
+    host_port: StrictInt | None = Field(default=None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _build_or_image(self) -> AgentSettings:
+        if (self.build is None) == (self.image is None):
+            raise ValueError(
+                "give exactly one of build (pallet-dev builds the image) or image "
+                "(a ready image)"
+            )
+        return self
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(ENV_VAR_PATTERN, name):
+                raise ValueError(f"environment variable names are letters, digits and _; {name!r}")
+            if name in RESERVED_AGENT_ENV:
+                raise ValueError(f"{name} is set by pallet-dev; remove it from env")
+        return value
+
+
 class Config(_Strict):
     name: str = Field(default="pallet-dev", pattern=NAME_PATTERN)
     backend: Literal["auto", "kind", "docker"] = "auto"
@@ -99,6 +173,27 @@ class Config(_Strict):
     services: list[ServiceCheck] = Field(default_factory=list)
     kind: KindSettings = Field(default_factory=KindSettings)
     chart: ChartSettings = Field(default_factory=ChartSettings)
+    agents: list[AgentSettings] = Field(default_factory=list)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, value: list[AgentSettings]) -> list[AgentSettings]:
+        names = [agent.name for agent in value]
+        if "registry" in names:
+            raise ValueError("the name 'registry' is reserved for the registry itself")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"agent names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @model_validator(mode="after")
+    def _agents_and_services_apart(self) -> Config:
+        clash = sorted({a.name for a in self.agents} & {s.name for s in self.services})
+        if clash:
+            raise ValueError(
+                f"{clash[0]!r} is both an agent and a service; `health` needs distinct names"
+            )
+        return self
 
     @field_validator("services")
     @classmethod
@@ -202,9 +297,58 @@ def load_config(
         _set_path(data, field_path, value)
         origin[field_path] = f"--{field_path[-1].replace('_', '-')}"
     try:
-        return Config.model_validate(data), path
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from None
+    if config.agents:
+        base = path.resolve().parent if path is not None else (cwd or Path.cwd()).resolve()
+        config = _resolve_agent_contexts(config, base, origin)
+    return config, path
+
+
+def _resolve_agent_contexts(
+    config: Config, base: Path, origin: Mapping[tuple[str, ...], str]
+) -> Config:
+    """Build contexts become absolute folders (relative ones to the config file's folder).
+
+    A context or Dockerfile that does not exist is a ConfigError naming file:line; a
+    context outside the config folder's tree is accepted only when it exists.
+    """
+    agents: list[AgentSettings] = []
+    for index, agent in enumerate(config.agents):
+        build = agent.build
+        if build is None:
+            agents.append(agent)
+            continue
+        where = origin.get(("agents", str(index), "build", "context")) or "config"
+        field = f"agents.{index}.build.context"
+        context = (base / Path(build.context).expanduser()).resolve()
+        outside = base not in (context, *context.parents)
+        if not context.is_dir():
+            extra = f" (outside {base})" if outside else ""
+            raise ConfigError(
+                f"{where}: {field}: the build context {short_value(build.context)} of agent "
+                f"'{agent.name}' is not a folder{extra}: {context} does not exist.",
+                hint="Give the folder that holds the agent's Dockerfile, relative to "
+                "pallet-dev.yaml.",
+            )
+        dockerfile = (context / build.dockerfile).resolve()
+        if not dockerfile.is_file():
+            where = origin.get(("agents", str(index), "build", "dockerfile")) or where
+            raise ConfigError(
+                f"{where}: agents.{index}.build.dockerfile: agent '{agent.name}' has no "
+                f"Dockerfile at {dockerfile}.",
+                hint="Create it, or set build.dockerfile to its path relative to the context.",
+            )
+        resolved = build.model_copy(update={"context": str(context)})
+        agents.append(agent.model_copy(update={"build": resolved}))
+    return config.model_copy(update={"agents": agents})
+
+
+def short_value(value: object, limit: int = 60) -> str:
+    """A value quoted for a message: escaped and at most ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _record_origins(

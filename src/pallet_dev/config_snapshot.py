@@ -65,6 +65,8 @@ class ConfigSnapshot:
     backend: str
     registry: RegistrySnapshot
     services: tuple[ServiceEndpoint, ...] = ()
+    # configured agents (the Docker `up` fast path does not deploy agents: it steps aside)
+    agent_names: tuple[str, ...] = ()
 
     @property
     def registry_url(self) -> str:
@@ -88,6 +90,7 @@ class ConfigSnapshot:
             services=tuple(
                 ServiceEndpoint(s.name, s.url, s.expect_status) for s in config.services
             ),
+            agent_names=tuple(agent.name for agent in config.agents),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class ConfigSnapshot:
                 {"name": s.name, "url": s.url, "expect_status": s.expect_status}
                 for s in self.services
             ],
+            "agent_names": list(self.agent_names),
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class ConfigSnapshot:
                 ServiceEndpoint(str(s["name"]), str(s["url"]), int(s["expect_status"]))
                 for s in data["services"]
             ),
+            agent_names=tuple(str(name) for name in data.get("agent_names") or ()),
         )
 
 

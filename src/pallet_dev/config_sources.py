@@ -53,3 +53,11 @@ def registry_url_for(bind_address: str, port: int) -> str:
 
 def is_loopback_address(bind_address: str) -> bool:
     return ipaddress.ip_address(bind_address).is_loopback
+
+
+def registry_push_host(bind_address: str, port: int) -> str:
+    """Where tools on this machine push: ``localhost:<port>`` unless bound elsewhere."""
+    if is_loopback_address(bind_address) or bind_address in ("0.0.0.0", "::"):
+        return f"localhost:{port}"
+    host = f"[{bind_address}]" if ":" in bind_address else bind_address
+    return f"{host}:{port}"

@@ -69,12 +69,24 @@ class AppContext:
     def _state_file(self, env_name: str) -> Path:
         return self.paths.state_dir / f"{env_name}.json"
 
-    def record_active(self, env_name: str, backend: str, endpoint: str) -> None:
+    def record_active(
+        self,
+        env_name: str,
+        backend: str,
+        endpoint: str,
+        agents: Mapping[str, Any] | None = None,
+    ) -> None:
+        """What `up` brought up; ``agents`` is an AgentsState.to_dict() for `health`."""
         path = self._state_file(env_name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"backend": backend, "endpoint": endpoint}) + "\n")
+        data: dict[str, Any] = {"backend": backend, "endpoint": endpoint}
+        if agents is not None:
+            data["agents"] = dict(agents)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(data) + "\n")
+        os.replace(partial, path)
 
-    def active(self, env_name: str) -> dict[str, str] | None:
+    def active(self, env_name: str) -> dict[str, Any] | None:
         try:
             data = json.loads(self._state_file(env_name).read_text())
         except (OSError, ValueError):

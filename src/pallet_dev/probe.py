@@ -31,6 +31,10 @@ class ProbeResult:
     detail: str | None = None  # e.g. "auth on" for a 401 registry
 
 
+# ProbeTarget.expect_status for "any 2xx" (agents' health paths)
+ANY_2XX = 0
+
+
 @dataclass(frozen=True)
 class ProbeTarget:
     name: str
@@ -39,8 +43,14 @@ class ProbeTarget:
     registry: bool = False  # apply the /v2/ header rules
 
 
-def http_get(url: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
-    """GET ``url``; the timeout bounds connect and each read."""
+def http_get(
+    url: str,
+    timeout: float,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """GET (or ``method``) ``url``; the timeout bounds connect and each read."""
     parts = urlsplit(url)
     conn_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -51,9 +61,10 @@ def http_get(url: str, timeout: float) -> tuple[int, dict[str, str], bytes]:
     if parts.query:
         path += f"?{parts.query}"
     try:
-        conn.request("GET", path, headers={"User-Agent": "pallet-dev", "Connection": "close"})
+        sent = {"User-Agent": "pallet-dev", "Connection": "close", **(headers or {})}
+        conn.request(method, path, headers=sent)
         response = conn.getresponse()
-        body = response.read(1 << 20)
+        body = b"" if method == "HEAD" else response.read(1 << 20)
         headers = {key.lower(): value for key, value in response.getheaders()}
         return response.status, headers, body
     finally:
@@ -100,6 +111,12 @@ def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
                 f"missing header {API_VERSION_HEADER}: {API_VERSION_VALUE} (not a registry?)",
             )
         return ProbeResult(target.name, target.url, True, status, latency, None)
+    if target.expect_status == ANY_2XX:
+        if 200 <= status < 300:
+            return ProbeResult(target.name, target.url, True, status, latency, None)
+        return ProbeResult(
+            target.name, target.url, False, status, latency, f"expected 2xx, got {status}"
+        )
     if status != target.expect_status:
         return ProbeResult(
             target.name,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
@@ -70,12 +70,19 @@ class Runner:
         input: str | None = None,
         stream: bool = False,
         step: str = "",
+        on_output: Callable[[str], None] | None = None,
+        to_stdout: bool = False,
     ) -> CommandResult:
         """Run ``argv``; raise CommandFailed on non-zero exit when ``check``.
 
         ``stream`` sends the tool's output to our stderr as it comes (progress of
-        long pulls) instead of capturing it.
+        long pulls) instead of capturing it; ``to_stdout`` sends it to our stdout
+        (`logs`). ``on_output`` captures stdout and stderr together and hands each
+        line to the callback as it comes (live build output), the whole text ending
+        up in the result's ``stdout``.
         """
+        if on_output is not None:
+            return self._run_lines(argv, timeout, check, env, on_output, step)
         if not argv:
             raise ValueError("empty argv")
         argv = [str(arg) for arg in argv]
@@ -87,8 +94,8 @@ class Runner:
             proc = subprocess.Popen(
                 [resolved, *argv[1:]],
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=sys.stderr if stream else subprocess.PIPE,
-                stderr=sys.stderr if stream else subprocess.PIPE,
+                stdout=sys.stdout if to_stdout else sys.stderr if stream else subprocess.PIPE,
+                stderr=sys.stderr if stream or to_stdout else subprocess.PIPE,
                 env=merged,
                 text=True,
                 # own process group: Ctrl-C reaches us once, and we stop the tool ourselves
@@ -115,6 +122,69 @@ class Runner:
         )
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, result.stdout, result.stderr)
+        return result
+
+    def _run_lines(
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        check: bool,
+        env: Mapping[str, str] | None,
+        on_output: Callable[[str], None],
+        step: str,
+    ) -> CommandResult:
+        import threading
+
+        argv = [str(arg) for arg in argv]
+        resolved = self.which(argv[0])
+        merged = {**os.environ, **self.extra_env, **(env or {})}
+        started = time.monotonic()
+        self.log.write("exec", step=step, argv=argv)
+        try:
+            proc = subprocess.Popen(
+                [resolved, *argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=merged,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise CommandFailed(argv, 127, "", str(exc)) from exc
+        lines: list[str] = []
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                try:
+                    on_output(line.rstrip("\n"))
+                except Exception:  # a display problem never stops the tool
+                    pass
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            self.log.write("timeout", step=step, argv=argv, timeout=timeout)
+            raise CommandTimeout(argv, timeout) from None
+        except (KeyboardInterrupt, Interrupted):
+            _stop(proc)
+            self.log.write("interrupted", step=step, argv=argv)
+            raise
+        reader.join(5)
+        output = "".join(lines)
+        duration = time.monotonic() - started
+        result = CommandResult(tuple(argv), proc.returncode, output, "", round(duration, 4))
+        self.log.write(
+            "exit", step=step, argv=argv, exit_code=proc.returncode, duration_s=result.duration
+        )
+        if check and proc.returncode != 0:
+            raise CommandFailed(argv, proc.returncode, output, "")
         return result
 
 

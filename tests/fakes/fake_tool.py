@@ -283,6 +283,10 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[s
         return "sha256:feed\n", "", 0
     if args[:1] == ["exec"]:
         return _docker_exec(args[1:], stdin, state)
+    if args[:2] == ["container", "ls"]:
+        return "", "", 0  # no agent containers of the Docker backend
+    if args[:2] == ["network", "inspect"]:
+        return _err(f"Error response from daemon: network {args[-1]} not found")
     if args[:2] == ["volume", "inspect"] and len(args) == 3:
         # the Docker backend's volume (asked by `status`/`down` with backend auto)
         return _err(f"Error response from daemon: get {args[2]}: no such volume")

@@ -37,6 +37,7 @@ class FakeDockerState:
     pullable: set[str] = field(default_factory=set)
     fail_run: bool = False
     serve_registry: bool = True
+    networks: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class FakeDockerRunner(Runner):
@@ -127,6 +128,30 @@ class FakeDockerRunner(Runner):
                 return "", f"Error response from daemon: No such container: {args[-1]}", 1
             if container.server:
                 container.server.stop()
+            return args[-1] + "\n", "", 0
+        if args[:2] == ["container", "ls"]:
+            wanted = [a.split("=", 1)[1] for a in args if a.startswith("label=")]
+            names = [
+                c.name
+                for c in state.containers.values()
+                if all(
+                    (w.split("=", 1)[0] in c.labels and "=" not in w)
+                    or c.labels.get(w.split("=", 1)[0]) == w.split("=", 1)[-1]
+                    for w in wanted
+                )
+            ]
+            return "".join(json.dumps(n) + "\n" for n in names), "", 0
+        if args[:2] == ["network", "inspect"]:
+            if args[-1] not in state.networks:
+                return "", f"Error response from daemon: network {args[-1]} not found", 1
+            return json.dumps(state.networks[args[-1]]) + "\n", "", 0
+        if args[:2] == ["network", "create"]:
+            state.networks[args[-1]] = _labels(args)
+            return "f00d\n", "", 0
+        if args[:2] == ["network", "connect"]:
+            return "", "", 0
+        if args[:2] == ["network", "rm"]:
+            state.networks.pop(args[-1], None)
             return args[-1] + "\n", "", 0
         if args[:2] == ["system", "df"]:
             return json.dumps([{"Name": n, "Size": "1.5MB"} for n in state.volumes]), "", 0

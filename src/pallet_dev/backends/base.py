@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
+
+if TYPE_CHECKING:
+    from pallet_dev.agents.spec import AgentDeployment, AgentsState
 
 
 class RegistryView(Protocol):
@@ -160,3 +163,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> dict[str, Any]:
         """What exists for this backend, as a JSON-ready mapping (``exists`` key first)."""
+
+    # --- agents (the Pallet services), deployed after the registry answers ----------------
+    @property
+    @abc.abstractmethod
+    def agent_registry_address(self) -> str:
+        """The registry's address as seen from inside an agent (``PALLET_REGISTRY``)."""
+
+    @abc.abstractmethod
+    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        """The steps that deploy the agents; runs no subprocess."""
+
+    @abc.abstractmethod
+    def deploy_agents(
+        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        """Run every agent by digest and wait until each answers on its health path."""
+
+    @abc.abstractmethod
+    def agents_status(self) -> list[dict[str, Any]]:
+        """Each deployed agent: image digest, ready/desired replicas, restarts, endpoint."""
+
+    @abc.abstractmethod
+    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        """The command that prints an agent's logs."""

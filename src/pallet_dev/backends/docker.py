@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.backends.docker_agents import DockerAgents
 from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_is_free
@@ -23,6 +24,9 @@ from pallet_dev.tools.docker import (
     ImageMissing,
     VolumeMount,
 )
+
+if TYPE_CHECKING:
+    from pallet_dev.agents.spec import AgentDeployment, AgentsState
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
 REGISTRY_ENV = {
@@ -198,9 +202,32 @@ class DockerBackend(Backend):
                 docker.remove(spec.name)
                 raise
 
+    # --- agents ------------------------------------------------------------------------
+    @property
+    def agents(self) -> DockerAgents:
+        return DockerAgents(self.docker, self.config.name)
+
+    @property
+    def agent_registry_address(self) -> str:
+        return self.agents.registry_address
+
+    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        return self.agents.plan(deployments)
+
+    def deploy_agents(
+        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        return self.agents.deploy(deployments, deadline, steps)
+
+    def agents_status(self) -> list[dict[str, Any]]:
+        return self.agents.status()
+
+    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        return self.agents.logs_argv(agent, follow=follow, tail=tail)
+
     def down(self, *, clean: bool, steps: Steps) -> DownResult:
         docker = self.docker
-        removed: list[str] = []
+        removed: list[str] = self.agents.remove_containers(steps)
         kept: list[str] = []
         name = self.config.container_name
         info = docker.inspect_container(name)
@@ -214,6 +241,7 @@ class DockerBackend(Backend):
             with steps.step(f"Removing container {name}"):
                 docker.remove(name)
             removed.append(f"container {name}")
+        removed += self.agents.remove_network(steps)
         volume = self.config.volume_name
         if clean:
             if docker.volume_exists(volume):

@@ -52,8 +52,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pallet_dev.agents.spec import AgentDeployment, AgentsState
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.backends.kind_agents import KindAgents
 from pallet_dev.config import Config
+from pallet_dev.config_sources import registry_push_host
 from pallet_dev.errors import (
     CommandFailed,
     CommandTimeout,
@@ -264,11 +267,7 @@ def hosts_toml_path(port: int) -> str:
 
 def registry_host(config: Config) -> str:
     """Where tools on this machine push: ``localhost:<port>`` unless bound elsewhere."""
-    address = config.registry.bind_address
-    if config.registry.is_loopback or address in ("0.0.0.0", "::"):
-        return f"localhost:{config.registry.port}"
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{config.registry.port}"
+    return registry_push_host(config.registry.bind_address, config.registry.port)
 
 
 def local_registry_hosting(config: Config, service_host: str) -> dict[str, Any]:
@@ -329,6 +328,7 @@ class KindBackend(Backend):
         self.config: Config = config  # the kind backend reads all of it (kind, chart)
         self._chart_dir = chart_dir
         self.helm_binary = helm_binary
+        self._chart: ChartInputs | None = None  # the registry chart inputs `up` used
 
     # --- names and files -------------------------------------------------------------
     @property
@@ -367,7 +367,33 @@ class KindBackend(Backend):
         return self._chart_dir
 
     def chart_inputs(self, options: UpOptions) -> ChartInputs:
-        return load_chart_inputs(self.config, options, self.chart_dir)
+        self._chart = load_chart_inputs(self.config, options, self.chart_dir)
+        return self._chart
+
+    # --- agents ----------------------------------------------------------------------
+    @property
+    def agents(self) -> KindAgents:
+        return KindAgents(self)
+
+    @property
+    def agent_registry_address(self) -> str:
+        """The registry Service's DNS name and port: what pods use to reach it."""
+        chart = self._chart or self.chart_inputs(UpOptions())
+        return chart.service_host
+
+    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        return self.agents.plan(deployments, options)
+
+    def deploy_agents(
+        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        return self.agents.deploy(deployments, deadline, steps)
+
+    def agents_status(self) -> list[dict[str, Any]]:
+        return self.agents.status()
+
+    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        return self.agents.logs_argv(agent, follow=follow, tail=tail)
 
     def kind_cluster_config(self, chart: ChartInputs) -> KindClusterConfig:
         return KindClusterConfig(
@@ -952,8 +978,17 @@ class KindBackend(Backend):
                 kind.delete_cluster(self.cluster, timeout=CAP_DELETE)
             removed.append(f"kind cluster {self.cluster}")
         # pallet-dev's own files about the cluster; the data folder is `down`'s to keep or clean
-        for path in (self.kubeconfig_path, self.kind_config_path, self.values_path):
+        for path in (
+            self.kubeconfig_path,
+            self.kind_config_path,
+            self.values_path,
+            self.agents.values_path,
+        ):
             path.unlink(missing_ok=True)
+        if self.agents.api_dir.is_dir():
+            import shutil
+
+            shutil.rmtree(self.agents.api_dir, ignore_errors=True)
         return DownResult(self.name, removed, [])
 
     def status(self) -> dict[str, Any]:

@@ -8,21 +8,30 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pallet_dev.config_snapshot import ConfigSnapshot
 from pallet_dev.context import AppContext
 from pallet_dev.output import use_color
 from pallet_dev.probe import ProbeResult, ProbeTarget, probe_all, registry_target
 
+if TYPE_CHECKING:
+    from pallet_dev.agents.health import AgentHealth
+
 SCHEMA_VERSION = 1
 
 
 def health_document(
-    results: list[ProbeResult], *, backend: str | None, started: float, checked_at: str
+    results: list[ProbeResult],
+    *,
+    backend: str | None,
+    started: float,
+    checked_at: str,
+    agents: list[AgentHealth] | None = None,
 ) -> dict[str, Any]:
-    healthy = all(result.healthy for result in results)
-    return {
+    agents = agents or []
+    healthy = all(result.healthy for result in results) and all(a.healthy for a in agents)
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "status": "healthy" if healthy else "unhealthy",
         "checked_at": checked_at,
@@ -40,11 +49,18 @@ def health_document(
             for result in results
         ],
     }
+    if agents:
+        document["agents"] = [agent.to_dict() for agent in agents]
+    return document
 
 
-def render_table(results: list[ProbeResult], color: bool) -> str:
+def render_table(
+    results: list[ProbeResult], color: bool, agents: list[AgentHealth] | None = None
+) -> str:
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
+
+    results = [*results, *(_as_probe(agent) for agent in agents or [])]
 
     width = max([len("SERVICE")] + [len(result.name) for result in results])
     url_width = max([len("URL")] + [len(result.url) for result in results])
@@ -64,6 +80,40 @@ def render_table(results: list[ProbeResult], color: bool) -> str:
     return "\n".join(lines)
 
 
+def _as_probe(agent: AgentHealth) -> ProbeResult:
+    """An agent as a table row: its replicas in the detail column."""
+    detail = f"{agent.ready_replicas}/{agent.desired_replicas} ready"
+    return ProbeResult(
+        agent.name,
+        agent.url,
+        agent.healthy,
+        agent.status_code,
+        agent.latency_ms,
+        agent.error,
+        detail if agent.error is None else None,
+    )
+
+
+def agent_health(
+    settings: ConfigSnapshot, active: dict[str, Any], timeout: float
+) -> list[AgentHealth]:
+    """Every configured agent, from what `up` recorded (not deployed when it recorded none)."""
+    recorded = active.get("agents") or {}
+    if not settings.agent_names and not recorded.get("agents"):
+        return []
+    from pallet_dev.agents.health import check_agents, not_deployed
+    from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
+
+    endpoints = {
+        item["name"]: AgentEndpoint.from_dict(item) for item in recorded.get("agents") or []
+    }
+    api = ApiAccess(**recorded["api"]) if recorded.get("api") else None
+    wanted = [endpoints[name] for name in settings.agent_names if name in endpoints]
+    checked = {a.name: a for a in check_agents(wanted, api, timeout)}
+    backend = active.get("backend")
+    return [checked.get(name) or not_deployed(name, backend) for name in settings.agent_names]
+
+
 def run_health(
     ctx: AppContext, *, as_json: bool, timeout: float, settings: ConfigSnapshot | None = None
 ) -> int:
@@ -79,17 +129,21 @@ def run_health(
         for service in settings.services
     ]
     results = probe_all(targets, timeout)
-    document = health_document(results, backend=backend, started=started, checked_at=checked_at)
+    agents = agent_health(settings, active, timeout)
+    document = health_document(
+        results, backend=backend, started=started, checked_at=checked_at, agents=agents
+    )
     ctx.log.write(
         "health",
         status=document["status"],
         duration_ms=document["duration_ms"],
-        unhealthy=[result.name for result in results if not result.healthy],
+        unhealthy=[result.name for result in results if not result.healthy]
+        + [agent.name for agent in agents if not agent.healthy],
     )
     if as_json:
         print(json.dumps(document, indent=2))
     else:
-        print(render_table(results, use_color(sys.stdout)))
+        print(render_table(results, use_color(sys.stdout), agents))
     return 0 if document["status"] == "healthy" else 1
 
 

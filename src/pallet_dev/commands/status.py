@@ -10,7 +10,7 @@ from typing import Any
 
 from pallet_dev.backends.select import make_backend
 from pallet_dev.context import AppContext
-from pallet_dev.errors import PrerequisiteError
+from pallet_dev.errors import PalletError, PrerequisiteError
 from pallet_dev.probe import catalog, probe, registry_target
 
 SCHEMA_VERSION = 1
@@ -37,7 +37,14 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
     reg = probe(registry_target(endpoint), timeout=1.0)
     repositories = catalog(endpoint) if reg.healthy and reg.status_code == 200 else None
     image, version = _image_and_version(config.registry.image, backends.get(active_backend or ""))
-    return {
+    agents: list[dict[str, Any]] | None = None
+    if active_backend and (config.agents or active.get("agents")):
+        try:
+            chosen = make_backend(active_backend, config, ctx.runner, ctx.paths)
+            agents = chosen.agents_status()
+        except PalletError as exc:
+            agents = [{"name": "-", "error": exc.message}]
+    document = {
         "schema_version": SCHEMA_VERSION,
         "environment": config.name,
         "up": bool(existing),
@@ -55,6 +62,9 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
         "data": _data(backends, active_backend),
         "backends": backends,
     }
+    if agents is not None:
+        document["agents"] = agents
+    return document
 
 
 _VERSION_TAG = re.compile(r":v?(\d+(?:\.\d+)*)(?:@|$)")
@@ -120,6 +130,17 @@ def render_status(doc: dict[str, Any]) -> str:
         size = data["size_bytes"]
         shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
         lines.append(f"Data:        {data['location']} ({shown})")
+    for agent in doc.get("agents") or []:
+        if agent.get("error"):
+            lines.append(f"Agents:      {agent['error']}")
+            continue
+        ready = agent.get("ready", 0)
+        where = agent.get("endpoint") or "-"
+        lines.append(
+            f"Agent:       {agent['name']} {ready}/{agent.get('desired')} ready, "
+            f"{agent.get('restarts', 0)} restarts, {agent.get('digest') or agent.get('image')}"
+            f" ({where})"
+        )
     for name, report in doc["backends"].items():
         if report.get("error"):
             lines.append(f"[{name}] {report['error']}")

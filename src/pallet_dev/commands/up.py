@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import Backend, Plan, UpOptions
+from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions
 from pallet_dev.backends.select import select_backend
 from pallet_dev.context import AppContext
 from pallet_dev.output import Steps
+
+if TYPE_CHECKING:
+    from pallet_dev.agents.images import AgentImage, AgentImages
+    from pallet_dev.agents.spec import AgentsState
+    from pallet_dev.config import AgentSettings, Config
 
 # the default of `up --timeout` (cli.py shows it in --help)
 DEFAULT_TIMEOUT = 300.0
@@ -64,6 +72,8 @@ def run_up(
         steps.warn(selection.notice)
     if dry_run:
         plan = chosen.plan_up(options)
+        if config.agents:
+            plan = replace(plan, steps=[*plan.steps, *plan_agents(ctx, chosen, config, options)])
         if as_json:
             print(json.dumps(plan.to_dict(), indent=2))
         else:
@@ -83,23 +93,104 @@ def bring_up(
             "authentication and will be reachable from other machines."
         )
     steps.title(f"Bringing up '{config.name}' with the {chosen.name} backend ...")
+    deadline = time.monotonic() + options.timeout
+    agents: AgentsState | None = None
     with ctx.env_lock(config.name):
         result = chosen.up(options, steps)
-        ctx.record_active(config.name, chosen.name, result.endpoint)
+        previous = (ctx.active(config.name) or {}).get("agents")
+        configured = getattr(config, "agents", None) or []
+        if configured or previous:
+            agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
+        ctx.record_active(
+            config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
+        )
     summary: dict[str, Any] = {
         "backend": result.backend,
         "endpoint": result.endpoint,
         "changed": result.changed,
         "actions": result.actions,
     }
+    if agents is not None:
+        built = {image.agent for image in images if image.built}
+        summary["agents"] = [
+            {"name": e.name, "digest": e.digest, "built": e.name in built} for e in agents.endpoints
+        ]
+        if built:
+            summary["changed"] = True
+            summary["actions"] = [*result.actions, *(f"built-agent-{n}" for n in sorted(built))]
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
         host = result.endpoint.split("://", 1)[1]
         print(f"Registry ready at {result.endpoint}")
         print(f"  push:  docker tag IMAGE {host}/IMAGE && docker push {host}/IMAGE")
+        for endpoint in agents.endpoints if agents else []:
+            where = endpoint.urls[0] if endpoint.urls else endpoint.proxy_url
+            print(f"Agent {endpoint.name} ready ({endpoint.digest}): {where}")
     sys.stdout.flush()
     return 0
+
+
+def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSettings]) -> AgentImages:
+    from pallet_dev.agents.images import AgentImages
+    from pallet_dev.config_sources import registry_push_host
+
+    registry = chosen.config.registry
+    return AgentImages(
+        chosen.config.name,
+        agents,
+        ctx.runner,
+        registry_url=chosen.endpoint,
+        registry_host=registry_push_host(registry.bind_address, registry.port),
+    )
+
+
+def plan_agents(
+    ctx: AppContext, chosen: Backend, config: Config, options: UpOptions
+) -> list[PlanStep]:
+    """Build, push and deploy steps of the agents (digests are known only after the push)."""
+    from pallet_dev.agents.images import AgentImage, repository_for
+    from pallet_dev.agents.spec import deployments
+
+    builder = agent_images(ctx, chosen, config.agents)
+    placeholders = [
+        AgentImage(
+            a.name,
+            builder.registry_host,
+            repository_for(config.name, a.name),
+            "",
+            "<digest>",
+            False,
+        )
+        for a in config.agents
+    ]
+    planned = deployments(
+        config.agents,
+        placeholders,
+        env_name=config.name,
+        registry_address=chosen.agent_registry_address,
+    )
+    return [*builder.plan(), *chosen.plan_agents(planned, options)]
+
+
+def converge_agents(
+    ctx: AppContext,
+    chosen: Backend,
+    agents: Sequence[AgentSettings],
+    deadline: float,
+    steps: Steps,
+) -> tuple[AgentsState, list[AgentImage]]:
+    """Build what changed, push it, deploy every agent by digest and wait for its health."""
+    from pallet_dev.agents.spec import deployments
+
+    images = agent_images(ctx, chosen, agents).ensure(deadline, steps)
+    planned = deployments(
+        agents,
+        images,
+        env_name=chosen.config.name,
+        registry_address=chosen.agent_registry_address,
+    )
+    return chosen.deploy_agents(planned, deadline, steps), images
 
 
 def fast_up(argv: list[str]) -> int | None:
@@ -142,6 +233,8 @@ def fast_up(argv: list[str]) -> int | None:
     snapshot = config_snapshot.read(ctx.paths, key)
     if snapshot is None or not (docker_requested or snapshot.backend == "docker"):
         return None
+    if snapshot.agent_names or (ctx.active(snapshot.name) or {}).get("agents"):
+        return None  # agents are built and deployed on the full path
     ctx.log.write("config", file=key["file"], name=snapshot.name, snapshot=True)
     from pallet_dev.backends.docker import DockerBackend
     from pallet_dev.outcome import run_guarded

@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pallet_dev.errors import CommandFailed, DaemonUnavailable, OperationFailed
+from pallet_dev.errors import CommandFailed, DaemonUnavailable, OperationFailed, PalletError
 from pallet_dev.runner import Runner
 
 LABEL_MANAGED = "dev.pallet.managed"
 LABEL_ENV = "dev.pallet.environment"
 LABEL_SPEC = "dev.pallet.spec-hash"
+LABEL_AGENT = "dev.pallet.agent"
 
 _NOT_FOUND_MARKERS = ("no such container", "no such image", "no such volume", "no such object")
 
@@ -79,6 +80,9 @@ class ContainerInfo:
     restart_count: int
     started_at: str
     env: tuple[str, ...] = field(default_factory=tuple)
+    networks: tuple[str, ...] = field(default_factory=tuple)
+    # container port ("8080/tcp") -> the host port Docker actually bound
+    published: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -96,6 +100,12 @@ class ContainerInfo:
                 ports.append(
                     PortBinding(binding.get("HostIp") or "", int(host_port), container_port)
                 )
+        network = data.get("NetworkSettings") or {}
+        published: dict[str, int] = {}
+        for container_port, bindings in (network.get("Ports") or {}).items():
+            for binding in bindings or []:
+                if str(binding.get("HostPort") or "").isdigit():
+                    published.setdefault(container_port, int(binding["HostPort"]))
         return cls(
             id=str(data.get("Id", "")),
             name=str(data.get("Name", "")).lstrip("/"),
@@ -108,7 +118,13 @@ class ContainerInfo:
             restart_count=int(data.get("RestartCount") or 0),
             started_at=str(state.get("StartedAt", "")),
             env=tuple(config.get("Env") or ()),
+            networks=tuple(sorted(network.get("Networks") or {})),
+            published=published,
         )
+
+    def host_port(self, container_port: int) -> int | None:
+        """The host port a container port is published on (after Docker chose one)."""
+        return self.published.get(f"{container_port}/tcp")
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,9 @@ class ContainerSpec:
     volumes: Sequence[VolumeMount]
     env: Mapping[str, str]
     restart: str = "unless-stopped"
+    network: str | None = None
+    # resource limits and the like, before the image (e.g. ["--memory", "128m"])
+    extra: Sequence[str] = ()
 
     def run_argv(self) -> list[str]:
         # --pull never: a missing image is reported, and pulled (with progress) on purpose
@@ -149,6 +168,9 @@ class ContainerSpec:
             argv += ["--mount", volume.mount_arg()]
         for key, value in sorted(self.env.items()):
             argv += ["--env", f"{key}={value}"]
+        if self.network:
+            argv += ["--network", self.network]
+        argv += list(self.extra)
         argv.append(self.image)
         return argv
 
@@ -263,6 +285,137 @@ class Docker:
             self._run(["docker", "container", "rm", "--force", name], step="remove container")
         except CommandFailed as exc:
             if _not_found(exc):
+                return False
+            raise
+        return True
+
+    # --- images: build, tag, push ---------------------------------------------------
+    @staticmethod
+    def build_argv(
+        tag: str,
+        context: str,
+        dockerfile: str,
+        *,
+        target: str | None = None,
+        args: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        argv = ["docker", "build", "--tag", tag, "--file", dockerfile]
+        if target:
+            argv += ["--target", target]
+        for key, value in sorted((args or {}).items()):
+            argv += ["--build-arg", f"{key}={value}"]
+        for key, value in sorted((labels or {}).items()):
+            argv += ["--label", f"{key}={value}"]
+        argv.append(context)
+        return argv
+
+    def build(
+        self, argv: list[str], *, timeout: float, on_output: Any = None, env: Any = None
+    ) -> str:
+        """Run a build from :meth:`build_argv`; its whole output (stdout and stderr)."""
+        return self.runner.run(
+            argv, timeout=timeout, step="docker build", on_output=on_output, env=env
+        ).stdout
+
+    def tag(self, source: str, target: str) -> None:
+        self._run(["docker", "image", "tag", source, target], step="tag image")
+
+    @staticmethod
+    def push_argv(image: str) -> list[str]:
+        return ["docker", "push", "--quiet", image]
+
+    def push(self, image: str, *, timeout: float) -> None:
+        self._run(self.push_argv(image), timeout=timeout, step="push image")
+
+    # --- containers by label, several at once ------------------------------------------
+    def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
+        """Names of all containers (running or not) with these labels (and label ``key``)."""
+        argv = ["docker", "container", "ls", "--all", "--no-trunc", "--format", "{{json .Names}}"]
+        for name, value in sorted(labels.items()):
+            argv += ["--filter", f"label={name}={value}"]
+        if key:
+            argv += ["--filter", f"label={key}"]
+        out = self._run(argv, step="list containers")
+        names: list[str] = []
+        for line in out.splitlines():
+            if line.strip():
+                names += str(json.loads(line)).split(",")
+        return sorted(names)
+
+    def inspect_containers(self, names: Sequence[str]) -> dict[str, ContainerInfo]:
+        """Every named container that exists, in one call (missing names are left out)."""
+        if not names:
+            return {}
+        try:
+            out = self._run(["docker", "container", "inspect", *names], step="inspect containers")
+        except CommandFailed as exc:
+            if not _not_found(exc):
+                raise
+            out = exc.stdout or "[]"
+        found = [ContainerInfo.from_inspect(item) for item in _json_list(out or "[]", "inspect")]
+        return {info.name: info for info in found}
+
+    @staticmethod
+    def logs_argv(name: str, *, follow: bool = False, tail: int | None = None) -> list[str]:
+        argv = ["docker", "container", "logs"]
+        if follow:
+            argv.append("--follow")
+        if tail is not None:
+            argv += ["--tail", str(tail)]
+        return [*argv, name]
+
+    def logs_tail(self, name: str, lines: int = 20) -> str:
+        try:
+            result = self.runner.run(
+                self.logs_argv(name, tail=lines), timeout=20, check=False, step="container logs"
+            )
+        except PalletError:
+            return ""
+        return (result.stdout + result.stderr).strip()
+
+    # --- networks ----------------------------------------------------------------------
+    @staticmethod
+    def network_create_argv(name: str, labels: Mapping[str, str]) -> list[str]:
+        argv = ["docker", "network", "create"]
+        for key, value in sorted(labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        return [*argv, name]
+
+    def network_labels(self, name: str) -> Mapping[str, str] | None:
+        """The network's labels, or None when it does not exist."""
+        try:
+            out = self._run(
+                ["docker", "network", "inspect", "--format", "{{json .Labels}}", name],
+                step="inspect network",
+            )
+        except CommandFailed as exc:
+            if "not found" in exc.stderr.lower() or _not_found(exc):
+                return None
+            raise
+        data = json.loads(out.strip() or "{}") or {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def network_create(self, name: str, labels: Mapping[str, str]) -> None:
+        try:
+            self._run(self.network_create_argv(name, labels), step="create network")
+        except CommandFailed as exc:
+            if "already exists" not in exc.stderr.lower():
+                raise
+
+    def network_connect(self, network: str, container: str) -> None:
+        try:
+            self._run(["docker", "network", "connect", network, container], step="connect")
+        except CommandFailed as exc:
+            if "already exists" not in exc.stderr.lower():
+                raise
+
+    def network_remove(self, name: str) -> bool:
+        try:
+            self._run(["docker", "network", "rm", name], step="remove network")
+        except CommandFailed as exc:
+            text = exc.stderr.lower()
+            if "not found" in text or _not_found(exc):
                 return False
             raise
         return True

@@ -233,6 +233,62 @@ class Kubectl:
             step="rollout status",
         )
 
+    def get_events_argv(self, namespace: str, object_name: str) -> list[str]:
+        return [
+            *self.base(),
+            "get",
+            "events",
+            "--namespace",
+            namespace,
+            "--field-selector",
+            f"involvedObject.name={object_name}",
+            "-o",
+            "json",
+        ]
+
+    def recent_events(self, namespace: str, object_name: str, *, limit: int = 3) -> list[str]:
+        """The object's newest event messages ("Reason: message"), oldest first."""
+        try:
+            out = self._run(
+                self.get_events_argv(namespace, object_name), timeout=20, step="get events"
+            )
+            items = _items(out, "kubectl get events -o json")
+        except (CommandFailed, OperationFailed):
+            return []
+        items.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return [f"{e.get('reason', '')}: {e.get('message', '')}".strip() for e in items][-limit:]
+
+    def get_deployments_argv(self, namespace: str, selector: str) -> list[str]:
+        return [
+            *self.base(),
+            "get",
+            "deployments",
+            "--namespace",
+            namespace,
+            "-l",
+            selector,
+            "-o",
+            "json",
+        ]
+
+    def get_deployments(
+        self, namespace: str, selector: str, *, timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        out = self._run(
+            self.get_deployments_argv(namespace, selector), timeout=timeout, step="get deployments"
+        )
+        return _items(out, "kubectl get deployments -o json")
+
+    def logs_argv(
+        self, namespace: str, target: str, *, follow: bool = False, tail: int | None = None
+    ) -> list[str]:
+        argv = [*self.base(), "logs", "--namespace", namespace, target]
+        if follow:
+            argv.append("--follow")
+        if tail is not None:
+            argv.append(f"--tail={tail}")
+        return argv
+
 
 @dataclass(frozen=True)
 class KubeconfigEntry:

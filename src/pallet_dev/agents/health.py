@@ -1,0 +1,184 @@
+"""Is each deployed agent healthy: its replicas ready and its health path answering 2xx.
+
+Docker backend: every replica's published URL, with the standard library (no
+subprocess). kind backend: the Kubernetes API server, over HTTPS with httpx and the
+private kubeconfig's client certificate: the Deployment's ready replicas, and the
+health path through the API server's service proxy
+(``/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/<path>``), so no port-forward
+and no extra kind port mapping is needed. Every check runs in a daemon thread with a
+hard deadline, like the registry probe: `health` is bounded whatever the endpoints do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
+from pallet_dev.probe import ABANDON_AFTER, ANY_2XX, ProbeTarget, probe
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    name: str
+    backend: str
+    url: str
+    healthy: bool
+    ready_replicas: int
+    desired_replicas: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "url": self.url,
+            "healthy": self.healthy,
+            "ready_replicas": self.ready_replicas,
+            "desired_replicas": self.desired_replicas,
+            "status_code": self.status_code,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+
+
+def not_deployed(name: str, backend: str | None) -> AgentHealth:
+    return AgentHealth(
+        name, backend or "-", "", False, 0, 0, None, 0.0, "not deployed (run `pallet-dev up`)"
+    )
+
+
+def _docker_agent(endpoint: AgentEndpoint, timeout: float) -> AgentHealth:
+    started = time.perf_counter()
+    results = [probe(ProbeTarget(endpoint.name, url, ANY_2XX), timeout) for url in endpoint.urls]
+    ready = sum(1 for result in results if result.healthy)
+    first = results[0] if results else None
+    error = next((r.error for r in results if r.error), None)
+    return AgentHealth(
+        endpoint.name,
+        endpoint.backend,
+        endpoint.urls[0] if endpoint.urls else "",
+        bool(results) and ready == endpoint.desired,
+        ready,
+        endpoint.desired,
+        first.status_code if first else None,
+        round((time.perf_counter() - started) * 1000, 1),
+        error,
+    )
+
+
+def api_client(api: ApiAccess, timeout: float) -> Any:
+    """An httpx client that authenticates to the API server with the kind client certificate."""
+    import ssl
+
+    import httpx
+
+    context = ssl.create_default_context(cafile=api.ca_file)
+    context.load_cert_chain(api.cert_file, api.key_file)
+    return httpx.Client(verify=context, timeout=httpx.Timeout(timeout), trust_env=False)
+
+
+def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHealth:
+    import httpx
+
+    started = time.perf_counter()
+    ready, desired, error = 0, endpoint.desired, None
+    status_code: int | None = None
+    url = endpoint.proxy_url or ""
+    try:
+        deployment = client.get(endpoint.deployment_url or "")
+        if deployment.status_code == 404:
+            error = "its Deployment does not exist"
+        elif deployment.status_code != 200:
+            error = f"API server answered {deployment.status_code} for its Deployment"
+        else:
+            data = deployment.json()
+            desired = int((data.get("spec") or {}).get("replicas") or 0)
+            ready = int((data.get("status") or {}).get("readyReplicas") or 0)
+        answer = client.get(url)
+        status_code = answer.status_code
+        if not 200 <= answer.status_code < 300 and error is None:
+            error = f"expected 2xx, got {answer.status_code}"
+    except httpx.TimeoutException:
+        error = f"timed out after {timeout:g} s"
+    except httpx.HTTPError as exc:
+        error = f"cannot reach the API server ({type(exc).__name__}: {exc})"
+    except (OSError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    healthy = error is None and ready == desired and desired > 0
+    if error is None and not healthy:
+        error = f"{ready}/{desired} replicas ready"
+    return AgentHealth(
+        endpoint.name,
+        endpoint.backend,
+        url,
+        healthy,
+        ready,
+        desired,
+        status_code,
+        round((time.perf_counter() - started) * 1000, 1),
+        error,
+    )
+
+
+def check_agents(
+    endpoints: Sequence[AgentEndpoint], api: ApiAccess | None, timeout: float
+) -> list[AgentHealth]:
+    """Every agent's health, in parallel, within ``timeout`` (+ a little) in all."""
+    if not endpoints:
+        return []
+    client: Any = None
+    if any(e.proxy_url for e in endpoints):
+        if api is None:
+            return [
+                _failed(e, "no API server access recorded; run `pallet-dev up`") for e in endpoints
+            ]
+        try:
+            client = api_client(api, timeout)
+        except (OSError, ValueError) as exc:
+            return [_failed(e, f"cannot load the cluster credentials ({exc})") for e in endpoints]
+    results: list[AgentHealth | None] = [None] * len(endpoints)
+
+    def work(index: int, endpoint: AgentEndpoint) -> None:
+        check: Callable[[], AgentHealth] = (
+            (lambda: _kind_agent(endpoint, client, timeout))
+            if endpoint.proxy_url
+            else (lambda: _docker_agent(endpoint, timeout))
+        )
+        try:
+            results[index] = check()
+        except Exception as exc:  # a check never raises out of its thread
+            results[index] = _failed(endpoint, f"{type(exc).__name__}: {exc}")
+
+    threads = [
+        threading.Thread(target=work, args=(index, endpoint), daemon=True)
+        for index, endpoint in enumerate(endpoints)
+    ]
+    for thread in threads:
+        thread.start()
+    # a docker agent probes its replicas one after the other
+    longest = max(max(1, len(e.urls)) for e in endpoints) * timeout
+    deadline = time.monotonic() + longest + ABANDON_AFTER
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if client is not None:
+        try:
+            client.close()
+        except Exception:
+            pass
+    return [
+        result if result is not None else _failed(endpoint, f"timed out after {timeout:g} s")
+        for result, endpoint in zip(results, endpoints)
+    ]
+
+
+def _failed(endpoint: AgentEndpoint, error: str) -> AgentHealth:
+    url = endpoint.proxy_url or (endpoint.urls[0] if endpoint.urls else "")
+    return AgentHealth(
+        endpoint.name, endpoint.backend, url, False, 0, endpoint.desired, None, 0.0, error
+    )

@@ -1,0 +1,328 @@
+"""Agent images: content-hashed, built with the Docker CLI, pushed to the local registry.
+
+For an agent with ``build``, the tag is the content hash of its build inputs
+(:mod:`pallet_dev.agents.context_hash`). When the registry already has that tag,
+nothing is built or pushed; otherwise `docker build` runs (agents in parallel, as
+many as there are cores) and `docker push` moves only the layers the registry
+lacks. For an agent with a ready ``image``, the host's copy (pulled when missing)
+is pushed under a tag made from its image ID. Either way the backends deploy by the
+digest the registry reports, never by a moving tag.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pallet_dev.agents.context_hash import HASH_LENGTH, build_hash
+from pallet_dev.backends.base import PlanStep
+from pallet_dev.config import AgentSettings
+from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
+from pallet_dev.output import Steps
+from pallet_dev.probe import http_get
+from pallet_dev.runner import Runner
+from pallet_dev.tools.docker import LABEL_AGENT, LABEL_ENV, LABEL_MANAGED, Docker
+
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+CAP_BUILD = 1800.0
+CAP_PUSH = 600.0
+# lines of build output shown when a build fails
+FAILED_OUTPUT_LINES = 60
+
+
+@dataclass(frozen=True)
+class AgentImage:
+    """An agent's image as it sits in the local registry."""
+
+    agent: str
+    registry_host: str  # localhost:<port>, where this host pushes
+    repository: str  # <env>/<agent>
+    tag: str  # the content hash (built) or image-ID prefix (ready image)
+    digest: str  # sha256:..., what the backends deploy
+    built: bool  # built and pushed by this run
+    seconds: float = 0.0
+
+    @property
+    def tagged(self) -> str:
+        return f"{self.registry_host}/{self.repository}:{self.tag}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry_host}/{self.repository}@{self.digest}"
+
+
+def repository_for(env_name: str, agent: str) -> str:
+    return f"{env_name}/{agent}"
+
+
+def manifest_digest(registry_url: str, repository: str, reference: str) -> str | None:
+    """The digest the registry serves for ``repository:reference`` (None when absent)."""
+    try:
+        status, headers, _ = http_get(
+            f"{registry_url}/v2/{repository}/manifests/{reference}",
+            10.0,
+            method="HEAD",
+            headers={"Accept": MANIFEST_TYPES},
+        )
+    except OSError as exc:
+        raise OperationFailed(
+            f"The registry at {registry_url} did not answer a manifest check ({exc}).",
+            hint="Check `pallet-dev health`; `pallet-dev up` starts the registry.",
+        ) from None
+    if status == 404:
+        return None
+    if status != 200:
+        raise OperationFailed(
+            f"The registry answered {status} for {repository}:{reference}.",
+            hint="See `pallet-dev status`; the registry may be full or read-only.",
+        )
+    digest = headers.get("docker-content-digest")
+    return digest or None
+
+
+class AgentImages:
+    """Builds and pushes the images of a set of agents for one environment."""
+
+    def __init__(
+        self,
+        env_name: str,
+        agents: Sequence[AgentSettings],
+        runner: Runner,
+        *,
+        registry_url: str,
+        registry_host: str,
+    ) -> None:
+        self.env_name = env_name
+        self.agents = list(agents)
+        self.runner = runner
+        self.registry_url = registry_url
+        self.registry_host = registry_host
+
+    def labels(self, agent: str) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_ENV: self.env_name, LABEL_AGENT: agent}
+
+    def build_argv(self, agent: AgentSettings, tag: str) -> list[str]:
+        assert agent.build is not None
+        context = Path(agent.build.context)
+        return Docker.build_argv(
+            tag,
+            str(context),
+            str(context / agent.build.dockerfile),
+            target=agent.build.target,
+            args=agent.build.args,
+            labels=self.labels(agent.name),
+        )
+
+    def content_tag(self, agent: AgentSettings) -> str:
+        assert agent.build is not None
+        return build_hash(
+            Path(agent.build.context),
+            agent.build.dockerfile,
+            target=agent.build.target,
+            args=agent.build.args,
+        )
+
+    # --- the plan ----------------------------------------------------------------------
+    def plan(self) -> list[PlanStep]:
+        steps: list[PlanStep] = []
+        for agent in self.agents:
+            repository = repository_for(self.env_name, agent.name)
+            if agent.build is not None:
+                tag = self.content_tag(agent)
+                tagged = f"{self.registry_host}/{repository}:{tag}"
+                steps.append(
+                    PlanStep(
+                        f"Build agent '{agent.name}' (only when the registry lacks tag {tag}, "
+                        "the content hash of its build inputs)",
+                        self.build_argv(agent, tagged),
+                        detail=f"HEAD {self.registry_url}/v2/{repository}/manifests/{tag} first",
+                    )
+                )
+            else:
+                assert agent.image is not None
+                tagged = f"{self.registry_host}/{repository}:<image-id>"
+                steps.append(
+                    PlanStep(
+                        f"Tag the ready image {agent.image} of agent '{agent.name}' "
+                        "(pulled first only when the host lacks it)",
+                        ["docker", "image", "tag", agent.image, tagged],
+                    )
+                )
+            steps.append(
+                PlanStep(
+                    f"Push agent '{agent.name}' to the local registry (only missing layers move)",
+                    Docker.push_argv(tagged),
+                    detail="then deployed by the digest the registry reports",
+                )
+            )
+        return steps
+
+    # --- build and push ------------------------------------------------------------------
+    def ensure(self, deadline: float, steps: Steps) -> list[AgentImage]:
+        """Every agent's image in the registry; builds run in parallel."""
+        if not self.agents:
+            return []
+        live = _LiveLine(steps)
+        workers = max(1, min(len(self.agents), os.cpu_count() or 2))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build") as pool:
+            futures = [pool.submit(self._ensure_one, a, deadline, live) for a in self.agents]
+            outcomes: list[AgentImage | BaseException] = []
+            for future in futures:
+                exc = future.exception()
+                outcomes.append(exc if exc is not None else future.result())
+        live.clear()
+        images: list[AgentImage] = []
+        failure: BaseException | None = None
+        for agent, outcome in zip(self.agents, outcomes):
+            if isinstance(outcome, BaseException):
+                steps.failed(f"Agent '{agent.name}' image")
+                failure = failure or outcome
+                continue
+            what = (
+                f"built and pushed {outcome.tagged}"
+                if outcome.built
+                else f"unchanged ({outcome.tagged} is in the registry)"
+            )
+            steps.done(
+                f"Agent '{agent.name}' image {what}", outcome.seconds if outcome.built else None
+            )
+            images.append(outcome)
+        if failure is not None:
+            raise failure
+        return images
+
+    def _ensure_one(self, agent: AgentSettings, deadline: float, live: _LiveLine) -> AgentImage:
+        started = time.monotonic()
+        repository = repository_for(self.env_name, agent.name)
+        docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
+        if agent.build is not None:
+            tag = self.content_tag(agent)
+        else:
+            assert agent.image is not None
+            tag = self._ready_image_tag(docker, agent, deadline)
+        tagged = f"{self.registry_host}/{repository}:{tag}"
+        digest = manifest_digest(self.registry_url, repository, tag)
+        if digest is not None:
+            return AgentImage(agent.name, self.registry_host, repository, tag, digest, False)
+        if agent.build is not None:
+            self._build(docker, agent, tagged, deadline, live)
+        else:
+            assert agent.image is not None
+            docker.tag(agent.image, tagged)
+        live.show(agent.name, "pushing to the local registry")
+        try:
+            docker.push(tagged, timeout=_left(deadline, CAP_PUSH, agent.name))
+        except CommandFailed as exc:
+            raise OperationFailed(
+                f"Pushing agent '{agent.name}' to {self.registry_host} failed: {exc.message}",
+                hint="Check `pallet-dev health` and the registry's disk space "
+                "(`pallet-dev status`); nothing was deployed.",
+            ) from exc
+        digest = manifest_digest(self.registry_url, repository, tag)
+        if digest is None:
+            raise OperationFailed(
+                f"The registry does not list {tagged} right after the push.",
+                hint="See the registry's logs; retry `pallet-dev up`.",
+            )
+        return AgentImage(
+            agent.name,
+            self.registry_host,
+            repository,
+            tag,
+            digest,
+            True,
+            time.monotonic() - started,
+        )
+
+    def _build(
+        self, docker: Docker, agent: AgentSettings, tagged: str, deadline: float, live: _LiveLine
+    ) -> None:
+        argv = self.build_argv(agent, tagged)
+        try:
+            docker.build(
+                argv,
+                timeout=_left(deadline, CAP_BUILD, agent.name),
+                on_output=lambda line: live.show(agent.name, line),
+            )
+        except CommandFailed as exc:
+            live.clear()
+            tail = "\n".join(exc.stdout.rstrip().splitlines()[-FAILED_OUTPUT_LINES:])
+            print(f"--- docker build output of agent '{agent.name}' ---", file=sys.stderr)
+            print(tail, file=sys.stderr)
+            print("--- end of build output ---", file=sys.stderr, flush=True)
+            raise OperationFailed(
+                f"Building agent '{agent.name}' failed (docker build exited with code "
+                f"{exc.returncode}); nothing was deployed.",
+                hint=f"Fix the Dockerfile or sources of '{agent.name}' (the build output is "
+                "above); the running version keeps serving.",
+            ) from exc
+        except CommandTimeout as exc:
+            raise ReadinessTimeout(
+                f"Building agent '{agent.name}' did not finish within {exc.timeout:g} s.",
+                hint="Retry with a larger --timeout.",
+            ) from exc
+
+    def _ready_image_tag(self, docker: Docker, agent: AgentSettings, deadline: float) -> str:
+        assert agent.image is not None
+        image_id = docker.image_id(agent.image)
+        if image_id is None:
+            try:
+                docker.pull(agent.image, timeout=_left(deadline, CAP_PUSH, agent.name))
+            except OperationFailed as exc:
+                raise OperationFailed(
+                    f"Agent '{agent.name}': the image {agent.image} is not on this host and "
+                    "cannot be pulled.",
+                    hint="Check the name and your network, or build it here (`docker build`) or "
+                    "give the agent a build: section instead.",
+                ) from exc
+            image_id = docker.image_id(agent.image)
+        if image_id is None:
+            raise OperationFailed(f"Agent '{agent.name}': {agent.image} is missing after a pull.")
+        return image_id.removeprefix("sha256:")[:HASH_LENGTH]
+
+
+def _left(deadline: float, cap: float, agent: str) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ReadinessTimeout(
+            f"The --timeout deadline passed before agent '{agent}' was built.",
+            hint="Retry with a larger --timeout.",
+        )
+    return min(remaining, cap)
+
+
+class _LiveLine:
+    """On a terminal, one transient line with the newest build output; nothing otherwise."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.enabled = steps.color and not steps.quiet
+        self.stream = steps.stream
+        self.width = 100
+        self._show: Callable[[str, str], None] = self._print if self.enabled else _ignore
+
+    def show(self, agent: str, line: str) -> None:
+        self._show(agent, line)
+
+    def _print(self, agent: str, line: str) -> None:
+        text = f" • {agent}: {line.strip()}"[: self.width]
+        print(f"\033[2K{text}", end="\r", file=self.stream, flush=True)
+
+    def clear(self) -> None:
+        if self.enabled:
+            print("\033[2K", end="", file=self.stream, flush=True)
+
+
+def _ignore(agent: str, line: str) -> None:
+    return None

@@ -1,0 +1,333 @@
+"""Agents on the kind backend: the pallet-agents chart as Helm release ``agents``.
+
+One Deployment and Service per agent in namespace ``pallet``, images by digest from
+``localhost:<port>/...`` (pulled through each node's containerd hosts.toml, no
+`kind load`), readiness on the agent's health path every second, rolling updates
+that keep the old pod serving until the new one is ready (and Helm's rollback on
+failure). An unchanged fingerprint (chart files + values) means no upgrade at all,
+as for the registry's release. `health` reaches agents through the API server's
+service proxy with the kind client certificate, which `up` keeps in the state folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pallet_dev.agents.health import check_agents
+from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, ApiAccess
+from pallet_dev.backends.base import PlanStep, UpOptions
+from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
+from pallet_dev.output import Steps
+from pallet_dev.tools.helm import HelmRevision, HelmVersion
+from pallet_dev.tools.kubectl import entry_from_kubeconfig
+
+if TYPE_CHECKING:
+    from pallet_dev.backends.kind import KindBackend
+
+AGENTS_RELEASE = "agents"
+AGENTS_CHART = "pallet-agents"
+AGENTS_SELECTOR = f"app.kubernetes.io/instance={AGENTS_RELEASE}"
+DESCRIPTION_PREFIX = "pallet-dev fingerprint"
+PLAN_HELM_VERSION = HelmVersion("v4", 4, 0)
+CAP_DEPLOY = 600.0
+
+
+def find_agents_chart() -> Path:
+    """The pallet-agents chart: shipped inside the package, else the checkout's charts/."""
+    from pallet_dev.errors import ConfigError
+
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (
+        package / "charts" / AGENTS_CHART,
+        package.parents[1] / "charts" / AGENTS_CHART,
+    ):
+        if (candidate / "Chart.yaml").is_file():
+            return candidate
+    raise ConfigError(f"Cannot find the {AGENTS_CHART} Helm chart next to the pallet-dev package.")
+
+
+def chart_values(deployments: Sequence[AgentDeployment]) -> dict[str, Any]:
+    agents = []
+    for d in deployments:
+        entry: dict[str, Any] = {
+            "name": d.name,
+            "image": d.image,
+            "port": d.port,
+            "health": d.health,
+            "replicas": d.replicas,
+            "env": dict(sorted(d.env.items())),
+        }
+        resources = {k: v for k, v in (("memory", d.memory), ("cpu", d.cpu)) if v}
+        if resources:
+            entry["resources"] = resources
+        agents.append(entry)
+    return {"agents": agents}
+
+
+def fingerprint(chart_dir: Path, values: dict[str, Any]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in chart_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(chart_dir)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    digest.update(json.dumps(values, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def chart_version(chart_dir: Path) -> str:
+    for line in (chart_dir / "Chart.yaml").read_text(encoding="utf-8").splitlines():
+        if line.startswith("version:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    return "0"
+
+
+def release_unchanged(latest: HelmRevision | None, chart: str, description: str) -> bool:
+    return (
+        latest is not None
+        and latest.deployed
+        and latest.chart == chart
+        and latest.description == description
+    )
+
+
+class KindAgents:
+    def __init__(self, backend: KindBackend) -> None:
+        self.backend = backend
+        self._chart_dir: Path | None = None
+
+    @property
+    def chart_dir(self) -> Path:
+        if self._chart_dir is None:
+            self._chart_dir = find_agents_chart()
+        return self._chart_dir
+
+    @property
+    def namespace(self) -> str:
+        from pallet_dev.backends.kind import NAMESPACE
+
+        return NAMESPACE
+
+    @property
+    def values_path(self) -> Path:
+        return self.backend.paths.state_dir / f"{self.backend.cluster}-agents-values.json"
+
+    @property
+    def api_dir(self) -> Path:
+        return self.backend.paths.state_dir / f"{self.backend.cluster}-api"
+
+    def plan(self, deployments: Sequence[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        helm = self.backend.helm()
+        values = chart_values(deployments)
+        description = f"{DESCRIPTION_PREFIX} {fingerprint(self.chart_dir, values)}"
+        return [
+            PlanStep(
+                f"Read release '{AGENTS_RELEASE}' (no upgrade when chart and values are unchanged)",
+                helm.history_argv(AGENTS_RELEASE, self.namespace),
+            ),
+            PlanStep(
+                f"Deploy the agents (chart {AGENTS_CHART}, one Deployment + Service each, images "
+                "by digest), waiting for their readiness probes",
+                helm.upgrade_install_argv(
+                    AGENTS_RELEASE,
+                    str(self.chart_dir),
+                    self.namespace,
+                    values_files=[str(self.values_path)],
+                    timeout=options.timeout,
+                    description=description,
+                    version=PLAN_HELM_VERSION,
+                ),
+                detail=f"values file {self.values_path}: {json.dumps(values, sort_keys=True)}",
+            ),
+            PlanStep(
+                "Check each agent's health path through the API server's service proxy",
+                [],
+                detail="GET https://<api-server>/api/v1/namespaces/"
+                f"{self.namespace}/services/<agent>:<port>/proxy<health> until 2xx",
+            ),
+        ]
+
+    def deploy(
+        self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        helm = self.backend.helm()
+        values = chart_values(deployments)
+        chart_name = f"{AGENTS_CHART}-{chart_version(self.chart_dir)}"
+        description = f"{DESCRIPTION_PREFIX} {fingerprint(self.chart_dir, values)}"
+        latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
+        api = self.write_api_access()
+        endpoints = [self.endpoint(d, api) for d in deployments]
+        if release_unchanged(latest, chart_name, description):
+            assert latest is not None
+            steps.done(f"Agents release unchanged (revision {latest.revision})")
+        else:
+            self.backend._write_private(self.values_path, json.dumps(values, indent=2))
+            verb = "Installing" if latest is None else "Upgrading"
+            names = ", ".join(d.name for d in deployments)
+            with steps.step(f"{verb} the agents ({names}) as release '{AGENTS_RELEASE}'"):
+                try:
+                    helm.upgrade_install(
+                        AGENTS_RELEASE,
+                        str(self.chart_dir),
+                        self.namespace,
+                        values_files=[str(self.values_path)],
+                        timeout=_left(deadline, CAP_DEPLOY),
+                        description=description,
+                    )
+                except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+                    raise self._diagnose(deployments, exc) from exc
+        with steps.step("Checking every agent's health path through the API server"):
+            self._await_healthy(endpoints, api, deadline)
+        return AgentsState(endpoints, api)
+
+    def endpoint(self, deployment: AgentDeployment, api: ApiAccess) -> AgentEndpoint:
+        ns = self.namespace
+        return AgentEndpoint(
+            deployment.name,
+            "kind",
+            deployment.replicas,
+            proxy_url=f"{api.server}/api/v1/namespaces/{ns}/services/"
+            f"{deployment.name}:{deployment.port}/proxy{deployment.health}",
+            deployment_url=f"{api.server}/apis/apps/v1/namespaces/{ns}/deployments/"
+            f"{deployment.name}",
+            digest=deployment.digest,
+        )
+
+    def write_api_access(self) -> ApiAccess:
+        """The kind context's CA and client certificate as 0600 files, for `health`."""
+        backend = self.backend
+        text = backend.kubeconfig_path.read_text(encoding="utf-8")
+        entry = entry_from_kubeconfig(text, backend.context)
+        if entry is None:
+            raise OperationFailed(
+                f"The kubeconfig {backend.kubeconfig_path} has no context {backend.context}.",
+                hint="Rebuild the cluster: `pallet-dev up --recreate`.",
+            )
+        self.api_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.api_dir, 0o700)
+        files = {
+            "ca.crt": entry.certificate_authority_data,
+            "client.crt": entry.client_certificate_data,
+            "client.key": entry.client_key_data,
+        }
+        for name, data in files.items():
+            path = self.api_dir / name
+            content = base64.b64decode(data)
+            if path.is_file() and path.read_bytes() == content:
+                continue
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+        return ApiAccess(
+            entry.server.rstrip("/"),
+            str(self.api_dir / "ca.crt"),
+            str(self.api_dir / "client.crt"),
+            str(self.api_dir / "client.key"),
+        )
+
+    def _await_healthy(
+        self, endpoints: Sequence[AgentEndpoint], api: ApiAccess, deadline: float
+    ) -> None:
+        pending = list(endpoints)
+        last: dict[str, str] = {}
+        while pending:
+            results = check_agents(pending, api, timeout=max(0.5, min(2.0, _left(deadline, 2.0))))
+            last = {r.name: r.error or "unhealthy" for r in results if not r.healthy}
+            pending = [e for e in pending if e.name in last]
+            if not pending:
+                return
+            if time.monotonic() + 0.1 >= deadline:
+                name = pending[0].name
+                raise ReadinessTimeout(
+                    f"Agent '{name}' did not turn healthy in time (last probe: {last[name]})"
+                    + self._pod_story(name),
+                    hint=f"`pallet-dev logs {name}`; `kubectl --context {self.backend.context} "
+                    f"-n {self.namespace} describe pods -l app.kubernetes.io/name={name}`.",
+                )
+            time.sleep(0.1)
+
+    def _pod_story(self, agent: str) -> str:
+        """The agent's first unready pod: its waiting reason and latest events."""
+        kubectl = self.backend.kubectl()
+        try:
+            pods = kubectl.get_pods(self.namespace, f"app.kubernetes.io/name={agent}")
+        except (CommandFailed, CommandTimeout, OperationFailed):
+            return "."
+        unready = [p for p in pods if not p.ready]
+        if not unready:
+            return "."
+        pod = unready[0]
+        events = kubectl.recent_events(self.namespace, pod.name)
+        reason = f", waiting: {pod.waiting_reason}" if pod.waiting_reason else ""
+        shown = "; ".join(events) if events else "no events"
+        return f"; pod {pod.name} ({pod.phase}{reason}): {shown}."
+
+    def _diagnose(
+        self, deployments: Sequence[AgentDeployment], exc: BaseException
+    ) -> OperationFailed:
+        """Name the agent that kept the rollout from finishing, with its pod's story."""
+        kubectl = self.backend.kubectl()
+        try:
+            pods = kubectl.get_pods(self.namespace, AGENTS_SELECTOR)
+        except (CommandFailed, CommandTimeout, OperationFailed):
+            pods = []
+        for d in deployments:
+            mine = [p for p in pods if p.name.startswith(f"{d.name}-") and not p.ready]
+            if mine:
+                return OperationFailed(
+                    f"Agent '{d.name}' did not become ready, so the agents release was rolled "
+                    f"back (the previous version keeps serving)" + self._pod_story(d.name),
+                    hint=f"`pallet-dev logs {d.name}`; check its port ({d.port}) and health "
+                    f"path ({d.health}).",
+                )
+        message = getattr(exc, "message", str(exc))
+        return OperationFailed(
+            f"Deploying the agents failed: {message}",
+            hint=getattr(exc, "hint", None)
+            or f"See `kubectl --context {self.backend.context} -n {self.namespace} get pods`.",
+        )
+
+    def status(self) -> list[dict[str, Any]]:
+        kubectl = self.backend.kubectl()
+        deployments = kubectl.get_deployments(self.namespace, AGENTS_SELECTOR)
+        pods = kubectl.get_pods(self.namespace, AGENTS_SELECTOR)
+        report = []
+        for item in deployments:
+            name = str((item.get("metadata") or {}).get("name", ""))
+            spec = item.get("spec") or {}
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+            image = str(containers[0].get("image", ""))
+            status = item.get("status") or {}
+            mine = [p for p in pods if p.name.startswith(f"{name}-")]
+            report.append(
+                {
+                    "name": name,
+                    "image": image,
+                    "digest": image.split("@", 1)[1] if "@" in image else None,
+                    "desired": int(spec.get("replicas") or 0),
+                    "ready": int(status.get("readyReplicas") or 0),
+                    "restarts": sum(p.restarts for p in mine),
+                    "endpoint": f"{name}.{self.namespace}.svc.cluster.local",
+                }
+            )
+        return report
+
+    def logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        return self.backend.kubectl().logs_argv(
+            self.namespace, f"deployment/{agent}", follow=follow, tail=tail
+        )
+
+
+def _left(deadline: float, cap: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ReadinessTimeout(
+            "The --timeout deadline passed before the agents were deployed.",
+            hint="Retry with a larger --timeout.",
+        )
+    return min(remaining, cap)
