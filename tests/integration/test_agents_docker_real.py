@@ -1,0 +1,162 @@
+"""The example agents on the Docker backend, for real: build, push, run by digest, health,
+the agent -> registry -> agent path, a one-agent change, down/up without rebuilding.
+
+Runs `python -m pallet_dev` as a user would, in a copy of examples/pallet, against the real
+dockerd and registry image; removes only what its own environment name made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet_dev.probe import http_get
+from tests.conftest import skip_or_fail
+from tests.support.real_docker import DockerEnv, docker
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "pallet"
+BASE_IMAGE = "pallet-dev-examples/busybox:local"
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        if shutil.which("busybox") is None:
+            skip_or_fail(
+                "a static busybox (Debian: busybox-static) builds the examples' base image"
+            )
+        built = subprocess.run(
+            ["bash", str(EXAMPLES / "base" / "build-base-image.sh"), BASE_IMAGE],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert built.returncode == 0, built.stderr
+    return BASE_IMAGE
+
+
+def pallet_dev(env: DockerEnv, cwd: Path, *args: str, check: bool = True) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-m", "pallet_dev", *args],
+        capture_output=True, text=True, timeout=600, cwd=cwd,
+        env={**os.environ, **env.environ(), "NO_COLOR": "1"},
+    )  # fmt: skip
+    if check:
+        assert result.returncode == 0, f"pallet-dev {args}: {result.stderr}"
+    if "--json" in args and result.stdout.strip():
+        return json.loads(result.stdout)
+    return result
+
+
+def container_ids(name: str) -> dict[str, str]:
+    out = docker(
+        "container", "ls", "--all", "--filter", f"label=dev.pallet.environment={name}",
+        "--filter", "label=dev.pallet.agent", "--format", "{{.Names}} {{.ID}}",
+    ).stdout  # fmt: skip
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def get(url: str) -> str:
+    code, _, body = http_get(url, 5)
+    assert code == 200, f"{url}: {code} {body[:200]!r}"
+    return body.decode()
+
+
+@pytest.fixture
+def project(docker_env: DockerEnv, base_image: str, tmp_path: Path) -> Any:
+    folder = tmp_path / "pallet"
+    shutil.copytree(EXAMPLES, folder)
+    yield folder
+    for name in container_ids(docker_env.name):
+        docker("container", "rm", "--force", name, check=False)
+    docker("network", "rm", docker_env.name, check=False)
+    images = docker(
+        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+        f"localhost:{docker_env.port}/{docker_env.name}/*",
+    ).stdout.split()  # fmt: skip
+    if images:
+        docker("image", "rm", "--force", *images, check=False)
+
+
+def test_example_agents_up_health_change_one_down_up_clean(
+    docker_env: DockerEnv, project: Path
+) -> None:
+    name = docker_env.name
+    plan = pallet_dev(docker_env, project, "up", "--dry-run", "--json")
+    argvs = [step["argv"][:2] for step in plan["steps"]]
+    assert ["docker", "build"] in argvs and ["docker", "push"] in argvs
+    assert any(step["argv"][:2] == ["docker", "run"] and "--network" in step["argv"]
+               for step in plan["steps"])  # fmt: skip
+
+    first = pallet_dev(docker_env, project, "up", "--json")
+    digests = {a["name"]: a["digest"] for a in first["agents"]}
+    assert sorted(digests) == ["packer", "planner", "tracker"]
+    assert all(a["built"] for a in first["agents"])
+
+    health = pallet_dev(docker_env, project, "health", "--json")
+    assert health["status"] == "healthy"
+    assert [(a["name"], a["healthy"], a["ready_replicas"]) for a in health["agents"]] == [
+        ("planner", True, 1), ("tracker", True, 1), ("packer", True, 1),
+    ]  # fmt: skip
+    urls = {a["name"]: a["url"].removesuffix("/healthz") for a in health["agents"]}
+
+    # planner wrote its plan through PALLET_REGISTRY; tracker reads it back the same way
+    assert "plan from planner (planner-1)" in get(urls["tracker"] + "/cgi-bin/artifact")
+    env = get(urls["packer"] + "/cgi-bin/env")
+    assert f"PALLET_REGISTRY={name}-registry:5000" in env and "GREETING=hello" in env
+
+    status = pallet_dev(docker_env, project, "status", "--json")
+    assert {a["name"]: a["digest"] for a in status["agents"]} == digests
+
+    again = pallet_dev(docker_env, project, "up", "--json")
+    assert again["changed"] is False and not any(a["built"] for a in again["agents"])
+
+    before = container_ids(name)
+    (project / "agents" / "packer" / "VERSION").write_text("packer-2\n")
+    changed = pallet_dev(docker_env, project, "up", "--json")
+    assert [a["name"] for a in changed["agents"] if a["built"]] == ["packer"]
+    after = container_ids(name)
+    assert after[f"{name}-agent-planner"] == before[f"{name}-agent-planner"]
+    assert after[f"{name}-agent-tracker"] == before[f"{name}-agent-tracker"]
+    assert after[f"{name}-agent-packer"] != before[f"{name}-agent-packer"]
+    new_digests = {a["name"]: a["digest"] for a in changed["agents"]}
+    assert new_digests["packer"] != digests["packer"]
+    assert "packer-2" in get(urls["packer"] + "/cgi-bin/version"), "the host port moved"
+
+    logs = pallet_dev(docker_env, project, "logs", "planner", "--tail", "5")
+    assert "published sha256:" in logs.stdout
+
+    down = pallet_dev(docker_env, project, "down", "--json")
+    assert f"network {name}" in down["removed"] and not container_ids(name)
+    back = pallet_dev(docker_env, project, "up", "--json")
+    assert {a["name"]: a["digest"] for a in back["agents"]} == new_digests
+    assert not any(a["built"] for a in back["agents"]), "down lost the agents' images"
+
+    pallet_dev(docker_env, project, "down", "--clean", "--json")
+    assert not container_ids(name)
+    assert docker("network", "inspect", name, check=False).returncode != 0
+
+
+def test_a_broken_build_deploys_nothing_and_the_old_version_serves(
+    docker_env: DockerEnv, project: Path
+) -> None:
+    pallet_dev(docker_env, project, "up", "--json")
+    before = container_ids(docker_env.name)
+    dockerfile = project / "agents" / "tracker" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN exit 7\n")
+    result = pallet_dev(docker_env, project, "up", check=False)
+    assert result.returncode == 1
+    assert "Building agent 'tracker' failed" in result.stderr
+    assert "docker build output of agent 'tracker'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert container_ids(docker_env.name) == before
+    health = pallet_dev(docker_env, project, "health", "--json")
+    assert health["status"] == "healthy"
