@@ -246,3 +246,96 @@ def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -
         assert name not in clusters
     finally:
         _run([docker, "rmi", image], timeout=120)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pallet"
+AGENTS_BASE_IMAGE = "pallet-dev-examples/busybox:local"
+
+
+def _raw(kubectl: list[str], path: str) -> str:
+    """GET an API path (here: an agent through the API server's service proxy)."""
+    result = _run([*kubectl, "get", "--raw", path], timeout=60)
+    assert result.returncode == 0, f"{path}: {result.stderr}"
+    return result.stdout
+
+
+def _agent_pods(kubectl: list[str]) -> dict[str, str]:
+    out = _run([*kubectl, "-n", "pallet", "get", "pods", "-l",
+                "app.kubernetes.io/instance=agents", "-o", "json"]).stdout  # fmt: skip
+    items = json.loads(out or "{}").get("items") or []
+    return {
+        item["metadata"]["labels"]["app.kubernetes.io/name"]: item["metadata"]["name"]
+        for item in items
+        if item.get("status", {}).get("phase") == "Running"
+    }
+
+
+def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_path: Path) -> None:
+    """up -> 3 agents healthy through the API server proxy -> the plan travels through the
+    registry -> one agent changed: only it rolls out -> down -> up: same digests, no build."""
+    docker, name = tools["docker"], env["PALLET_DEV_NAME"]
+    if _run([docker, "image", "inspect", AGENTS_BASE_IMAGE]).returncode != 0:
+        built = _run(["bash", str(EXAMPLES / "base" / "build-base-image.sh"), AGENTS_BASE_IMAGE])
+        assert built.returncode == 0, built.stderr
+    project = tmp_path / "pallet"
+    shutil.copytree(EXAMPLES, project)
+    kubectl = [tools["kubectl"], "--kubeconfig", env["KUBECONFIG"], "--context", f"kind-{name}"]
+
+    def up() -> dict[str, Any]:
+        result = _run([sys.executable, "-m", "pallet_dev", "up", "--json", "--timeout", "900"],
+                      env=env, cwd=project, timeout=1000)  # fmt: skip
+        _say(f"up (agents): exit {result.returncode}")
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    def health() -> dict[str, Any]:
+        result = _run([sys.executable, "-m", "pallet_dev", "health", "--json"],
+                      env=env, cwd=project, timeout=60)  # fmt: skip
+        return dict(json.loads(result.stdout))
+
+    try:
+        first = up()
+        digests = {a["name"]: a["digest"] for a in first["agents"]}
+        assert sorted(digests) == ["packer", "planner", "tracker"]
+        report = health()
+        assert report["status"] == "healthy", report
+        assert all(a["backend"] == "kind" and "/proxy/healthz" in a["url"]
+                   for a in report["agents"])  # fmt: skip
+
+        proxy = "/api/v1/namespaces/pallet/services/{}:8080/proxy/cgi-bin/{}"
+        assert "plan from planner (planner-1)" in _raw(kubectl, proxy.format("tracker", "artifact"))
+        seen = _raw(kubectl, proxy.format("packer", "env"))
+        assert "PALLET_REGISTRY=registry-pallet-registry.pallet.svc.cluster.local:5000" in seen
+        assert "GREETING=hello" in seen and f"PALLET_ENVIRONMENT={name}" in seen
+
+        again = up()
+        assert not any(a["built"] for a in again["agents"])
+        pods = _agent_pods(kubectl)
+        (project / "agents" / "packer" / "VERSION").write_text("packer-2\n")
+        changed = up()
+        assert [a["name"] for a in changed["agents"] if a["built"]] == ["packer"]
+        after = _agent_pods(kubectl)
+        assert after["planner"] == pods["planner"] and after["tracker"] == pods["tracker"]
+        assert after["packer"] != pods["packer"]
+        assert "packer-2" in _raw(kubectl, proxy.format("packer", "version"))
+
+        new_digests = {a["name"]: a["digest"] for a in changed["agents"]}
+        pallet_dev(env, "down", "--json")
+        back = up()
+        assert {a["name"]: a["digest"] for a in back["agents"]} == new_digests
+        assert not any(a["built"] for a in back["agents"])
+        assert health()["status"] == "healthy"
+        pallet_dev(env, "down", "--clean", "--json")
+    finally:
+        images = _run(
+            [
+                docker,
+                "image",
+                "ls",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                f"localhost:{env['PALLET_DEV_REGISTRY_PORT']}/{name}/*",
+            ]
+        ).stdout.split()
+        if images:
+            _run([docker, "image", "rm", "--force", *images])

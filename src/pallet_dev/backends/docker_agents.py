@@ -151,15 +151,23 @@ class DockerAgents:
         self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         docker = self.docker
-        self._ensure_network(steps)
+        registry = f"{self.env_name}-registry"
+        # one inspect for the registry and every agent container: an unchanged `up` makes
+        # two docker calls here (list, inspect) and nothing else
         existing = docker.inspect_containers(
-            docker.containers_with_labels(self.labels(), key=LABEL_AGENT)
+            [registry, *docker.containers_with_labels(self.labels(), key=LABEL_AGENT)]
         )
+        registry_info = existing.pop(registry, None)
         wanted: dict[str, tuple[AgentDeployment, int]] = {
             container_name(self.env_name, d.name, replica): (d, replica)
             for d in deployments
             for replica in range(1, d.replicas + 1)
         }
+        attached = registry_info is not None and self.network in registry_info.networks
+        if not attached or any(
+            name not in existing or self.network not in existing[name].networks for name in wanted
+        ):
+            self._ensure_network(registry_info, steps)
         for name in sorted(set(existing) - set(wanted)):
             with steps.step(f"Removing container {name} (no longer configured)"):
                 docker.remove(name)
@@ -167,7 +175,7 @@ class DockerAgents:
         for name, (deployment, replica) in wanted.items():
             if self._converge(name, deployment, replica, existing.get(name), steps):
                 changed.add(deployment.name)
-        infos = docker.inspect_containers(list(wanted))
+        infos = docker.inspect_containers(list(wanted)) if changed else existing
         endpoints: list[AgentEndpoint] = []
         for deployment in deployments:
             urls = []
@@ -197,7 +205,7 @@ class DockerAgents:
                 steps.done(f"Agent '{deployment.name}' unchanged and healthy")
         return AgentsState(endpoints)
 
-    def _ensure_network(self, steps: Steps) -> None:
+    def _ensure_network(self, registry: ContainerInfo | None, steps: Steps) -> None:
         docker = self.docker
         labels = docker.network_labels(self.network)
         if labels is None:
@@ -210,7 +218,6 @@ class DockerAgents:
                 hint=f"Remove it (`docker network rm {self.network}`) or set another "
                 "environment name (name: in pallet-dev.yaml).",
             )
-        registry = docker.inspect_container(f"{self.env_name}-registry")
         if registry is not None and self.network not in registry.networks:
             with steps.step(f"Connecting the registry to network {self.network}"):
                 docker.network_connect(self.network, registry.name)
