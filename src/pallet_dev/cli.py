@@ -172,6 +172,46 @@ def status(
 
 
 @app.command()
+def dev(
+    ctx: typer.Context,
+    agents: Annotated[
+        list[str] | None, typer.Argument(help="Agents to watch (default: every built agent).")
+    ] = None,
+    backend: Annotated[
+        BackendChoice | None, typer.Option(help="auto | kind | docker (default: from config).")
+    ] = None,
+    prefer_docker: Annotated[
+        bool, typer.Option("--prefer-docker", help="Run on plain Docker.")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Host port of the registry.")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds the first `up` may take to be healthy.")
+    ] = 300.0,
+    cycle_timeout: Annotated[
+        float, typer.Option(help="Seconds one rebuild may take until the agent serves.")
+    ] = 60.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line (NDJSON).")
+    ] = False,
+) -> None:
+    """Watch the agents' sources; rebuild and roll out each changed agent."""
+    from pallet_dev.commands.dev import run_dev
+
+    raise typer.Exit(
+        run_dev(
+            _ctx(ctx),
+            agents=agents or [],
+            backend=backend.value if backend else None,
+            prefer_docker=prefer_docker,
+            port=port,
+            timeout=timeout,
+            cycle_timeout=cycle_timeout,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
 def logs(
     ctx: typer.Context,
     agent: Annotated[str, typer.Argument(help="The agent's name (agents: in pallet-dev.yaml).")],

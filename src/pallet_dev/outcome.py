@@ -14,10 +14,14 @@ from pathlib import Path
 from pallet_dev.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, PalletError
 
 
-def report_interrupted() -> None:
+def report_interrupted(message: str | None = None) -> None:
     print(
-        "\npallet-dev: interrupted. Run the same command again to converge, "
-        "or `pallet-dev down` to remove what was made.",
+        (
+            f"\npallet-dev: {message}"
+            if message
+            else "\npallet-dev: interrupted. Run the same command again to converge, "
+            "or `pallet-dev down` to remove what was made."
+        ),
         file=sys.stderr,
     )
 
@@ -38,8 +42,10 @@ def run_guarded(
     """Run ``command``; map every way it can end to an exit code."""
     try:
         code = command()
-    except (KeyboardInterrupt, Interrupted):
-        report_interrupted()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # an Interrupted with its own message (`dev`: "stopped watching ...") says it instead
+        own = isinstance(exc, Interrupted) and exc.message != Interrupted().message
+        report_interrupted(str(exc.args[0]) if own else None)
         return EXIT_INTERRUPTED
     except PalletError as exc:
         if debug:

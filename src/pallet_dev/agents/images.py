@@ -53,6 +53,8 @@ class AgentImage:
     digest: str  # sha256:..., what the backends deploy
     built: bool  # built and pushed by this run
     seconds: float = 0.0
+    build_seconds: float = 0.0
+    push_seconds: float = 0.0
 
     @property
     def tagged(self) -> str:
@@ -176,12 +178,20 @@ class AgentImages:
             return []
         live = _LiveLine(steps)
         workers = max(1, min(len(self.agents), os.cpu_count() or 2))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build") as pool:
-            futures = [pool.submit(self._ensure_one, a, deadline, live) for a in self.agents]
-            outcomes: list[AgentImage | BaseException] = []
-            for future in futures:
-                exc = future.exception()
-                outcomes.append(exc if exc is not None else future.result())
+        outcomes: list[AgentImage | BaseException] = []
+        if workers == 1:
+            # in this thread, so Ctrl-C stops the build at once (the runner kills it)
+            for agent in self.agents:
+                try:
+                    outcomes.append(self._ensure_one(agent, deadline, live))
+                except (OperationFailed, CommandFailed) as build_error:
+                    outcomes.append(build_error)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build") as pool:
+                futures = [pool.submit(self._ensure_one, a, deadline, live) for a in self.agents]
+                for future in futures:
+                    error = future.exception()
+                    outcomes.append(error if error is not None else future.result())
         live.clear()
         images: list[AgentImage] = []
         failure: BaseException | None = None
@@ -221,6 +231,7 @@ class AgentImages:
         else:
             assert agent.image is not None
             docker.tag(agent.image, tagged)
+        built_at = time.monotonic()
         live.show(agent.name, "pushing to the local registry")
         try:
             docker.push(tagged, timeout=_left(deadline, CAP_PUSH, agent.name))
@@ -236,6 +247,7 @@ class AgentImages:
                 f"The registry does not list {tagged} right after the push.",
                 hint="See the registry's logs; retry `pallet-dev up`.",
             )
+        done = time.monotonic()
         return AgentImage(
             agent.name,
             self.registry_host,
@@ -243,7 +255,9 @@ class AgentImages:
             tag,
             digest,
             True,
-            time.monotonic() - started,
+            done - started,
+            built_at - started,
+            done - built_at,
         )
 
     def _build(

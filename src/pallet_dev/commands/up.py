@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions
+from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions, UpResult
 from pallet_dev.backends.select import select_backend
 from pallet_dev.context import AppContext
 from pallet_dev.output import Steps
@@ -93,17 +93,7 @@ def bring_up(
             "authentication and will be reachable from other machines."
         )
     steps.title(f"Bringing up '{config.name}' with the {chosen.name} backend ...")
-    deadline = time.monotonic() + options.timeout
-    agents: AgentsState | None = None
-    with ctx.env_lock(config.name):
-        result = chosen.up(options, steps)
-        previous = (ctx.active(config.name) or {}).get("agents")
-        configured = getattr(config, "agents", None) or []
-        if configured or previous:
-            agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
-        ctx.record_active(
-            config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
-        )
+    result, agents, images = converge(ctx, chosen, options, steps)
     summary: dict[str, Any] = {
         "backend": result.backend,
         "endpoint": result.endpoint,
@@ -129,6 +119,26 @@ def bring_up(
             print(f"Agent {endpoint.name} ready ({endpoint.digest}): {where}")
     sys.stdout.flush()
     return 0
+
+
+def converge(
+    ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps
+) -> tuple[UpResult, AgentsState | None, list[AgentImage]]:
+    """The registry, then the agents, under the environment's lock; recorded for `health`."""
+    config = chosen.config
+    deadline = time.monotonic() + options.timeout
+    agents: AgentsState | None = None
+    images: list[AgentImage] = []
+    with ctx.env_lock(config.name):
+        result = chosen.up(options, steps)
+        previous = (ctx.active(config.name) or {}).get("agents")
+        configured = getattr(config, "agents", None) or []
+        if configured or previous:
+            agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
+        ctx.record_active(
+            config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
+        )
+    return result, agents, images
 
 
 def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSettings]) -> AgentImages:
