@@ -68,10 +68,16 @@ def verdict(value: float, budget: float) -> str:
 
 
 def get(url: str) -> str:
-    from urllib.request import urlopen
+    # one plain GET per poll, as `health` does (http.client: no proxy or redirect handling)
+    from urllib.parse import urlsplit
 
-    with urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
-        return str(response.read().decode())
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
+    try:
+        conn.request("GET", parts.path or "/")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
 
 
 def wait_for(check: Any, timeout: float = 120) -> None:

@@ -33,6 +33,7 @@ import pytest
 
 from pallet_dev.probe import http_get
 from tests.conftest import require_tool, skip_or_fail
+from tests.support.dev_process import DevProcess
 from tests.support.http_servers import free_port
 
 pytestmark = [pytest.mark.kind_e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -259,15 +260,16 @@ def _raw(kubectl: list[str], path: str) -> str:
     return result.stdout
 
 
-def _agent_pods(kubectl: list[str]) -> dict[str, str]:
+def _agent_pods(kubectl: list[str]) -> dict[str, set[str]]:
+    """Each agent's serving pods (Running, not terminating after a rollout)."""
     out = _run([*kubectl, "-n", "pallet", "get", "pods", "-l",
                 "app.kubernetes.io/instance=agents", "-o", "json"]).stdout  # fmt: skip
-    items = json.loads(out or "{}").get("items") or []
-    return {
-        item["metadata"]["labels"]["app.kubernetes.io/name"]: item["metadata"]["name"]
-        for item in items
-        if item.get("status", {}).get("phase") == "Running"
-    }
+    pods: dict[str, set[str]] = {}
+    for item in json.loads(out or "{}").get("items") or []:
+        meta = item["metadata"]
+        if item.get("status", {}).get("phase") == "Running" and not meta.get("deletionTimestamp"):
+            pods.setdefault(meta["labels"]["app.kubernetes.io/name"], set()).add(meta["name"])
+    return pods
 
 
 def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_path: Path) -> None:
@@ -316,10 +318,10 @@ def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_
         assert [a["name"] for a in changed["agents"] if a["built"]] == ["packer"]
         after = _agent_pods(kubectl)
         assert after["planner"] == pods["planner"] and after["tracker"] == pods["tracker"]
-        assert after["packer"] != pods["packer"]
+        assert not after["packer"] & pods["packer"], "packer's pod was not replaced"
         assert "packer-2" in _raw(kubectl, proxy.format("packer", "version"))
 
-        new_digests = {a["name"]: a["digest"] for a in changed["agents"]}
+        new_digests = _dev_loop_on_kind(env, project, kubectl, proxy)
         pallet_dev(env, "down", "--json")
         back = up()
         assert {a["name"]: a["digest"] for a in back["agents"]} == new_digests
@@ -339,3 +341,41 @@ def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_
         ).stdout.split()
         if images:
             _run([docker, "image", "rm", "--force", *images])
+
+
+def _dev_loop_on_kind(
+    env: dict[str, str], project: Path, kubectl: list[str], proxy: str
+) -> dict[str, str]:
+    """`dev`: an edit rolls out packer alone; a broken build keeps the old pod serving;
+    the fix recovers; SIGTERM exits 130. Returns the agents' digests afterwards."""
+    dev = DevProcess(env, project, cycle_timeout=180)
+    try:
+        dev.next("watching", timeout=600)
+        pods = _agent_pods(kubectl)
+        version = project / "agents" / "packer" / "VERSION"
+        version.write_text("packer-3\n")
+        cycle = dev.next("cycle", timeout=300)
+        assert cycle["agent"] == "packer" and cycle["ok"], cycle
+        _say(f"dev cycle on kind: {cycle['seconds']} s (build {cycle['build']}, push "
+             f"{cycle['push']}, rollout {cycle['rollout']})")  # fmt: skip
+        assert "packer-3" in _raw(kubectl, proxy.format("packer", "version"))
+        after = _agent_pods(kubectl)
+        assert after["planner"] == pods["planner"] and after["tracker"] == pods["tracker"]
+
+        dockerfile = project / "agents" / "packer" / "Dockerfile"
+        good = dockerfile.read_text()
+        dockerfile.write_text(good + "RUN exit 5\n")
+        broken = dev.next("cycle", timeout=300)
+        assert not broken["ok"] and broken["phase"] == "build", broken
+        assert "packer-3" in _raw(kubectl, proxy.format("packer", "version"))
+        dockerfile.write_text(good)
+        version.write_text("packer-4\n")
+        fixed = dev.next("cycle", timeout=300)
+        assert fixed["ok"], fixed
+        assert "packer-4" in _raw(kubectl, proxy.format("packer", "version"))
+    finally:
+        code = dev.stop()
+    assert code == 130, "".join(dev.stderr)
+    result = _run([sys.executable, "-m", "pallet_dev", "up", "--json"], env=env, cwd=project)
+    assert result.returncode == 0, result.stderr
+    return {a["name"]: a["digest"] for a in json.loads(result.stdout)["agents"]}

@@ -4,58 +4,17 @@ SIGTERM exits 130 with everything still healthy."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pallet_dev.probe import http_get
 from tests.support.agents_env import container_ids, pallet_dev
+from tests.support.dev_process import DevProcess
 from tests.support.real_docker import DockerEnv
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-class DevProcess:
-    def __init__(self, env: DockerEnv, cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pallet_dev", "dev", "--json", "--cycle-timeout", "30"],
-            cwd=cwd, env={**os.environ, **env.environ(), "NO_COLOR": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.records: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.records.put(json.loads(line))
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        self.stderr.extend(self.proc.stderr)
-
-    def next(self, event: str, timeout: float = 180) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                record = self.records.get(timeout=0.5)
-            except queue.Empty:
-                assert self.proc.poll() is None, "dev exited:\n" + "".join(self.stderr)
-                continue
-            if record.get("event") == event:
-                return record
-        raise AssertionError(f"no {event} record in {timeout} s:\n" + "".join(self.stderr))
 
 
 def version(url: str) -> str:
@@ -65,7 +24,7 @@ def version(url: str) -> str:
 
 
 def test_dev_loop_edit_break_fix_stop(docker_env: DockerEnv, project: Path) -> None:
-    dev = DevProcess(docker_env, project)
+    dev = DevProcess({**os.environ, **docker_env.environ()}, project)
     try:
         watching = dev.next("watching", timeout=300)
         assert watching["agents"] == ["packer", "planner", "tracker"]
@@ -97,8 +56,7 @@ def test_dev_loop_edit_break_fix_stop(docker_env: DockerEnv, project: Path) -> N
         assert fixed["ok"], fixed
         assert "packer-3" in version(url)
     finally:
-        dev.proc.send_signal(signal.SIGTERM)
-        code = dev.proc.wait(timeout=60)
+        code = dev.stop()
     assert code == 130, "".join(dev.stderr)
     assert "Traceback" not in "".join(dev.stderr)
     assert pallet_dev(docker_env, project, "health", "--json")["status"] == "healthy"

@@ -34,7 +34,8 @@ class Batch:
 
 @dataclass
 class ChangeQueue:
-    quiet: float = 0.2
+    # editors save in bursts of a few ms (temp file, rename); 0.1 s of quiet groups them
+    quiet: float = 0.1
     max_wait: float = 2.0
     clock: Callable[[], float] = time.monotonic
     _pending: set[str] = field(default_factory=set)

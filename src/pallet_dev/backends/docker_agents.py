@@ -172,16 +172,22 @@ class DockerAgents:
             with steps.step(f"Removing container {name} (no longer configured)"):
                 docker.remove(name)
         changed: set[str] = set()
+        # host ports already known (kept or configured); others Docker picks at `run`
+        ports: dict[str, int | None] = {}
         for name, (deployment, replica) in wanted.items():
+            ports[name] = self._host_port(deployment, replica, existing.get(name))
             if self._converge(name, deployment, replica, existing.get(name), steps):
                 changed.add(deployment.name)
-        infos = docker.inspect_containers(list(wanted)) if changed else existing
+        if any(port is None for port in ports.values()):
+            found = docker.inspect_containers([n for n, p in ports.items() if p is None])
+            for name, info in found.items():
+                deployment, _ = wanted[name]
+                ports[name] = info.host_port(deployment.port)
         endpoints: list[AgentEndpoint] = []
         for deployment in deployments:
             urls = []
             for replica in range(1, deployment.replicas + 1):
-                info = infos.get(container_name(self.env_name, deployment.name, replica))
-                port = info.host_port(deployment.port) if info else None
+                port = ports.get(container_name(self.env_name, deployment.name, replica))
                 if port is None:
                     raise OperationFailed(
                         f"Agent '{deployment.name}' replica {replica} publishes no host port.",
@@ -231,10 +237,7 @@ class DockerAgents:
         steps: Steps,
     ) -> bool:
         """Make one replica's container match; True when it was (re)started."""
-        if deployment.host_port is not None:
-            port: int | None = deployment.host_port + replica - 1
-        else:
-            port = info.host_port(deployment.port) if info else None
+        port = self._host_port(deployment, replica, info)
         spec = self.spec(deployment, replica, port)
         if info is not None and info.labels.get(LABEL_SPEC) == spec.labels[LABEL_SPEC]:
             if info.running:
@@ -254,6 +257,15 @@ class DockerAgents:
                 )
             self._run(spec)
         return True
+
+    @staticmethod
+    def _host_port(
+        deployment: AgentDeployment, replica: int, info: ContainerInfo | None
+    ) -> int | None:
+        """The configured port, else the one the existing container has (kept), else None."""
+        if deployment.host_port is not None:
+            return deployment.host_port + replica - 1
+        return info.host_port(deployment.port) if info else None
 
     def _run(self, spec: ContainerSpec) -> None:
         docker = self.docker
