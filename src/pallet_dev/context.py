@@ -33,6 +33,7 @@ class AppContext:
     paths: Paths = field(default_factory=default_paths)
     _log: EventLog | None = None
     _runner: Runner | None = None
+    config_path: Path | None = None  # the file load_config read, if any
 
     @property
     def log(self) -> EventLog:
@@ -56,6 +57,7 @@ class AppContext:
 
         key = config_snapshot.inputs_key(self.config_file)  # before reading: never stale
         config, path = load_config(self.config_file, overrides=overrides)
+        self.config_path = path
         self.log.write("config", file=str(path) if path else None, name=config.name)
         if not any(value is not None for value in (overrides or {}).values()):
             settings = config_snapshot.ConfigSnapshot.from_config(config)

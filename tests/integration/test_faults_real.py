@@ -109,10 +109,13 @@ def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, timeout=30)
-    assert code in (0, 130), err
+    # a signal that lands before the interpreter has run pallet-dev's first line (a busy
+    # machine, coverage start-up) ends it the default way: -SIGTERM, before any output
+    assert code in (0, 130) or (code == -signal.SIGTERM and not err.strip()), (code, err)
     if code == 130:
         assert "Traceback" not in err and "interrupted" in err
-    # the next up converges to one healthy registry; down --clean leaves nothing
+    # whichever way it ended: the next up converges to one healthy registry; down --clean
+    # leaves nothing
     assert finish(pallet(docker_env, "up"))[0] == 0
     assert registry_containers(docker_env) == [docker_env.container]
     assert health(docker_env)[0] == 0
@@ -130,7 +133,7 @@ def test_sigterm_during_down_never_loses_data(
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, timeout=30)
-    assert code in (0, 130), err
+    assert code in (0, 130) or (code == -signal.SIGTERM and not err.strip()), (code, err)
     assert docker_env.volume_exists()
     assert finish(pallet(docker_env, "down"))[0] == 0
     assert registry_containers(docker_env) == []

@@ -227,3 +227,28 @@ def test_the_agents_chart_values_and_fingerprint() -> None:
 def test_agent_endpoints_survive_the_state_file() -> None:
     endpoint = AgentEndpoint("a", "docker", 2, ("http://127.0.0.1:1/h", "http://127.0.0.1:2/h"))
     assert AgentEndpoint.from_dict(json.loads(json.dumps(endpoint.to_dict()))) == endpoint
+
+
+def test_up_says_when_an_agent_builds_from_outside_the_config_folder(tmp_path: Path) -> None:
+    import io
+
+    from pallet_dev.commands.up import warn_outside_contexts
+    from pallet_dev.context import AppContext
+    from pallet_dev.output import Steps
+
+    project = tmp_path / "project"
+    agent_tree(project, "inside")
+    agent_tree(tmp_path / "elsewhere", "outside")
+    (project / "pallet-dev.yaml").write_text(
+        config_text(
+            "  - name: inside\n    build: {context: agents/inside}\n"
+            "  - name: outside\n    build: {context: ../elsewhere/agents/outside}\n"
+        )
+    )
+    ctx = AppContext(config_file=project / "pallet-dev.yaml")
+    config, ctx.config_path = load_config(ctx.config_file, environ={})
+    stream = io.StringIO()
+    warn_outside_contexts(ctx, config.agents, Steps(stream))
+    said = stream.getvalue()
+    assert "agent 'outside' builds from" in said and "outside " + str(project) in said
+    assert "'inside'" not in said

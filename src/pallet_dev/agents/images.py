@@ -38,8 +38,8 @@ MANIFEST_TYPES = ", ".join(
 )
 CAP_BUILD = 1800.0
 CAP_PUSH = 600.0
-# lines of build output shown when a build fails
-FAILED_OUTPUT_LINES = 60
+# a failed build's output is shown in full, up to this many (last) lines
+FAILED_OUTPUT_LINES = 1000
 
 
 @dataclass(frozen=True)
@@ -272,8 +272,12 @@ class AgentImages:
             )
         except CommandFailed as exc:
             live.clear()
-            tail = "\n".join(exc.stdout.rstrip().splitlines()[-FAILED_OUTPUT_LINES:])
+            lines = exc.stdout.rstrip().splitlines()
+            tail = "\n".join(lines[-FAILED_OUTPUT_LINES:])
+            cut = len(lines) - FAILED_OUTPUT_LINES
             print(f"--- docker build output of agent '{agent.name}' ---", file=sys.stderr)
+            if cut > 0:
+                print(f"({cut} earlier lines left out)", file=sys.stderr)
             print(tail, file=sys.stderr)
             print("--- end of build output ---", file=sys.stderr, flush=True)
             raise OperationFailed(

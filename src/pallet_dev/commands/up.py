@@ -133,12 +133,31 @@ def converge(
         result = chosen.up(options, steps)
         previous = (ctx.active(config.name) or {}).get("agents")
         configured = getattr(config, "agents", None) or []
+        warn_outside_contexts(ctx, configured, steps)
         if configured or previous:
             agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
         ctx.record_active(
             config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
         )
     return result, agents, images
+
+
+def warn_outside_contexts(ctx: AppContext, agents: Sequence[AgentSettings], steps: Steps) -> None:
+    """Say so when an agent builds from a folder outside the config file's folder."""
+    if ctx.config_path is None:
+        return
+    from pathlib import Path
+
+    home = ctx.config_path.resolve().parent
+    for agent in agents:
+        if agent.build is None:
+            continue
+        context = Path(agent.build.context)
+        if home not in (context, *context.parents):
+            steps.warn(
+                f"agent '{agent.name}' builds from {context}, outside {home} (the folder of "
+                f"{ctx.config_path.name})."
+            )
 
 
 def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSettings]) -> AgentImages:
