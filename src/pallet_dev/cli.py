@@ -249,10 +249,33 @@ def _log_file() -> Path | None:
     return None
 
 
+def report_usage_error(exc: TyperException) -> int:
+    """A usage error as the documented `pallet-dev: error:` and `fix:` lines (exit 2).
+
+    `pallet-dev` alone still prints the help (no_args_is_help), as Click does.
+    """
+    show = getattr(exc, "show", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):
+        show()
+        return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(str(message).split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "pallet-dev"
+    print(f"pallet-dev: error: {message.rstrip('.')}.", file=sys.stderr)
+    print(f"  fix: see `{command} --help` for the options and their values.", file=sys.stderr)
+    return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the app; outcome.run_guarded turns every outcome into an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or bool(os.environ.get("PALLET_DEV_DEBUG"))
+    from pallet_dev.config_sources import env_flag
+
+    debug = "--debug" in args or env_flag(os.environ.get("PALLET_DEV_DEBUG"))
     from pallet_dev.entry import _on_sigterm
     from pallet_dev.outcome import run_guarded
 
@@ -264,12 +287,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
             # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
             result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
         except TyperException as exc:  # usage errors: unknown option, bad value type
-            show = getattr(exc, "show", None)
-            if callable(show):
-                show()
-            else:
-                print(f"pallet-dev: error: {exc}", file=sys.stderr)
-            return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+            return report_usage_error(exc)
         except typer.Abort:
             raise KeyboardInterrupt from None
         return result if isinstance(result, int) else 0

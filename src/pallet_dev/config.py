@@ -65,14 +65,39 @@ class ServiceCheck(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+        return probe_url(value)
+
+
+def probe_url(value: str) -> str:
+    """An http(s) URL `health` can always probe: ASCII, a valid host and port."""
+    from urllib.parse import urlsplit
+
+    fix = "must be an http:// or https:// URL such as http://localhost:8080/healthz"
+    if not re.match(r"^https?://[^\s/]+(/\S*)?$", value) or not value.isascii():
+        raise ValueError(f"{fix} (ASCII, no spaces; percent-encode other characters)")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{fix} ({exc})") from None
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"{fix} (no host)")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{fix} (bad IPv6 address {host!r:.60})") from None
+    elif any(not label for label in host.split(".")[:-1]) or len(host) > 253:
+        raise ValueError(f"{fix} (bad host name {host!r:.60})")
+    if port == 0:
+        raise ValueError(f"{fix} (port 0)")
+    return value
 
 
 class RegistrySettings(_Strict):
     image: str = Field(default=DEFAULT_REGISTRY_IMAGE, pattern=IMAGE_PATTERN)
-    port: int = Field(default=5000, ge=1, le=65535)
+    port: StrictInt = Field(default=5000, ge=1, le=65535)
     bind_address: str = "127.0.0.1"
 
     @field_validator("bind_address")
@@ -98,6 +123,15 @@ class ChartSettings(_Strict):
 
     values: list[str] = Field(default_factory=list)
     set: list[str] = Field(default_factory=list)
+
+    @field_validator("set")
+    @classmethod
+    def _key_equals_value(cls, value: list[str]) -> list[str]:
+        for item in value:
+            key = item.split("=", 1)[0]
+            if "=" not in item or not key.strip():
+                raise ValueError(f"each entry is KEY=VALUE, as for --set; got {short_value(item)}")
+        return value
 
 
 # An agent's name: a DNS label short enough for `<env>-agent-<name>-<replica>` and
@@ -264,7 +298,7 @@ def _format_errors(exc: ValidationError, origin: dict[tuple[str, ...], str]) -> 
                 if where:
                     break
         shown = error.get("input")
-        value = "" if error["type"] == "extra_forbidden" else f" (got {shown!r})"
+        value = "" if error["type"] == "extra_forbidden" else f" (got {short_value(shown)})"
         sentences.append(f"{where or 'config'}: {path}: {_describe(error)}{value}.")
     return " ".join(sentences)
 
@@ -289,7 +323,7 @@ def load_config(
         _record_origins(data, (), origin, source.locate)
     for var, field_path in ENV_FIELDS.items():
         if var in environ:
-            _set_path(data, field_path, environ[var])
+            _set_path(data, field_path, _env_value(field_path, environ[var]))
             origin[field_path] = f"environment variable {var}"
     for field_path, value in (overrides or {}).items():
         if value is None:
@@ -304,6 +338,17 @@ def load_config(
         base = path.resolve().parent if path is not None else (cwd or Path.cwd()).resolve()
         config = _resolve_agent_contexts(config, base, origin)
     return config, path
+
+
+# fields whose environment variable holds a whole number (plain digits only: no "5_001",
+# "5001.0" or "+5001", which int() would take)
+_INT_FIELDS = {("registry", "port")}
+
+
+def _env_value(field_path: tuple[str, ...], text: str) -> object:
+    if field_path in _INT_FIELDS and re.fullmatch(r"[0-9]{1,6}", text):
+        return int(text)
+    return text
 
 
 def _resolve_agent_contexts(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pallet_dev import __version__
 from pallet_dev.config_sources import (
     ENV_FIELDS,
+    MAX_WAIT_SECONDS,
     container_name_for,
     find_config_file,
     is_loopback_address,
@@ -181,10 +182,10 @@ def write(paths: Paths, key: Mapping[str, Any], settings: ConfigSnapshot) -> Non
         pass
 
 
-def positive_seconds(text: str) -> float | None:
+def positive_seconds(text: str, maximum: float = MAX_WAIT_SECONDS) -> float | None:
     """A fast path's `--timeout` value, or None when the full CLI must judge it."""
     try:
         seconds = float(text)
     except ValueError:
         return None
-    return seconds if 0 < seconds < float("inf") else None
+    return seconds if 0 < seconds <= maximum else None

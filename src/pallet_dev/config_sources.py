@@ -23,6 +23,36 @@ ENV_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# the documented truthy spellings of a boolean variable (PALLET_DEV_DEBUG); "0", "false",
+# "no", "off" and an empty value are false
+TRUTHY = ("1", "true", "yes", "on")
+
+
+def env_flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in TRUTHY
+
+
+# upper bounds for the seconds a flag may give (`up --timeout`, `health --timeout`, ...)
+MAX_WAIT_SECONDS = 24 * 3600.0
+MAX_PROBE_SECONDS = 60.0
+
+
+def checked_seconds(value: float, flag: str, maximum: float = MAX_WAIT_SECONDS) -> float:
+    """``value`` when it is a finite number of seconds in (0, maximum]; else UsageError (2)."""
+    import math
+
+    from pallet_dev.errors import UsageError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{flag} must be a number of seconds, not {value!r:.40}.")
+    if not math.isfinite(value) or not 0 < value <= maximum:
+        raise UsageError(
+            f"{flag} {value:g} is out of range: give more than 0 and at most {maximum:g} seconds.",
+            hint=f"For example `{flag} 30`.",
+        )
+    return float(value)
+
+
 def find_config_file(start: Path) -> Path | None:
     """The first ``pallet-dev.yaml`` in ``start`` or one of its parents."""
     for folder in (start, *start.parents):

@@ -27,17 +27,24 @@ def _flush() -> None:
 
 def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    from pallet_dev.errors import PalletError
+
     try:
         # fast paths: no Typer, pydantic or yaml while the validated config is unchanged
         code: int | None = None
-        if sys.argv[1:2] == ["health"]:
-            from pallet_dev.commands.health import fast_health
+        try:
+            if sys.argv[1:2] == ["health"]:
+                from pallet_dev.commands.health import fast_health
 
-            code = fast_health(sys.argv[2:])
-        elif sys.argv[1:2] == ["up"]:
-            from pallet_dev.commands.up import fast_up
+                code = fast_health(sys.argv[2:])
+            elif sys.argv[1:2] == ["up"]:
+                from pallet_dev.commands.up import fast_up
 
-            code = fast_up(sys.argv[2:])
+                code = fast_up(sys.argv[2:])
+        except PalletError as exc:  # e.g. an unusable PALLET_DEV_HOME, before any command ran
+            from pallet_dev.outcome import report_error
+
+            code = report_error(exc, None)
         if code is not None:
             _flush()
             sys.exit(code)

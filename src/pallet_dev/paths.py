@@ -34,9 +34,9 @@ class Paths:
 
 
 def default_paths() -> Paths:
-    home = os.environ.get("PALLET_DEV_HOME")
-    if home:
-        root = Path(home).expanduser()
+    home = os.environ.get("PALLET_DEV_HOME", "").strip()
+    if home:  # empty means unset (documented)
+        root = usable_home(home)
         return Paths(root / "data", root / "state", root / "logs")
     import platformdirs
 
@@ -45,3 +45,26 @@ def default_paths() -> Paths:
         Path(platformdirs.user_state_dir(APP, appauthor=False)),
         Path(platformdirs.user_log_dir(APP, appauthor=False)),
     )
+
+
+def usable_home(value: str) -> Path:
+    """PALLET_DEV_HOME as an absolute folder pallet-dev can write, or ConfigError (exit 2).
+
+    A relative value is taken from the current folder; the folder is created on first
+    use, so it may be missing as long as its nearest existing parent is writable.
+    """
+    from pallet_dev.errors import ConfigError
+
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    root = Path(value).expanduser().absolute()
+    fix = "Point PALLET_DEV_HOME at a folder you can write, or unset it."
+    if root.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise ConfigError(f"PALLET_DEV_HOME={shown}: {root} is on a virtual file system.", hint=fix)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"PALLET_DEV_HOME={shown}: {existing} is not a folder.", hint=fix)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"PALLET_DEV_HOME={shown}: {existing} is not writable.", hint=fix)
+    return root

@@ -84,10 +84,11 @@ def _error_text(exc: BaseException, timeout: float) -> str:
 
 
 def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
+    """One GET; never raises (a URL that cannot be probed is an unhealthy result)."""
     started = time.perf_counter()
     try:
         status, headers, _ = http_get(target.url, timeout)
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError, UnicodeError) as exc:
         latency = (time.perf_counter() - started) * 1000
         return ProbeResult(
             target.name, target.url, False, None, round(latency, 1), _error_text(exc, timeout)
@@ -145,7 +146,12 @@ def probe_all(targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResul
     results: list[ProbeResult | None] = [None] * len(targets)
 
     def work(index: int, target: ProbeTarget) -> None:
-        results[index] = probe(target, timeout)
+        try:
+            results[index] = probe(target, timeout)
+        except Exception as exc:  # never a traceback from a probe thread
+            results[index] = ProbeResult(
+                target.name, target.url, False, None, 0.0, f"{type(exc).__name__}: {exc}"
+            )
 
     threads = [
         threading.Thread(target=work, args=(index, target), daemon=True)

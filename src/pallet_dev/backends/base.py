@@ -123,6 +123,8 @@ class Backend(abc.ABC):
     """A way to run the registry: a Docker container, or a chart in a kind cluster."""
 
     name: str = ""
+    # the kind backend deploys Helm charts (chart.values, --set apply); Docker does not
+    uses_chart: bool = False
 
     def __init__(self, config: EnvironmentView, runner: Runner, paths: Paths) -> None:
         self.config = config

@@ -310,6 +310,7 @@ def release_unchanged(latest: HelmRevision | None, chart: ChartInputs) -> bool:
 
 class KindBackend(Backend):
     name = "kind"
+    uses_chart = True
     # seconds between polls of node readiness (tests set 0)
     poll_interval = 1.0
     # independent steps run at once (tests set 1 for a fixed command order)

@@ -181,6 +181,10 @@ def run_dev(
     as_json: bool,
 ) -> int:
     from pallet_dev.agents.loop import ChangeQueue, watch_contexts
+    from pallet_dev.config_sources import checked_seconds
+
+    timeout = checked_seconds(timeout, "--timeout")
+    cycle_timeout = checked_seconds(cycle_timeout, "--cycle-timeout")
 
     config = ctx.load_config(overrides={("backend",): backend, ("registry", "port"): port})
     names = [a.name for a in config.agents]

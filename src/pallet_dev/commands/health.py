@@ -117,6 +117,9 @@ def agent_health(
 def run_health(
     ctx: AppContext, *, as_json: bool, timeout: float, settings: ConfigSnapshot | None = None
 ) -> int:
+    from pallet_dev.config_sources import MAX_PROBE_SECONDS, checked_seconds
+
+    timeout = checked_seconds(timeout, "--timeout", MAX_PROBE_SECONDS)
     started = time.perf_counter()
     checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if settings is None:
@@ -155,6 +158,7 @@ def fast_health(argv: list[str]) -> int | None:
     also validates the config and stores the snapshot for the next run.
     """
     from pallet_dev import config_snapshot
+    from pallet_dev.config_sources import MAX_PROBE_SECONDS
 
     as_json, timeout, rest = False, 1.0, list(argv)
     while rest:
@@ -168,7 +172,7 @@ def fast_health(argv: list[str]) -> int | None:
             value = arg.split("=", 1)[1]
         else:
             return None
-        parsed = config_snapshot.positive_seconds(value)
+        parsed = config_snapshot.positive_seconds(value, MAX_PROBE_SECONDS)
         if parsed is None:
             return None
         timeout = parsed

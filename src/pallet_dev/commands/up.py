@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions, UpResult
 from pallet_dev.backends.select import select_backend
 from pallet_dev.context import AppContext
+from pallet_dev.errors import ConfigError, UsageError
 from pallet_dev.output import Steps
 
 if TYPE_CHECKING:
@@ -56,11 +57,20 @@ def run_up(
     values_files: list[str],
     set_overrides: list[str],
 ) -> int:
+    from pallet_dev.config_sources import checked_seconds
+
+    timeout = checked_seconds(timeout, "--timeout")
+    if prefer_docker and backend not in (None, "docker"):
+        raise UsageError(
+            f"--prefer-docker contradicts --backend {backend}.",
+            hint="Give one of them: --prefer-docker (or --backend docker), or --backend "
+            f"{backend}.",
+        )
     config = ctx.load_config(overrides={("backend",): backend, ("registry", "port"): port})
     options = UpOptions(
         timeout=timeout,
         recreate=recreate,
-        values_files=tuple(config.chart.values) + tuple(values_files),
+        values_files=chart_values_files(ctx, config.chart.values, values_files),
         set_overrides=tuple(config.chart.set) + tuple(set_overrides),
     )
     selection = select_backend(
@@ -70,6 +80,11 @@ def run_up(
     steps = ctx.steps()
     if selection.notice:
         steps.warn(selection.notice)
+    if not chosen.uses_chart and (options.values_files or options.set_overrides):
+        steps.warn(
+            f"Helm values (chart.values/chart.set, -f/--values, --set) apply to the kind "
+            f"backend only; the {chosen.name} backend ignores them."
+        )
     if dry_run:
         plan = chosen.plan_up(options)
         if config.agents:
@@ -140,6 +155,38 @@ def converge(
             config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
         )
     return result, agents, images
+
+
+def chart_values_files(
+    ctx: AppContext, from_config: Sequence[str], from_flags: Sequence[str]
+) -> tuple[str, ...]:
+    """Every values file as an absolute path that exists, whichever backend runs.
+
+    The config's ``chart.values`` are relative to the config file's folder (so a config
+    works from any subfolder), ``-f`` files to the current folder.
+    """
+    from pathlib import Path
+
+    base = ctx.config_path.resolve().parent if ctx.config_path else Path.cwd()
+    where = f"{ctx.config_path}: chart.values" if ctx.config_path else "chart.values"
+    files: list[str] = []
+    for origin, folder, names in ((where, base, from_config), ("--values", Path.cwd(), from_flags)):
+        for name in names:
+            path = (folder / Path(name).expanduser()).resolve()
+            if path.exists() and not path.is_file():
+                raise ConfigError(
+                    f"{origin}: cannot read the Helm values file {name!r:.80}: it is not a "
+                    "regular file.",
+                    hint="Give a YAML file (not a folder, pipe or device).",
+                )
+            if not path.is_file():
+                raise ConfigError(
+                    f"{origin}: the Helm values file {name!r:.80} does not exist ({path}).",
+                    hint="Fix the path (chart.values are relative to pallet-dev.yaml's "
+                    "folder, -f files to the current folder).",
+                )
+            files.append(str(path))
+    return tuple(files)
 
 
 def warn_outside_contexts(ctx: AppContext, agents: Sequence[AgentSettings], steps: Steps) -> None:
@@ -266,11 +313,12 @@ def fast_up(argv: list[str]) -> int | None:
         return None  # agents are built and deployed on the full path
     ctx.log.write("config", file=key["file"], name=snapshot.name, snapshot=True)
     from pallet_dev.backends.docker import DockerBackend
+    from pallet_dev.config_sources import env_flag
     from pallet_dev.outcome import run_guarded
 
     backend = DockerBackend(snapshot, ctx.runner, ctx.paths)
     return run_guarded(
         lambda: bring_up(ctx, backend, UpOptions(timeout=timeout), ctx.steps(), as_json=as_json),
-        debug=bool(os.environ.get("PALLET_DEV_DEBUG")),
+        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
         log_file=lambda: ctx.log.path,
     )

@@ -1,0 +1,276 @@
+"""Hostile input: whatever a config file, a flag or a variable holds, pallet-dev answers
+with exit 0 or 2, one short message and no traceback, in bounded time, calls no tool
+that changes anything, and writes nothing outside PALLET_DEV_HOME.
+
+Property-based (hypothesis) over every config field, YAML features (anchors, tags,
+duplicate keys, several documents, non-UTF-8 bytes), the up/health flags and the
+PALLET_DEV_* variables; fake docker/kind/helm/kubectl on PATH record any call.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pallet_dev.cli import main
+from tests.conftest import clear_config_env
+
+FIELDS = [
+    "name", "backend", "registry.image", "registry.port", "registry.bind_address",
+    "kind.node_image", "chart.values", "chart.set", "services", "agents",
+]  # fmt: skip
+SCALARS = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=50),
+    st.text(min_size=2000, max_size=5000),
+    st.sampled_from(["true", "0x10", "1e309", "5_001", "5001.0", "-1", "nan", "..", "-rm",
+                     "$(id)", "a;b", "http://[::1", "http://127.0.0.1:99999/", "\u00e9\u00e9"]),
+)  # fmt: skip
+MAX_OUTPUT = 4000
+MAX_SECONDS = 10.0
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder to run in, PALLET_DEV_HOME inside it, and recording fakes on PATH."""
+    clear_config_env(monkeypatch)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("docker", "kind", "helm", "kubectl"):
+        script = bin_dir / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexit 1\n')
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("PALLET_DEV_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield tmp_path
+
+
+def run(args: list[str]) -> tuple[int, str, str, float]:
+    out, err = io.StringIO(), io.StringIO()
+    started = time.monotonic()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        else:  # pragma: no cover - main always exits
+            code = 0
+    return code, out.getvalue(), err.getvalue(), time.monotonic() - started
+
+
+def assert_properties(sandbox: Path, code: int, err: str, seconds: float) -> None:
+    assert code in (0, 2), f"exit {code}: {err[-500:]}"
+    assert "Traceback" not in err and "internal error" not in err, err[-1500:]
+    assert len(err) < MAX_OUTPUT, f"{len(err)} characters on stderr"
+    assert seconds < MAX_SECONDS
+    log = sandbox / "calls.log"
+    calls = log.read_text().splitlines() if log.exists() else []
+    mutating = [c for c in calls if not any(w in c for w in (" inspect", " version", " get "))]
+    assert not mutating, f"tools called: {mutating}"
+    written = sorted(p.name for p in (sandbox / "work").iterdir())
+    assert set(written) <= {"pallet-dev.yaml"}, written
+
+
+def nest(field: str, value: object) -> dict[str, object]:
+    head, _, rest = field.partition(".")
+    return {head: nest(rest, value) if rest else value}
+
+
+settings.register_profile("hostile", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+
+
+@settings(settings.get_profile("hostile"))
+@given(field=st.sampled_from(FIELDS), value=st.one_of(SCALARS, st.lists(SCALARS, max_size=3)))
+def test_any_value_in_any_config_field(sandbox: Path, field: str, value: object) -> None:
+    import yaml
+
+    (sandbox / "work" / "pallet-dev.yaml").write_text(
+        yaml.safe_dump(nest(field, value), allow_unicode=True)
+    )
+    code, _, err, seconds = run(["up", "--dry-run", "--json", "--prefer-docker"])
+    assert_properties(sandbox, code, err, seconds)
+
+
+YAML_FEATURES = [
+    b"a: &x [1, 2]\nb: *x\n",
+    b"lol: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+    b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+    b"name: a\nname: b\n",
+    b"registry:\n  port: 5000\n  port: 5001\n",
+    b"name: a\n---\nname: b\n",
+    b"name: !!python/object:os.system [id]\n",
+    b"name: !!binary aGVsbG8=\n",
+    b"\xff\xfe\x00name: x\n",
+    b"name: \x80\x81\n",
+    b"[1, 2, 3]\n",
+    b"registry: [\n",
+    b"registry:\n  port: true\n",
+    b"registry:\n  port: 5001.0\n",
+    b"chart:\n  set: [noequals]\n",
+    b"services:\n  - {name: s, url: 'http://[::1'}\n",
+    b"services:\n  - {name: s, url: 'http://a..b/'}\n",
+    b"agents:\n  - {name: a}\n",
+    b"agents:\n  - {name: a, image: x, build: {context: .}}\n",
+    b"agents:\n  - {name: a, build: {context: /nonexistent}}\n",
+    b"agents:\n  - {name: A_B, image: x}\n",
+    b"agents:\n  - {name: a, image: 'x', replicas: true}\n",
+    b"x" * 2_000_000,
+]
+
+
+@pytest.mark.parametrize("content", YAML_FEATURES, ids=range(len(YAML_FEATURES)))
+def test_yaml_features_and_bad_bytes(sandbox: Path, content: bytes) -> None:
+    (sandbox / "work" / "pallet-dev.yaml").write_bytes(content)
+    code, _, err, seconds = run(["up", "--dry-run", "--json", "--prefer-docker"])
+    assert_properties(sandbox, code, err, seconds)
+    assert code == 2 or content.startswith(b"name: !!binary"), err
+
+
+def test_duplicate_keys_name_both_lines(sandbox: Path) -> None:
+    (sandbox / "work" / "pallet-dev.yaml").write_text("registry:\n  port: 5000\n  port: 5001\n")
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker"])
+    assert code == 2 and "pallet-dev.yaml:3: duplicate key 'port' (also at line 2)" in err
+
+
+@pytest.mark.parametrize("target", ["fifo", "folder", "/dev/zero"])
+def test_only_regular_files_are_read(sandbox: Path, target: str) -> None:
+    path = sandbox / target
+    if target == "fifo":
+        os.mkfifo(path)
+    elif target == "folder":
+        path.mkdir()
+    else:
+        path = Path(target)
+    for args in (["--config", str(path), "up", "--dry-run"], ["up", "--dry-run", "-f", str(path)]):
+        code, _, err, seconds = run(args)
+        assert code == 2 and "not a regular file" in err, err
+        assert seconds < MAX_SECONDS
+
+
+@settings(settings.get_profile("hostile"))
+@given(
+    flag=st.sampled_from(["--timeout", "--port", "--backend", "--values", "--set"]),
+    value=st.one_of(
+        st.sampled_from(["-1", "0", "nan", "inf", "1e309", "abc", "", "5_001", "99999", "bogus",
+                         "=x", "noequals", "/dev/zero", "-rm"]),
+        st.text(max_size=200).filter(lambda t: not t.startswith("-")),
+    ),
+)  # fmt: skip
+def test_any_flag_value(sandbox: Path, flag: str, value: str) -> None:
+    code, _, err, seconds = run(["up", "--dry-run", "--json", "--prefer-docker", flag, value])
+    assert_properties(sandbox, code, err, seconds)
+
+
+@settings(settings.get_profile("hostile"))
+@given(
+    var=st.sampled_from(
+        ["PALLET_DEV_NAME", "PALLET_DEV_BACKEND", "PALLET_DEV_REGISTRY_IMAGE",
+         "PALLET_DEV_REGISTRY_PORT", "PALLET_DEV_REGISTRY_BIND_ADDRESS",
+         "PALLET_DEV_KIND_NODE_IMAGE"]
+    ),
+    value=st.one_of(
+        st.sampled_from(["5_001", "5001.0", "+5001", "true", "0", "65536", "::", "x" * 5000]),
+        st.text(max_size=100).filter(lambda t: "\x00" not in t),
+    ),
+)  # fmt: skip
+def test_any_variable(sandbox: Path, monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    code, _, err, seconds = run(["up", "--dry-run", "--json", "--prefer-docker"])
+    assert_properties(sandbox, code, err, seconds)
+
+
+@pytest.mark.parametrize("value", ["5_001", "5001.0", "+5001", "true"])
+def test_the_port_variable_takes_plain_digits_only(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", value)
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker"])
+    assert code == 2 and "environment variable PALLET_DEV_REGISTRY_PORT" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "1e309"])
+@pytest.mark.parametrize("command", ["up", "health"])
+def test_timeouts_are_finite_and_positive(sandbox: Path, command: str, value: str) -> None:
+    args = [command, "--timeout", value] + (["--dry-run"] if command == "up" else [])
+    code, _, err, _ = run(args)
+    assert code == 2 and "--timeout" in err and "out of range" in err, err
+
+
+def test_a_long_bad_name_is_quoted_short(sandbox: Path) -> None:
+    (sandbox / "work" / "pallet-dev.yaml").write_text("name: " + "x" * 100_000 + "\n")
+    code, _, err, _ = run(["up", "--dry-run"])
+    assert code == 2 and len(err) < 1000 and "..." in err
+
+
+def test_contradicting_and_misplaced_flags(sandbox: Path) -> None:
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker", "--backend", "kind"])
+    assert code == 2 and "--prefer-docker contradicts --backend kind" in err
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker", "-f", "missing.yaml"])
+    assert code == 2 and "does not exist" in err
+    (sandbox / "work" / "v.yaml").write_text("registry: {}\n")
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker", "-f", "v.yaml"])
+    assert code == 0 and "apply to the kind backend only" in err
+
+
+def test_chart_set_and_values_name_the_config_file(sandbox: Path) -> None:
+    work = sandbox / "work"
+    (work / "pallet-dev.yaml").write_text("chart:\n  set: [noequals]\n")
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker"])
+    assert code == 2 and "pallet-dev.yaml:2: chart.set" in err, err
+    (work / "vals").mkdir()
+    (work / "vals" / "v.yaml").write_text("{}\n")
+    (work / "pallet-dev.yaml").write_text("chart:\n  values: [vals/v.yaml]\n")
+    (work / "sub").mkdir()
+    os.chdir(work / "sub")  # relative to the config file, not to the current folder
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker"])
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", ""])
+def test_debug_variable_off_values(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PALLET_DEV_DEBUG", value)
+    (sandbox / "work" / "pallet-dev.yaml").write_text("name: BAD\n")
+    code, _, err, _ = run(["up", "--dry-run"])
+    assert code == 2 and "Traceback" not in err
+
+
+def test_usage_errors_read_like_every_other_error(sandbox: Path) -> None:
+    for args in (["up", "--bogus"], ["up", "--port", "abc"], ["up", "--backend", "bogus"]):
+        code, _, err, _ = run(args)
+        assert code == 2 and err.startswith("pallet-dev: error: ") and "\n  fix: " in err, err
+        assert "Usage:" not in err and "Try " not in err
+
+
+@pytest.mark.parametrize(
+    "value", ["file", "/proc/pallet-dev", "relative/home"], ids=["file", "proc", "relative"]
+)
+def test_pallet_dev_home(sandbox: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    if value == "file":
+        (sandbox / "file").write_text("x")
+        value = str(sandbox / "file")
+    monkeypatch.setenv("PALLET_DEV_HOME", value)
+    code, _, err, _ = run(["up", "--dry-run", "--prefer-docker"])
+    if value == "relative/home":
+        assert code == 0 and (sandbox / "work" / "relative" / "home").is_dir()
+    else:
+        assert code == 2 and "PALLET_DEV_HOME=" in err and "Traceback" not in err
