@@ -309,6 +309,7 @@ def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_
         seen = _raw(kubectl, proxy.format("packer", "env"))
         assert "PALLET_REGISTRY=registry-pallet-registry.pallet.svc.cluster.local:5000" in seen
         assert "GREETING=hello" in seen and f"PALLET_ENVIRONMENT={name}" in seen
+        _same_on_docker(env, project, digests, seen)
 
         again = up()
         assert not any(a["built"] for a in again["agents"])
@@ -379,3 +380,38 @@ def _dev_loop_on_kind(
     result = _run([sys.executable, "-m", "pallet_dev", "up", "--json"], env=env, cwd=project)
     assert result.returncode == 0, result.stderr
     return {a["name"]: a["digest"] for a in json.loads(result.stdout)["agents"]}
+
+
+def _same_on_docker(
+    env: dict[str, str], project: Path, kind_digests: dict[str, str], kind_env: str
+) -> None:
+    """The Docker backend starts the same agents identically: the same image digests and
+    the same environment, but for the registry's address (and the environment's name)."""
+    docker_env = {
+        **env,
+        "PALLET_DEV_BACKEND": "docker",
+        "PALLET_DEV_NAME": env["PALLET_DEV_NAME"] + "-d",
+        "PALLET_DEV_REGISTRY_PORT": str(free_port()),
+        "PALLET_DEV_HOME": env["PALLET_DEV_HOME"] + "-docker",
+    }
+    try:
+        result = _run([sys.executable, "-m", "pallet_dev", "up", "--json"], env=docker_env,
+                      cwd=project, timeout=600)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        on_docker = {a["name"]: a["digest"] for a in json.loads(result.stdout)["agents"]}
+        assert on_docker == kind_digests, "the backends run different images"
+        health = _run([sys.executable, "-m", "pallet_dev", "health", "--json"], env=docker_env,
+                      cwd=project, timeout=60)  # fmt: skip
+        url = {a["name"]: a["url"] for a in json.loads(health.stdout)["agents"]}["packer"]
+        code, _, body = http_get(url.replace("/healthz", "/cgi-bin/env"), 10)
+        assert code == 200
+
+        def comparable(text: str) -> list[str]:
+            skip = ("PALLET_REGISTRY=", "PALLET_ENVIRONMENT=")
+            return sorted(line for line in text.splitlines() if line and not line.startswith(skip))
+
+        assert comparable(body.decode()) == comparable(kind_env)
+        assert f"PALLET_REGISTRY={docker_env['PALLET_DEV_NAME']}-registry:5000" in body.decode()
+    finally:
+        _run([sys.executable, "-m", "pallet_dev", "down", "--clean"], env=docker_env,
+             cwd=project, timeout=300)  # fmt: skip

@@ -91,3 +91,16 @@ def test_a_broken_build_deploys_nothing_and_the_old_version_serves(
     assert container_ids(docker_env.name) == before
     health = pallet_dev(docker_env, project, "health", "--json")
     assert health["status"] == "healthy"
+
+
+def test_an_agent_that_never_turns_healthy_is_named_with_its_logs(
+    docker_env: DockerEnv, project: Path
+) -> None:
+    config = project / "pallet-dev.yaml"
+    config.write_text(config.read_text().replace("health: /healthz", "health: /missing", 1))
+    result = pallet_dev(docker_env, project, "up", "--timeout", "25", check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Agent 'planner' did not answer" in result.stderr
+    assert "expected 2xx, got 404" in result.stderr
+    assert "planner: published" in result.stderr, "its last log lines are missing"
+    assert "Traceback" not in result.stderr

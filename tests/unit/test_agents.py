@@ -252,3 +252,28 @@ def test_up_says_when_an_agent_builds_from_outside_the_config_folder(tmp_path: P
     said = stream.getvalue()
     assert "agent 'outside' builds from" in said and "outside " + str(project) in said
     assert "'inside'" not in said
+
+
+def test_the_kind_plan_deploys_the_agents_chart_by_digest(tmp_path: Path) -> None:
+    from pallet_dev.backends.base import UpOptions
+    from pallet_dev.backends.kind import KindBackend
+    from pallet_dev.paths import Paths
+    from tests.fakes.runner import FakeToolsRunner
+
+    config = example_config()
+    paths = Paths(tmp_path / "data", tmp_path / "state", tmp_path / "logs")
+    backend = KindBackend(config, FakeToolsRunner(), paths)
+    assert backend.agent_registry_address.startswith("registry-pallet-registry.pallet.svc")
+    planned = deployments(
+        config.agents,
+        images_for(config),
+        env_name=config.name,
+        registry_address=backend.agent_registry_address,
+    )
+    steps = backend.plan_agents(planned, UpOptions(timeout=60))
+    history, upgrade, check = steps
+    assert history.argv[:3] == ["helm", "history", "agents"]
+    assert upgrade.argv[:5] == ["helm", "upgrade", "--install", "agents", str(find_agents_chart())]
+    assert "--kube-context" in upgrade.argv and "kind-pallet-example" in upgrade.argv
+    assert "localhost:5000/pallet-example/planner@sha256:0" in (upgrade.detail or "")
+    assert check.argv == [] and "/proxy" in (check.detail or "")

@@ -22,7 +22,7 @@ from pallet_dev.backends.base import PlanStep
 from pallet_dev.errors import OperationFailed, PortInUse, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.ports import port_is_free
-from pallet_dev.probe import ProbeTarget, probe
+from pallet_dev.probe import ANY_2XX, ProbeTarget, probe
 from pallet_dev.tools.docker import (
     LABEL_AGENT,
     LABEL_ENV,
@@ -284,11 +284,10 @@ class DockerAgents:
         self, deployment: AgentDeployment, endpoint: AgentEndpoint, deadline: float
     ) -> None:
         for replica, url in enumerate(endpoint.urls, 1):
-            target = ProbeTarget(deployment.name, url)
+            target = ProbeTarget(deployment.name, url, ANY_2XX)
             while True:
                 result = probe(target, timeout=max(0.2, min(2.0, deadline - time.monotonic())))
-                healthy = result.status_code is not None and 200 <= result.status_code < 300
-                if healthy:
+                if result.healthy:
                     break
                 if time.monotonic() + 0.05 >= deadline:
                     name = container_name(self.env_name, deployment.name, replica)
