@@ -83,7 +83,10 @@ def test_a_broken_build_deploys_nothing_and_the_old_version_serves(
     before = container_ids(docker_env.name)
     dockerfile = project / "agents" / "tracker" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN exit 7\n")
+    exited = docker("container", "ls", "--all", "--quiet", "--filter", "status=exited").stdout
     result = pallet_dev(docker_env, project, "up", check=False)
+    left = docker("container", "ls", "--all", "--quiet", "--filter", "status=exited").stdout
+    assert sorted(left.split()) == sorted(exited.split()), "the failed build left a container"
     assert result.returncode == 1
     assert "Building agent 'tracker' failed" in result.stderr
     assert "docker build output of agent 'tracker'" in result.stderr

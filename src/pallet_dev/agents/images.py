@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -111,11 +112,13 @@ class AgentImages:
         self.runner = runner
         self.registry_url = registry_url
         self.registry_host = registry_host
+        self._legacy: bool | None = None
+        self._lock = threading.Lock()
 
     def labels(self, agent: str) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_ENV: self.env_name, LABEL_AGENT: agent}
 
-    def build_argv(self, agent: AgentSettings, tag: str) -> list[str]:
+    def build_argv(self, agent: AgentSettings, tag: str, *, legacy: bool = False) -> list[str]:
         assert agent.build is not None
         context = Path(agent.build.context)
         return Docker.build_argv(
@@ -125,7 +128,15 @@ class AgentImages:
             target=agent.build.target,
             args=agent.build.args,
             labels=self.labels(agent.name),
+            legacy=legacy,
         )
+
+    def legacy_builder(self, docker: Docker) -> bool:
+        """True without the buildx plugin (asked once, only when something is built)."""
+        with self._lock:
+            if self._legacy is None:
+                self._legacy = not docker.has_buildx()
+            return self._legacy
 
     def content_tag(self, agent: AgentSettings) -> str:
         assert agent.build is not None
@@ -263,7 +274,7 @@ class AgentImages:
     def _build(
         self, docker: Docker, agent: AgentSettings, tagged: str, deadline: float, live: _LiveLine
     ) -> None:
-        argv = self.build_argv(agent, tagged)
+        argv = self.build_argv(agent, tagged, legacy=self.legacy_builder(docker))
         try:
             docker.build(
                 argv,

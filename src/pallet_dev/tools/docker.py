@@ -299,8 +299,12 @@ class Docker:
         target: str | None = None,
         args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
+        legacy: bool = False,
     ) -> list[str]:
         argv = ["docker", "build", "--tag", tag, "--file", dockerfile]
+        if legacy:
+            # the legacy builder keeps a failed step's container unless told not to
+            argv.append("--force-rm")
         if target:
             argv += ["--target", target]
         for key, value in sorted((args or {}).items()):
@@ -309,6 +313,16 @@ class Docker:
             argv += ["--label", f"{key}={value}"]
         argv.append(context)
         return argv
+
+    def has_buildx(self) -> bool:
+        """Whether `docker build` runs BuildKit (the buildx plugin) or the legacy builder."""
+        try:
+            self.runner.run(
+                ["docker", "buildx", "version"], timeout=min(self.timeout, 20.0), step="buildx"
+            )
+        except CommandFailed:
+            return False
+        return True
 
     def build(
         self, argv: list[str], *, timeout: float, on_output: Any = None, env: Any = None
