@@ -27,7 +27,7 @@ from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, Re
 from pallet_dev.output import Steps
 from pallet_dev.probe import http_get
 from pallet_dev.runner import Runner
-from pallet_dev.tools.docker import LABEL_AGENT, LABEL_ENV, LABEL_MANAGED, Docker
+from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -116,7 +116,9 @@ class AgentImages:
         self._lock = threading.Lock()
 
     def labels(self, agent: str) -> dict[str, str]:
-        return {LABEL_MANAGED: "true", LABEL_ENV: self.env_name, LABEL_AGENT: agent}
+        # no environment name: the same build inputs make the same image (and digest)
+        # in every environment and backend
+        return {LABEL_MANAGED: "true", LABEL_AGENT: agent}
 
     def build_argv(self, agent: AgentSettings, tag: str, *, legacy: bool = False) -> list[str]:
         assert agent.build is not None
