@@ -313,6 +313,19 @@ def test_example_agents_on_kind(env: dict[str, str], tools: dict[str, str], tmp_
 
         again = up()
         assert not any(a["built"] for a in again["agents"])
+        # someone points an agent at another image with kubectl: the next `up` wins back
+        tagged = f"localhost:{env['PALLET_DEV_REGISTRY_PORT']}/{name}/tracker:by-hand"
+        _run([docker, "tag", f"{tagged.rsplit(':', 1)[0]}@{digests['tracker']}", tagged])
+        assert _run([docker, "push", tagged]).returncode == 0
+        set_image = _run([*kubectl, "-n", "pallet", "set", "image", "deployment/tracker",
+                          f"tracker={tagged}"])  # fmt: skip
+        assert set_image.returncode == 0, set_image.stderr
+        restored = _run([sys.executable, "-m", "pallet_dev", "up", "--json"], env=env,
+                        cwd=project, timeout=600)  # fmt: skip
+        assert restored.returncode == 0, restored.stderr
+        image = _run([*kubectl, "-n", "pallet", "get", "deployment", "tracker", "-o",
+                      "jsonpath={.spec.template.spec.containers[0].image}"]).stdout  # fmt: skip
+        assert image.endswith(digests["tracker"]), image
         pods = _agent_pods(kubectl)
         (project / "agents" / "packer" / "VERSION").write_text("packer-2\n")
         changed = up()

@@ -527,7 +527,12 @@ def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
         return state["helm_version"], "", 0
     booleans = {"--install", "--create-namespace", "--wait", "--atomic"}
     if major >= 4:
-        booleans |= {"--rollback-on-failure", "--wait=watcher", "--wait=legacy"}
+        booleans |= {
+            "--rollback-on-failure",
+            "--wait=watcher",
+            "--wait=legacy",
+            "--force-conflicts",
+        }
     try:
         flags = Flags(args[1:], HELM_VALUE_FLAGS, booleans)
     except Unexpected as exc:

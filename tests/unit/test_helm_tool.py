@@ -40,6 +40,7 @@ def test_flags_per_major() -> None:
     assert upgrade_flags(parse_helm_version("v4.0.0")) == [
         "--rollback-on-failure",
         "--wait=watcher",
+        "--force-conflicts",
     ]
     assert upgrade_flags(parse_helm_version("v3.22.0")) == ["--atomic", "--wait"]
     with pytest.raises(OperationFailed, match="not supported"):

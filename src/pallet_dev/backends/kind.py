@@ -512,7 +512,8 @@ class KindBackend(Backend):
                 "Deploy the chart (only when chart or values changed), waiting for the rollout",
                 upgrade,
                 detail=f"values file {self.values_path}: {json.dumps(chart.values, sort_keys=True)}"
-                "; with Helm 3 `--atomic --wait` replace `--rollback-on-failure --wait=watcher`",
+                "; with Helm 3 `--atomic --wait` replace `--rollback-on-failure --wait=watcher "
+                "--force-conflicts`",
             ),
             PlanStep(
                 "Check the rollout (when the release was unchanged; helm waits after a deploy)",

@@ -162,10 +162,14 @@ class KindAgents:
         latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
         api = self.write_api_access()
         endpoints = [self.endpoint(d, api) for d in deployments]
-        if release_unchanged(latest, chart_name, description):
+        unchanged = release_unchanged(latest, chart_name, description)
+        drift = self._drift(deployments) if unchanged else None
+        if unchanged and drift is None:
             assert latest is not None
             steps.done(f"Agents release unchanged (revision {latest.revision})")
         else:
+            if drift:
+                steps.note(f"{drift}; deploying the configured agents again")
             self.backend._write_private(self.values_path, json.dumps(values, indent=2))
             verb = "Installing" if latest is None else "Upgrading"
             names = ", ".join(d.name for d in deployments)
@@ -184,6 +188,34 @@ class KindAgents:
         with steps.step("Checking every agent's health path through the API server"):
             self._await_healthy(endpoints, api, deadline)
         return AgentsState(endpoints, api)
+
+    def _drift(self, deployments: Sequence[AgentDeployment]) -> str | None:
+        """What differs in the cluster from an unchanged release (None: nothing).
+
+        A same-fingerprint release says the values are as configured, not that nobody
+        changed the Deployments since (`kubectl set image`, `kubectl scale`): one `kubectl
+        get deployments` tells, and `up` converges them back.
+        """
+        kubectl = self.backend.kubectl()
+        try:
+            items = kubectl.get_deployments(self.namespace, AGENTS_SELECTOR)
+        except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+            return f"cannot read the agents' Deployments ({exc.message})"
+        live: dict[str, tuple[str, int]] = {}
+        for item in items:
+            spec = item.get("spec") or {}
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+            name = str((item.get("metadata") or {}).get("name", ""))
+            live[name] = (str(containers[0].get("image", "")), int(spec.get("replicas") or 0))
+        for d in deployments:
+            if d.name not in live:
+                return f"the Deployment of agent '{d.name}' is missing"
+            image, replicas = live[d.name]
+            if image != d.image:
+                return f"agent '{d.name}' runs {image}, not {d.digest[:19]}"
+            if replicas != d.replicas:
+                return f"agent '{d.name}' has {replicas} replicas, not {d.replicas}"
+        return None
 
     def endpoint(self, deployment: AgentDeployment, api: ApiAccess) -> AgentEndpoint:
         ns = self.namespace

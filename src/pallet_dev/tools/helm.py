@@ -56,7 +56,10 @@ def parse_helm_version(text: str) -> HelmVersion:
 def upgrade_flags(version: HelmVersion) -> list[str]:
     """Roll back on failure and wait for readiness, spelled for this Helm major."""
     if version.major >= 4:
-        return ["--rollback-on-failure", "--wait=watcher"]
+        # Helm 4 applies server-side: a field someone changed with kubectl (`kubectl set
+        # image` while debugging) would make every later upgrade fail with a conflict.
+        # pallet-dev owns these objects, so its release wins.
+        return ["--rollback-on-failure", "--wait=watcher", "--force-conflicts"]
     if version.major == 3:
         return ["--atomic", "--wait"]
     raise OperationFailed(f"Helm {version.raw} is not supported.", hint="Install Helm 3.x or 4.x.")
