@@ -200,6 +200,15 @@ class AgentSettings(_Strict):
         return value
 
 
+def _check_unique(names: list[str], what: str) -> None:
+    """`health` reports by name: names are unique, and 'registry' is the registry's."""
+    if "registry" in names:
+        raise ValueError("the name 'registry' is reserved for the registry itself")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(duplicates)}")
+
+
 class Config(_Strict):
     name: str = Field(default="pallet-dev", pattern=NAME_PATTERN)
     backend: Literal["auto", "kind", "docker"] = "auto"
@@ -212,12 +221,7 @@ class Config(_Strict):
     @field_validator("agents")
     @classmethod
     def _unique_agents(cls, value: list[AgentSettings]) -> list[AgentSettings]:
-        names = [agent.name for agent in value]
-        if "registry" in names:
-            raise ValueError("the name 'registry' is reserved for the registry itself")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"agent names must be unique; repeated: {', '.join(duplicates)}")
+        _check_unique([agent.name for agent in value], "agent")
         return value
 
     @model_validator(mode="after")
@@ -232,12 +236,7 @@ class Config(_Strict):
     @field_validator("services")
     @classmethod
     def _unique_names(cls, value: list[ServiceCheck]) -> list[ServiceCheck]:
-        names = [service.name for service in value]
-        if "registry" in names:
-            raise ValueError("the name 'registry' is reserved for the registry itself")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"service names must be unique; repeated: {', '.join(duplicates)}")
+        _check_unique([service.name for service in value], "service")
         return value
 
     # Names derived from the environment name (config_sources): used by every backend.

@@ -13,9 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
 from pallet_dev.eventlog import NULL_LOG, EventLog
@@ -81,30 +84,68 @@ class Runner:
         line to the callback as it comes (live build output), the whole text ending
         up in the result's ``stdout``.
         """
-        if on_output is not None:
-            return self._run_lines(argv, timeout, check, env, on_output, step)
         if not argv:
             raise ValueError("empty argv")
         argv = [str(arg) for arg in argv]
+        if on_output is not None:
+            proc, started = self._spawn(
+                argv, env, step, subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT
+            )
+            lines: list[str] = []
+            reader = threading.Thread(target=_pump, args=(proc, lines, on_output), daemon=True)
+            reader.start()
+            with self._bounded(proc, argv, step, timeout):
+                proc.wait(timeout=timeout)
+            reader.join(5)
+            return self._finish(proc, started, argv, step, "".join(lines), "", check)
+        proc, started = self._spawn(
+            argv,
+            env,
+            step,
+            subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            sys.stdout if to_stdout else sys.stderr if stream else subprocess.PIPE,
+            sys.stderr if stream or to_stdout else subprocess.PIPE,
+        )
+        with self._bounded(proc, argv, step, timeout):
+            stdout, stderr = proc.communicate(input=input, timeout=timeout)
+        return self._finish(proc, started, argv, step, stdout or "", stderr or "", check)
+
+    def _spawn(
+        self,
+        argv: list[str],
+        env: Mapping[str, str] | None,
+        step: str,
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+    ) -> tuple[subprocess.Popen[str], float]:
+        """Start the tool (its own session) and log it; the process and its start time."""
         resolved = self.which(argv[0])
         merged = {**os.environ, **self.extra_env, **(env or {})}
-        started = time.monotonic()
         self.log.write("exec", step=step, argv=argv)
         try:
             proc = subprocess.Popen(
                 [resolved, *argv[1:]],
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=sys.stdout if to_stdout else sys.stderr if stream else subprocess.PIPE,
-                stderr=sys.stderr if stream or to_stdout else subprocess.PIPE,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
                 env=merged,
                 text=True,
+                errors="replace",
                 # own process group: Ctrl-C reaches us once, and we stop the tool ourselves
                 start_new_session=True,
             )
         except OSError as exc:
             raise CommandFailed(argv, 127, "", str(exc)) from exc
+        return proc, time.monotonic()
+
+    @contextmanager
+    def _bounded(
+        self, proc: subprocess.Popen[str], argv: list[str], step: str, timeout: float
+    ) -> Iterator[None]:
+        """Stop the tool (TERM, then KILL) on timeout or Ctrl-C, and say so in the log."""
         try:
-            stdout, stderr = proc.communicate(input=input, timeout=timeout)
+            yield
         except subprocess.TimeoutExpired:
             _stop(proc)
             self.log.write("timeout", step=step, argv=argv, timeout=timeout)
@@ -113,10 +154,19 @@ class Runner:
             _stop(proc)
             self.log.write("interrupted", step=step, argv=argv)
             raise
+
+    def _finish(
+        self,
+        proc: subprocess.Popen[str],
+        started: float,
+        argv: list[str],
+        step: str,
+        stdout: str,
+        stderr: str,
+        check: bool,
+    ) -> CommandResult:
         duration = time.monotonic() - started
-        result = CommandResult(
-            tuple(argv), proc.returncode, stdout or "", stderr or "", round(duration, 4)
-        )
+        result = CommandResult(tuple(argv), proc.returncode, stdout, stderr, round(duration, 4))
         self.log.write(
             "exit", step=step, argv=argv, exit_code=proc.returncode, duration_s=result.duration
         )
@@ -124,68 +174,16 @@ class Runner:
             raise CommandFailed(argv, proc.returncode, result.stdout, result.stderr)
         return result
 
-    def _run_lines(
-        self,
-        argv: Sequence[str],
-        timeout: float,
-        check: bool,
-        env: Mapping[str, str] | None,
-        on_output: Callable[[str], None],
-        step: str,
-    ) -> CommandResult:
-        import threading
 
-        argv = [str(arg) for arg in argv]
-        resolved = self.which(argv[0])
-        merged = {**os.environ, **self.extra_env, **(env or {})}
-        started = time.monotonic()
-        self.log.write("exec", step=step, argv=argv)
+def _pump(proc: subprocess.Popen[str], lines: list[str], on_output: Callable[[str], None]) -> None:
+    """Collect the tool's lines and hand each to ``on_output`` as it comes."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
         try:
-            proc = subprocess.Popen(
-                [resolved, *argv[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=merged,
-                text=True,
-                errors="replace",
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise CommandFailed(argv, 127, "", str(exc)) from exc
-        lines: list[str] = []
-
-        def pump() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                try:
-                    on_output(line.rstrip("\n"))
-                except Exception:  # a display problem never stops the tool
-                    pass
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(proc)
-            self.log.write("timeout", step=step, argv=argv, timeout=timeout)
-            raise CommandTimeout(argv, timeout) from None
-        except (KeyboardInterrupt, Interrupted):
-            _stop(proc)
-            self.log.write("interrupted", step=step, argv=argv)
-            raise
-        reader.join(5)
-        output = "".join(lines)
-        duration = time.monotonic() - started
-        result = CommandResult(tuple(argv), proc.returncode, output, "", round(duration, 4))
-        self.log.write(
-            "exit", step=step, argv=argv, exit_code=proc.returncode, duration_s=result.duration
-        )
-        if check and proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, output, "")
-        return result
+            on_output(line.rstrip("\n"))
+        except Exception:  # a display problem never stops the tool
+            pass
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
