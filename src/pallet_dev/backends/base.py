@@ -182,6 +182,17 @@ class Backend(abc.ABC):
     ) -> AgentsState:
         """Run every agent by digest and wait until each answers on its health path."""
 
+    def roll_out_images(
+        self,
+        deployments: list[AgentDeployment],
+        changed: list[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        """`dev`: only the images of the ``changed`` agents moved. By default a full deploy
+        (which touches nothing else); a backend may have a quicker way."""
+        return self.deploy_agents(deployments, deadline, steps)
+
     @abc.abstractmethod
     def agents_status(self) -> list[dict[str, Any]]:
         """Each deployed agent: image digest, ready/desired replicas, restarts, endpoint."""

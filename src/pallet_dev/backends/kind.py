@@ -390,6 +390,15 @@ class KindBackend(Backend):
     ) -> AgentsState:
         return self.agents.deploy(deployments, deadline, steps)
 
+    def roll_out_images(
+        self,
+        deployments: list[AgentDeployment],
+        changed: list[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        return self.agents.roll_out_images(deployments, changed, deadline, steps)
+
     def agents_status(self) -> list[dict[str, Any]]:
         return self.agents.status()
 

@@ -110,7 +110,9 @@ class DevSession:
             merged = {**self.images, **{image.agent: image for image in built}}
             rollout_started = time.monotonic()
             try:
-                state = self.chosen.deploy_agents(self.deployments(merged), deadline, self.quiet)
+                state = self.chosen.roll_out_images(
+                    self.deployments(merged), [image.agent for image in built], deadline, self.quiet
+                )
             except PalletError as exc:
                 self._restore()
                 for agent in todo:

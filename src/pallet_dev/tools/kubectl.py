@@ -279,6 +279,45 @@ class Kubectl:
         )
         return _items(out, "kubectl get deployments -o json")
 
+    def set_image(
+        self, namespace: str, deployment: str, container: str, image: str, *, timeout: float
+    ) -> None:
+        self._run(
+            [
+                *self.base(),
+                "set",
+                "image",
+                "--namespace",
+                namespace,
+                f"deployment/{deployment}",
+                f"{container}={image}",
+            ],
+            timeout=timeout,
+            step="set image",
+        )
+
+    def rollout_undo(self, namespace: str, deployment: str, *, timeout: float) -> None:
+        self._run(
+            [*self.base(), "rollout", "undo", "--namespace", namespace, f"deployment/{deployment}"],
+            timeout=timeout,
+            step="rollout undo",
+        )
+
+    def rollout_status_of(self, namespace: str, deployment: str, *, timeout: float) -> None:
+        self._run(
+            [
+                *self.base(),
+                "rollout",
+                "status",
+                "--namespace",
+                namespace,
+                f"deployment/{deployment}",
+                f"--timeout={max(1, int(timeout))}s",
+            ],
+            timeout=timeout + 10,
+            step="rollout status",
+        )
+
     def logs_argv(
         self, namespace: str, target: str, *, follow: bool = False, tail: int | None = None
     ) -> list[str]:
