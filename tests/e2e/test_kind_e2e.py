@@ -188,14 +188,22 @@ def _health(environ: dict[str, str]) -> int:
 def _delete_registry_pod_and_watch_it_come_back(
     environ: dict[str, str], kubectl: list[str]
 ) -> None:
-    """The registry pod is deleted: health reports the outage, Kubernetes brings it back."""
+    """With no registry pod, health reports the outage; a deleted pod comes back.
+
+    The outage is made certain (the Deployment scaled to 0) rather than raced: a deleted
+    pod can be replaced faster than one `health` run on a busy machine.
+    """
     selector = "app.kubernetes.io/name=pallet-registry,app.kubernetes.io/instance=registry"
-    deleted = _run([*kubectl, "-n", "pallet", "delete", "pod", "-l", selector, "--wait=false"])
+    ns = [*kubectl, "-n", "pallet"]
+    scaled = _run([*ns, "scale", "deployment", "-l", selector, "--replicas=0"])
+    assert scaled.returncode == 0, scaled.stderr
+    gone = _run([*ns, "wait", "--for=delete", "pod", "-l", selector, "--timeout=120s"])
+    assert gone.returncode == 0, gone.stderr
+    assert _health(environ) == 1, "health did not report the registry's outage"
+    back = _run([*ns, "scale", "deployment", "-l", selector, "--replicas=1"])
+    assert back.returncode == 0, back.stderr
+    deleted = _run([*ns, "delete", "pod", "-l", selector, "--wait=false"])
     assert deleted.returncode == 0, deleted.stderr
-    saw_outage, deadline = False, time.monotonic() + 60
-    while time.monotonic() < deadline and not saw_outage:
-        saw_outage = _health(environ) == 1
-    assert saw_outage, "health never reported the outage after the pod was deleted"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and _health(environ) != 0:
         time.sleep(1)
