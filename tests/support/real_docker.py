@@ -79,6 +79,9 @@ class DockerEnv:
     def cleanup(self) -> None:
         docker("container", "rm", "--force", self.container, check=False)
         docker("volume", "rm", "--force", self.volume, check=False)
+        # the agents' network (docker networks are a small pool: a leak exhausts it)
+        if docker("network", "inspect", self.name, check=False).returncode == 0:
+            docker("network", "rm", self.name, check=False)
 
 
 @pytest.fixture
