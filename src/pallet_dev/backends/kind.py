@@ -40,7 +40,6 @@ removes the entries from the user's kubeconfig again.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -55,6 +54,13 @@ from typing import Any, TypeVar
 from pallet_dev.agents.spec import AgentDeployment, AgentsState
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
 from pallet_dev.backends.kind_agents import KindAgents
+from pallet_dev.chart.release import (
+    DESCRIPTION_PREFIX,
+    PLAN_HELM_VERSION,
+    chart_fingerprint,
+    description_for,
+    same_release,
+)
 from pallet_dev.config import Config
 from pallet_dev.config_sources import registry_push_host
 from pallet_dev.errors import (
@@ -92,9 +98,6 @@ LOCAL_REGISTRY_HOSTING_NAMESPACE = "kube-public"
 LOCAL_REGISTRY_HOSTING_NAME = "local-registry-hosting"
 LOCAL_REGISTRY_HOSTING_KEY = "localRegistryHosting.v1"
 LOCAL_REGISTRY_HOSTING_HELP = "https://kind.sigs.k8s.io/docs/user/local-registry/"
-DESCRIPTION_PREFIX = "pallet-dev fingerprint"
-# Helm 4 is the current major; `up --dry-run` runs no subprocess, so it shows Helm 4's flags.
-PLAN_HELM_VERSION = HelmVersion("v4", 4, 0)
 
 # caps on single subprocesses (each also bounded by the time left)
 CAP_QUICK = 30.0
@@ -151,16 +154,11 @@ class ChartInputs:
     @cached_property
     def fingerprint(self) -> str:
         """Chart files + values: equal fingerprints mean `helm upgrade` would change nothing."""
-        digest = hashlib.sha256()
-        for path in sorted(p for p in self.chart_dir.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(self.chart_dir)).encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
-        digest.update(json.dumps(self.values, sort_keys=True).encode())
-        return digest.hexdigest()[:16]
+        return chart_fingerprint(self.chart_dir, self.values)
 
     @property
     def description(self) -> str:
-        return f"{DESCRIPTION_PREFIX} {self.fingerprint}"
+        return description_for(self.fingerprint)
 
 
 def pallet_dev_values(config: Config) -> dict[str, Any]:
@@ -293,19 +291,8 @@ def local_registry_hosting(config: Config, service_host: str) -> dict[str, Any]:
 
 
 def release_unchanged(latest: HelmRevision | None, chart: ChartInputs) -> bool:
-    """The deployed release already runs this chart with these values.
-
-    pallet-dev writes a fingerprint of the chart files and the computed values into
-    the revision's description (``--description``), so one `helm history` call
-    tells "same chart, same values, deployed by pallet-dev" from anything else (an
-    upgrade by hand says "Upgrade complete", a rollback "Rollback to N").
-    """
-    return (
-        latest is not None
-        and latest.deployed
-        and latest.chart == f"{CHART_NAME}-{chart.chart_version}"
-        and latest.description == chart.description
-    )
+    """The deployed release already runs this chart with these values (chart.release)."""
+    return same_release(latest, f"{CHART_NAME}-{chart.chart_version}", chart.description)
 
 
 class KindBackend(Backend):

@@ -12,7 +12,6 @@ service proxy with the kind client certificate, which `up` keeps in the state fo
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -25,7 +24,8 @@ from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, 
 from pallet_dev.backends.base import PlanStep, UpOptions
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
-from pallet_dev.tools.helm import HelmRevision, HelmVersion
+from pallet_dev.chart.release import PLAN_HELM_VERSION, description_for, same_release
+from pallet_dev.chart.release import chart_fingerprint as fingerprint
 from pallet_dev.tools.kubectl import entry_from_kubeconfig
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 AGENTS_RELEASE = "agents"
 AGENTS_CHART = "pallet-agents"
 AGENTS_SELECTOR = f"app.kubernetes.io/instance={AGENTS_RELEASE}"
-DESCRIPTION_PREFIX = "pallet-dev fingerprint"
-PLAN_HELM_VERSION = HelmVersion("v4", 4, 0)
 CAP_DEPLOY = 600.0
 
 
@@ -71,29 +69,11 @@ def chart_values(deployments: Sequence[AgentDeployment]) -> dict[str, Any]:
     return {"agents": agents}
 
 
-def fingerprint(chart_dir: Path, values: dict[str, Any]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in chart_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(chart_dir)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    digest.update(json.dumps(values, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
-
-
 def chart_version(chart_dir: Path) -> str:
     for line in (chart_dir / "Chart.yaml").read_text(encoding="utf-8").splitlines():
         if line.startswith("version:"):
             return line.split(":", 1)[1].strip().strip("'\"")
     return "0"
-
-
-def release_unchanged(latest: HelmRevision | None, chart: str, description: str) -> bool:
-    return (
-        latest is not None
-        and latest.deployed
-        and latest.chart == chart
-        and latest.description == description
-    )
 
 
 class KindAgents:
@@ -124,7 +104,7 @@ class KindAgents:
     def plan(self, deployments: Sequence[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         helm = self.backend.helm()
         values = chart_values(deployments)
-        description = f"{DESCRIPTION_PREFIX} {fingerprint(self.chart_dir, values)}"
+        description = description_for(fingerprint(self.chart_dir, values))
         return [
             PlanStep(
                 f"Read release '{AGENTS_RELEASE}' (no upgrade when chart and values are unchanged)",
@@ -158,11 +138,11 @@ class KindAgents:
         helm = self.backend.helm()
         values = chart_values(deployments)
         chart_name = f"{AGENTS_CHART}-{chart_version(self.chart_dir)}"
-        description = f"{DESCRIPTION_PREFIX} {fingerprint(self.chart_dir, values)}"
+        description = description_for(fingerprint(self.chart_dir, values))
         latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
         api = self.write_api_access()
         endpoints = [self.endpoint(d, api) for d in deployments]
-        unchanged = release_unchanged(latest, chart_name, description)
+        unchanged = same_release(latest, chart_name, description)
         drift = self._drift(deployments) if unchanged else None
         if unchanged and drift is None:
             assert latest is not None
