@@ -56,28 +56,29 @@ ensure_dockerd() {
 }
 
 ensure_registry_images() {
-  # the stand-in registry image for tests; and the pinned image when it cannot be pulled
-  local builder="$PALLET_ROOT/.ci/build-test-registry-image.sh"
-  if ! docker image inspect "$TEST_REGISTRY_STANDIN" >/dev/null 2>&1; then
-    if apt_install docker-registry; then
-      bash "$builder" "$TEST_REGISTRY_STANDIN"
-    else
-      log "no $TEST_REGISTRY_STANDIN (built from Debian's docker-registry); tests that need it will skip"
-    fi
+  # The pinned registry release built here from its Go module, under its local name
+  # (LOCAL_REGISTRY_IMAGE): the tests run it. Then the published image when it can be
+  # pulled; if not, pallet-dev is pointed at the local build (never tagged as public).
+  # Sets LOCAL_REGISTRY_READY=1 when the local build is there.
+  LOCAL_REGISTRY_READY=0
+  if bash "$PALLET_ROOT/scripts/build-registry-image.sh" --if-missing "$LOCAL_REGISTRY_IMAGE"; then
+    LOCAL_REGISTRY_READY=1
+  else
+    log "no $LOCAL_REGISTRY_IMAGE (built from distribution $REGISTRY_VERSION); tests that need it will skip"
   fi
-  if ! docker image inspect "$REGISTRY_IMAGE" >/dev/null 2>&1; then
-    local pull=(docker pull "$REGISTRY_IMAGE")
-    command -v timeout >/dev/null 2>&1 && pull=(timeout 60 "${pull[@]}") # macOS has no timeout(1)
-    if "${pull[@]}" >/dev/null 2>&1; then
-      return 0
-    fi
-    if ! docker image inspect "$TEST_REGISTRY_STANDIN" >/dev/null 2>&1; then
-      log "cannot pull $REGISTRY_IMAGE now; pallet-dev up will pull it"
-      return 0
-    fi
-    log "cannot pull $REGISTRY_IMAGE: tagging the Debian-built stand-in as $REGISTRY_IMAGE"
-    log "(remove it with 'docker rmi $REGISTRY_IMAGE' once you can pull the real one)"
-    docker tag "$TEST_REGISTRY_STANDIN" "$REGISTRY_IMAGE"
+  if docker image inspect "$REGISTRY_IMAGE" >/dev/null 2>&1; then
+    return 0
+  fi
+  local pull=(docker pull "$REGISTRY_IMAGE")
+  command -v timeout >/dev/null 2>&1 && pull=(timeout 60 "${pull[@]}") # macOS has no timeout(1)
+  if "${pull[@]}" >/dev/null 2>&1; then
+    return 0
+  fi
+  if [[ $LOCAL_REGISTRY_READY -eq 1 ]]; then
+    log "cannot pull $REGISTRY_IMAGE now: use the local build of the same release with"
+    log "  export PALLET_DEV_REGISTRY_IMAGE=$LOCAL_REGISTRY_IMAGE"
+  else
+    log "cannot pull $REGISTRY_IMAGE now; pallet-dev up will pull it"
   fi
 }
 
@@ -98,6 +99,12 @@ go_install_pinned() {
   mkdir -p "$dir"
   (cd /tmp && GOBIN="$dir" GOFLAGS=-mod=mod go install -ldflags "$ldflags" "$spec")
   echo "$stamp" >"$dir/.version"
+}
+
+ensure_conformance_suite() {
+  # the OCI distribution-spec conformance suite: $PALLET_TOOLS_DIR/oci-conformance/conformance
+  go_install_pinned oci-conformance \
+    "github.com/opencontainers/distribution-spec/conformance@$OCI_CONFORMANCE_VERSION"
 }
 
 ensure_cli_tools() {

@@ -35,7 +35,7 @@ from pathlib import Path
 
 PYTHON = sys.executable
 PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
-IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE", "pallet-dev-test/registry:debian")
+IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE", "pallet-dev-local/registry:3.1.2")
 
 BUDGET_HEALTHY = 0.20
 BUDGET_DOWN = 0.25

@@ -71,7 +71,7 @@ def pallet(env: dict[str, str], *argv: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--image", default="pallet-dev-test/registry:debian")
+    parser.add_argument("--image", default="pallet-dev-local/registry:3.1.2")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="pallet-bench-")
     name = f"bench-pd-{secrets.token_hex(3)}"

@@ -2,14 +2,15 @@
 # Prepare this machine for pallet-dev development and bring the environment up:
 #   - a virtualenv in .venv with pallet-dev and its test dependencies
 #   - a running Docker daemon (on Debian as root: installs docker.io and starts dockerd)
-#   - the pinned registry image, present locally (pulled; offline, a stand-in is built)
+#   - the pinned registry image, present locally (pulled; offline, the same release is
+#     built from its Go module as pallet-dev-local/registry:<version> and used instead)
 #   - `pallet-dev up`
 # Safe to re-run. Usage: bash scripts/dev-setup.sh [--no-up] [pallet-dev up options]
 set -euo pipefail
 
 case "${1:-}" in
   -h | --help)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -51,5 +52,10 @@ ensure_dockerd || exit 3
 ensure_registry_images
 
 if [[ $bring_up -eq 1 ]]; then
+  if [[ -z "${PALLET_DEV_REGISTRY_IMAGE:-}" ]] && ! docker image inspect "$REGISTRY_IMAGE" >/dev/null 2>&1 &&
+    [[ $LOCAL_REGISTRY_READY -eq 1 ]]; then
+    log "this run uses $LOCAL_REGISTRY_IMAGE (PALLET_DEV_REGISTRY_IMAGE)"
+    export PALLET_DEV_REGISTRY_IMAGE=$LOCAL_REGISTRY_IMAGE
+  fi
   .venv/bin/pallet-dev up "$@"
 fi

@@ -42,3 +42,17 @@ def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for var in ENV_FIELDS:
         monkeypatch.delenv(var, raising=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures tests record with ``record_property("conformance", ...)``."""
+    lines = [
+        str(value)
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        for key, value in getattr(report, "user_properties", [])
+        if key == "conformance"
+    ]
+    if lines:
+        terminalreporter.section("OCI conformance")
+        for line in lines:
+            terminalreporter.line(line)

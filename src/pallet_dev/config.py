@@ -40,7 +40,7 @@ from pallet_dev.errors import ConfigError
 from pallet_dev.yamlsource import read_yaml_mapping
 
 # CNCF distribution 3.x, the same version the chart's appVersion names.
-DEFAULT_REGISTRY_IMAGE = "registry:3.0.0"
+DEFAULT_REGISTRY_IMAGE = "registry:3.1.2"
 # kind node image for kind v0.31.0 (Kubernetes 1.35.0), pinned by digest.
 DEFAULT_KIND_NODE_IMAGE = (
     "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"

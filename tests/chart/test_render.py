@@ -38,10 +38,10 @@ pytestmark = pytest.mark.helm
 FULLNAME = f"{RELEASE}-pallet-registry"
 BCRYPT_LINE = "pallet:$2b$10$7Ml9oCtJcH3ez32Ike0OXephfBwWpHX0AG3Xy3GGOLAWy/eIBz4b."
 STANDARD_LABELS = {
-    "helm.sh/chart": "pallet-registry-0.1.1",
+    "helm.sh/chart": "pallet-registry-0.1.2",
     "app.kubernetes.io/name": "pallet-registry",
     "app.kubernetes.io/instance": RELEASE,
-    "app.kubernetes.io/version": "3.0.0",
+    "app.kubernetes.io/version": "3.1.2",
     "app.kubernetes.io/managed-by": "Helm",
     "app.kubernetes.io/part-of": "pallet-dev",
 }

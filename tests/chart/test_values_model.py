@@ -78,7 +78,7 @@ def test_defaults_plus_dev_values() -> None:
     values = load_values(CHART_DIR)
     assert values.service.node_port == DEFAULT_NODE_PORT
     assert values.persistence.size == "100Mi"
-    assert values.image_ref == "registry:3.0.0"
+    assert values.image_ref == "registry:3.1.2"
     assert load_values(CHART_DIR, include_dev=False).persistence.size == "10Gi"
 
 

@@ -33,8 +33,10 @@ import pytest
 
 from pallet_dev.probe import http_get
 from tests.conftest import require_tool, skip_or_fail
+from tests.support.conformance import KNOWN_UNSUPPORTED, conformance_binary, run_conformance
 from tests.support.dev_process import DevProcess
 from tests.support.http_servers import free_port
+from tests.support.real_docker import TEST_IMAGE
 
 pytestmark = [pytest.mark.kind_e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -109,6 +111,8 @@ def env(tools: dict[str, str], node_image: str, tmp_path: Path) -> Iterator[dict
         "PALLET_DEV_NAME": name,
         "PALLET_DEV_BACKEND": "kind",
         "PALLET_DEV_REGISTRY_PORT": str(free_port()),
+        # the pinned release built here (nothing can be pulled): scripts/build-registry-image.sh
+        "PALLET_DEV_REGISTRY_IMAGE": TEST_IMAGE,
         IMAGE_VAR: node_image,
         "KUBECONFIG": str(kubeconfig),
         "NO_COLOR": "1",
@@ -210,7 +214,13 @@ def _delete_registry_pod_and_watch_it_come_back(
     assert _health(environ) == 0, "the registry did not come back after its pod was deleted"
 
 
-def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -> None:
+def test_up_push_run_down_up_clean(
+    env: dict[str, str],
+    tools: dict[str, str],
+    tmp_path: Path,
+    record_property: pytest.RecordProperty,
+) -> None:
+    conformance_binary()  # skips (fails in CI) before a cluster is made
     docker, name = tools["docker"], env["PALLET_DEV_NAME"]
     port = env["PALLET_DEV_REGISTRY_PORT"]
     host = f"localhost:{port}"
@@ -228,6 +238,12 @@ def test_up_push_run_down_up_clean(env: dict[str, str], tools: dict[str, str]) -
         hosting = _run([*kubectl, "get", "configmap", "local-registry-hosting", "-n",
                         "kube-public", "-o", "json"])  # fmt: skip
         assert f"localhost:{port}" in json.loads(hosting.stdout)["data"]["localRegistryHosting.v1"]
+
+        # the OCI conformance suite through the NodePort, as pallet-dev deployed the chart
+        result = run_conformance(f"localhost:{port}", tmp_path / "conformance")
+        record_property("conformance", result.summary("kind backend, in-cluster registry"))
+        assert result.unexpected == [], f"{result.unexpected}\n{result.output_tail}"
+        assert set(result.by_group) <= set(KNOWN_UNSUPPORTED) and result.passed >= 500
 
         _busybox_image(docker, image)
         push = _run([docker, "push", image])

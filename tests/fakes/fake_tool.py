@@ -37,7 +37,7 @@ def new_state(**overrides: Any) -> dict[str, Any]:
     state: dict[str, Any] = {
         "clusters": {},  # name -> cluster
         "node_files": {},  # node -> {path: content}
-        "host_images": ["registry:3.0.0"],
+        "host_images": ["registry:3.1.2"],
         "user_kubeconfig": {"clusters": {}, "users": {}, "contexts": {}, "current-context": ""},
         "configmaps": {},  # "ns/name" -> object
         "releases": {},  # "ns/name" -> release (helm status JSON)
@@ -432,7 +432,7 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[
                 items = [
                     {
                         "metadata": {"name": "registry-pallet-registry-5d9c-abcde"},
-                        "spec": {"containers": [{"image": "registry:3.0.0"}]},
+                        "spec": {"containers": [{"image": "registry:3.1.2"}]},
                         "status": {
                             "phase": "Running",
                             "containerStatuses": [

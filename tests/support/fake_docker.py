@@ -30,7 +30,7 @@ class FakeContainer:
 
 @dataclass
 class FakeDockerState:
-    images: set[str] = field(default_factory=lambda: {"registry:3.0.0"})
+    images: set[str] = field(default_factory=lambda: {"registry:3.1.2"})
     containers: dict[str, FakeContainer] = field(default_factory=dict)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     daemon: str = "up"  # up | down | denied

@@ -14,9 +14,10 @@ import pytest
 
 from tests.conftest import require_tool, skip_or_fail
 from tests.support.http_servers import free_port
+from tests.support.versions import pinned
 
-# The local stand-in for the pinned registry image (.ci/build-test-registry-image.sh).
-TEST_IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE", "pallet-dev-test/registry:debian")
+# The pinned registry release, built here from its Go module (scripts/build-registry-image.sh).
+TEST_IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE") or pinned("LOCAL_REGISTRY_IMAGE")
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -33,7 +34,7 @@ def require_docker() -> None:
     if docker("image", "inspect", TEST_IMAGE, check=False).returncode != 0:
         skip_or_fail(
             f"registry image {TEST_IMAGE} is missing; build it with "
-            f"`bash .ci/build-test-registry-image.sh {TEST_IMAGE}`"
+            f"`bash scripts/build-registry-image.sh {TEST_IMAGE}`"
         )
 
 

@@ -49,7 +49,7 @@ def test_file_is_found_in_a_parent_folder(tmp_path: Path) -> None:
 
 
 def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
-    write(tmp_path, "registry:\n  port: 5001\n  image: registry:3.0.0\nbackend: kind\n")
+    write(tmp_path, "registry:\n  port: 5001\n  image: registry:3.1.2\nbackend: kind\n")
     config, _ = load_config(cwd=tmp_path, environ={})
     assert config.registry.port == 5001
     config, _ = load_config(cwd=tmp_path, environ={"PALLET_DEV_REGISTRY_PORT": "5002"})
@@ -60,7 +60,7 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
         overrides={("registry", "port"): 5003},
     )
     assert config.registry.port == 5003 and config.backend == "docker"
-    assert config.registry.image == "registry:3.0.0"
+    assert config.registry.image == "registry:3.1.2"
 
 
 def test_services_are_parsed_with_default_expect_status(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> No
     }
     assert "OTEL_TRACES_EXPORTER=none" in run
     assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in run
-    assert run[-1] == "registry:3.0.0"
+    assert run[-1] == "registry:3.1.2"
 
 
 def test_dry_run_plan_matches_what_up_runs(runner, paths) -> None:
@@ -171,19 +171,19 @@ def test_port_held_by_something_else_fails_before_creating_anything(runner, path
 def test_missing_image_that_cannot_be_pulled_says_so(runner, paths) -> None:
     runner.state.images.clear()
     backend = make(runner, paths)
-    with pytest.raises(OperationFailed, match="Cannot pull registry:3.0.0"):
+    with pytest.raises(OperationFailed, match="Cannot pull registry:3.1.2"):
         backend.up(UpOptions(timeout=5), quiet())
     assert runner.state.containers == {}
 
 
 def test_missing_image_is_pulled_once_then_run(runner, paths) -> None:
     runner.state.images.clear()
-    runner.state.pullable.add("registry:3.0.0")
+    runner.state.pullable.add("registry:3.1.2")
     result = make(runner, paths).up(UpOptions(timeout=10), quiet())
     assert result.actions == ["created-container"]
     assert [c for c in runner.commands() if c.startswith(("docker run", "docker pull"))] == [
         "docker run --detach",
-        "docker pull registry:3.0.0",
+        "docker pull registry:3.1.2",
         "docker run --detach",
     ]
 
@@ -239,7 +239,7 @@ def test_spec_hash_changes_with_image_port_and_bind(paths) -> None:
     base = make(runner, paths, port=5001).container_spec().labels[LABEL_SPEC]
     assert make(runner, paths, port=5002).container_spec().labels[LABEL_SPEC] != base
     assert (
-        make(runner, paths, port=5001, image="registry:3.0.1").container_spec().labels[LABEL_SPEC]
+        make(runner, paths, port=5001, image="registry:next").container_spec().labels[LABEL_SPEC]
         != base
     )
     assert make(runner, paths, port=5001).container_spec().labels[LABEL_MANAGED] == "true"

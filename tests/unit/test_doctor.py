@@ -371,7 +371,7 @@ def test_port_held_by_our_own_registry_is_fine(
         "Name": "/pdt-doctor-registry",
         "State": {"Status": "running", "StartedAt": "2026-01-01T00:00:00Z"},
         "Config": {
-            "Image": "registry:3.0.0",
+            "Image": "registry:3.1.2",
             "Labels": {"dev.pallet.managed": "true", "dev.pallet.environment": "pdt-doctor"},
         },
         "HostConfig": {"PortBindings": {}},

@@ -289,11 +289,11 @@ def test_registry_image_is_loaded_from_the_host_not_pulled(runner, paths, port) 
         "kind",
         "load",
         "docker-image",
-        "registry:3.0.0",
+        "registry:3.1.2",
         "--name",
         NAME,
     ]
-    assert runner.state["clusters"][NAME]["images"] == ["registry:3.0.0"]
+    assert runner.state["clusters"][NAME]["images"] == ["registry:3.1.2"]
 
 
 def test_image_missing_on_the_host_is_not_loaded_and_a_note_says_so(runner, paths, port) -> None:
@@ -301,7 +301,7 @@ def test_image_missing_on_the_host_is_not_loaded_and_a_note_says_so(runner, path
     stream = io.StringIO()
     make(runner, paths, port).up(UpOptions(timeout=20), Steps(stream))
     assert "kind load docker-image" not in runner.commands()
-    assert "registry:3.0.0 is not in the host's Docker" in stream.getvalue()
+    assert "registry:3.1.2 is not in the host's Docker" in stream.getvalue()
 
 
 def test_image_lost_from_the_node_is_loaded_again_without_a_new_revision(
@@ -449,7 +449,7 @@ def _fail(runner: FakeToolsRunner, *match: str, **rule: Any) -> None:
         (("kubectl", "apply"), "Error from server (Forbidden)", "Publishing kube-public"),
         (("helm", "version"), "segmentation fault", "Reading release 'registry'"),
         (("helm", "history"), "Error: Kubernetes cluster unreachable", "Reading release"),
-        (("kind", "load"), "ERROR: failed to load image", "Registry image registry:3.0.0"),
+        (("kind", "load"), "ERROR: failed to load image", "Registry image registry:3.1.2"),
     ],
 )
 def test_a_failing_step_is_named_and_stops_up(runner, paths, port, match, stderr, step) -> None:

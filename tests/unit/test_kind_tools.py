@@ -90,8 +90,8 @@ def test_argv_builders() -> None:
     assert "--wait" not in kind.create_cluster_argv("x", "c", "k")
     assert kind.delete_cluster_argv("x") == ["kind", "delete", "cluster", "--name", "x"]
     assert kind.get_nodes_argv("x") == ["kind", "get", "nodes", "--name", "x"]
-    assert kind.load_docker_image_argv("registry:3.0.0", "x") == [
-        "kind", "load", "docker-image", "registry:3.0.0", "--name", "x",
+    assert kind.load_docker_image_argv("registry:3.1.2", "x") == [
+        "kind", "load", "docker-image", "registry:3.1.2", "--name", "x",
     ]  # fmt: skip
     assert kube_context_for("x") == "kind-x" and control_plane_node("x") == "x-control-plane"
 
@@ -121,10 +121,10 @@ def test_node_file_read_missing_is_none_and_other_errors_raise() -> None:
         files.read("gone", "/a")
 
 
-# `crictl inspecti -o json registry:3.0.0` in a kind node (trimmed), and its "missing" answer
+# `crictl inspecti -o json registry:3.1.2` in a kind node (trimmed), and its "missing" answer
 CRICTL_IMAGE = (
     '{"info": {"chainID": "sha256:01c4"}, "status": {"id": "sha256:94f41a166dab", '
-    '"repoTags": ["docker.io/library/registry:3.0.0"]}}'
+    '"repoTags": ["docker.io/library/registry:3.1.2"]}}'
 )
 CRICTL_MISSING = 'time="2026-11-27T21:03:42Z" level=fatal msg="no such image \\"nope:1\\" present"'
 
@@ -144,9 +144,9 @@ class _Answer(FakeToolsRunner):
 
 def test_node_image_id_from_crictl_json() -> None:
     runner = _Answer(0, CRICTL_IMAGE, "")
-    assert NodeImages(runner).image_id("n", "registry:3.0.0") == "sha256:94f41a166dab"
+    assert NodeImages(runner).image_id("n", "registry:3.1.2") == "sha256:94f41a166dab"
     assert runner.calls[0] == [
-        "docker", "exec", "n", "crictl", "inspecti", "-o", "json", "registry:3.0.0",
+        "docker", "exec", "n", "crictl", "inspecti", "-o", "json", "registry:3.1.2",
     ]  # fmt: skip
     assert NodeImages(_Answer(1, "", CRICTL_MISSING)).image_id("n", "nope:1") is None
     with pytest.raises(CommandFailed):

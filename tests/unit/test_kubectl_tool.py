@@ -48,7 +48,7 @@ def test_pods_phase_readiness_restarts_and_waiting_reason() -> None:
             "items": [
                 {
                     "metadata": {"name": "p"},
-                    "spec": {"containers": [{"image": "registry:3.0.0"}]},
+                    "spec": {"containers": [{"image": "registry:3.1.2"}]},
                     "status": {
                         "phase": "Pending",
                         "containerStatuses": [
@@ -71,7 +71,7 @@ def test_pods_phase_readiness_restarts_and_waiting_reason() -> None:
         2,
         "ImagePullBackOff",
     )
-    assert pod.image == "registry:3.0.0"
+    assert pod.image == "registry:3.1.2"
     assert not bare.ready and bare.waiting_reason is None
 
 

@@ -32,10 +32,10 @@ VALUES_FILE = "values.yaml"
 DEV_VALUES_FILE = "values-dev.yaml"
 SCHEMA_FILE = "values.schema.json"
 
-# CNCF distribution 3.0.0; the chart's appVersion. The kind backend preloads this
+# CNCF distribution 3.1.2; the chart's appVersion. The kind backend preloads this
 # image into the node (`kind load docker-image`), so the chart never pulls it.
 DEFAULT_IMAGE_REPOSITORY = "registry"
-DEFAULT_IMAGE_TAG = "3.0.0"
+DEFAULT_IMAGE_TAG = "3.1.2"
 DEFAULT_IMAGE = f"{DEFAULT_IMAGE_REPOSITORY}:{DEFAULT_IMAGE_TAG}"
 # The port the registry listens on inside the pod and the Service port.
 CONTAINER_PORT = 5000
@@ -120,7 +120,7 @@ class ImageValues(_Values):
     """The registry image. The kind backend preloads it, so it is never pulled."""
 
     repository: str = Field(DEFAULT_IMAGE_REPOSITORY, pattern=IMAGE_REPOSITORY)
-    tag: str = Field(DEFAULT_IMAGE_TAG, pattern=IMAGE_TAG, description='Quote it: "3.0.0".')
+    tag: str = Field(DEFAULT_IMAGE_TAG, pattern=IMAGE_TAG, description='Quote it: "3.1.2".')
     pull_policy: Literal["IfNotPresent", "Never", "Always"] = "IfNotPresent"
 
 
