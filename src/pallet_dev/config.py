@@ -36,15 +36,14 @@ from pallet_dev.config_sources import (
     registry_url_for,
     volume_name_for,
 )
+from pallet_dev import versions
 from pallet_dev.errors import ConfigError
 from pallet_dev.yamlsource import read_yaml_mapping
 
-# CNCF distribution 3.x, the same version the chart's appVersion names.
+# CNCF distribution, the release .ci/versions.env pins (the chart's appVersion too).
 DEFAULT_REGISTRY_IMAGE = "registry:3.1.2"
-# kind node image for kind v0.31.0 (Kubernetes 1.35.0), pinned by digest.
-DEFAULT_KIND_NODE_IMAGE = (
-    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f"
-)
+# the pinned kind release's own default node image (versions.KIND_NODE_IMAGES)
+DEFAULT_KIND_NODE_IMAGE = versions.KIND_NODE_IMAGES[versions.PINNED_KIND[:2]]
 # A name must be valid as a kind cluster name, a Docker container/volume name and
 # a DNS label: lower-case letters, digits and inner dashes; never a flag.
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"

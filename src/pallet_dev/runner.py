@@ -22,10 +22,11 @@ from typing import Any
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
 from pallet_dev.eventlog import NULL_LOG, EventLog
+from pallet_dev.versions import PINNED_KIND, show
 
 INSTALL_HINTS: dict[str, str] = {
     "docker": "Install Docker (https://docs.docker.com/get-docker/) and start it.",
-    "kind": "Install kind: `go install sigs.k8s.io/kind@v0.31.0` or "
+    "kind": f"Install kind: `go install sigs.k8s.io/kind@{show(PINNED_KIND)}` or "
     "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "helm": "Install Helm 3.x or 4.x: https://helm.sh/docs/intro/install/",
     "kubectl": "Install kubectl: https://kubernetes.io/docs/tasks/tools/",

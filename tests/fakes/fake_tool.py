@@ -242,6 +242,10 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[s
         )
     if args == ["version", "--format", "{{json .Server.Version}}"]:
         return '"27.5.1"\n', "", 0
+    if args[:2] == ["info", "--format"]:
+        info = {"cgroup": "2", "security": ["name=seccomp,profile=default"], "driver_status": [],
+                "root_dir": "/var/lib/docker", **state.get("docker_info", {})}  # fmt: skip
+        return json.dumps(info) + "\n", "", 0
     if args[:2] == ["container", "inspect"] and len(args) == 3:
         cluster = _node_owner(state, args[2])
         if cluster is None:

@@ -33,6 +33,7 @@ from pallet_dev.commands.doctor import (
 from pallet_dev.config import Config
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
+from pallet_dev.tools.docker import HOST_INFO_TEMPLATE
 from tests.conftest import clear_config_env, require_tool
 from tests.support.http_servers import free_port
 
@@ -40,6 +41,20 @@ Answer = tuple[str, str, int]  # stdout, stderr, exit code
 
 DOCKER_VERSION = ["version", "--format", "{{json .}}"]
 DOCKER_ROOT = ["info", "--format", "{{json .DockerRootDir}}"]
+DOCKER_HOST = ["info", "--format", HOST_INFO_TEMPLATE]
+
+
+def host_info(cgroup: str = "2", security: tuple[str, ...] = (), snapshotter: bool = False) -> str:
+    status = [["driver-type", "io.containerd.snapshotter.v1"]] if snapshotter else []
+    info = {
+        "cgroup": cgroup,
+        "security": ["name=seccomp,profile=default", *security],
+        "driver_status": status,
+        "root_dir": "/var/lib/docker",
+    }
+    return json.dumps(info) + "\n"
+
+
 KIND_VERSION = ["version"]
 HELM_VERSION = ["version", "--template", "{{.Version}}"]
 KUBECTL_VERSION = ["version", "--client", "-o", "json"]
@@ -116,9 +131,10 @@ def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTools
     monkeypatch.setenv("PATH", str(fake.bin))
     fake.set("docker", DOCKER_VERSION, docker_version("20.10.24+dfsg1"))
     fake.set("docker", DOCKER_ROOT, json.dumps(str(tmp_path / "docker-root")) + "\n")
-    fake.set("kind", KIND_VERSION, "kind v0.31.0 go1.26.8 linux/amd64\n")
+    fake.set("docker", DOCKER_HOST, host_info())
+    fake.set("kind", KIND_VERSION, "kind v0.33.0 go1.26.8 linux/amd64\n")
     fake.set("helm", HELM_VERSION, "v4.2.4")
-    fake.set("kubectl", KUBECTL_VERSION, kubectl_version("v1.35.0"))
+    fake.set("kubectl", KUBECTL_VERSION, kubectl_version("v1.37.0"))
     yield fake
     unexpected = [line for line in fake.calls() if line.startswith("UNEXPECTED")]
     assert not unexpected, f"doctor ran commands the fakes do not know: {unexpected}"
@@ -158,10 +174,12 @@ def test_everything_present_is_exit_0_for_every_backend(
             "registry-port",
             "inotify",
             "disk",
+            "kind-node-image",
+            "cgroup-v1",
         }
         assert checks["docker-daemon"]["version"] == "20.10.24+dfsg1"
         assert checks["docker-cli"]["found"] == str(tools.bin / "docker")
-        assert checks["kind"]["version"] == "v0.31.0"
+        assert checks["kind"]["version"] == "v0.33.0"
         assert checks["helm"]["version"] == "v4.2.4"
         assert checks["registry-port"]["ok"] is True
     assert document["selected_backend"] == "kind"
@@ -205,6 +223,7 @@ def test_daemon_not_running_is_told_from_permission_denied(
 ) -> None:
     tools.set("docker", DOCKER_VERSION, docker_version(None), NOT_RUNNING, 1)
     tools.set("docker", DOCKER_ROOT, '""\n', NOT_RUNNING, 1)
+    tools.set("docker", DOCKER_HOST, '""\n', NOT_RUNNING, 1)
     code, document = doctor(capsys, "--backend", "docker")
     daemon = checks_of(document)["docker-daemon"]
     assert code == 3 and document["ok"] is False
@@ -215,6 +234,7 @@ def test_daemon_not_running_is_told_from_permission_denied(
 
     tools.set("docker", DOCKER_VERSION, docker_version(None), DENIED, 1)
     tools.set("docker", DOCKER_ROOT, '""\n', DENIED, 1)
+    tools.set("docker", DOCKER_HOST, '""\n', DENIED, 1)
     code, document = doctor(capsys, "--backend", "docker")
     daemon = checks_of(document)["docker-daemon"]
     assert code == 3
@@ -227,6 +247,7 @@ def test_unknown_daemon_error_shows_the_clis_own_words(
 ) -> None:
     tools.set("docker", DOCKER_VERSION, "", "context deadline exceeded (Client.Timeout)\n", 1)
     tools.set("docker", DOCKER_ROOT, "", "", 1)
+    tools.set("docker", DOCKER_HOST, "", "", 1)
     code, document = doctor(capsys, "--backend", "docker")
     assert code == 3
     assert "context deadline exceeded" in str(checks_of(document)["docker-daemon"]["problem"])
@@ -286,8 +307,9 @@ def test_backend_defaults_to_the_config(
     ("output", "level", "words"),
     [
         ("kind v0.19.0 go1.20.4 linux/amd64\n", "error", "too old: v0.20.0 or newer"),
-        ("kind v0.25.0 go1.22.9 linux/amd64\n", "warning", "older than v0.31.0"),
-        ("kind v0.32.0 go1.26.8 linux/amd64\n", "ok", None),
+        ("kind v0.25.0 go1.22.9 linux/amd64\n", "warning", "older than v0.33.0"),
+        ("kind v0.32.0 go1.26.8 linux/amd64\n", "warning", "older than v0.33.0"),
+        ("kind v0.33.0 go1.26.8 linux/amd64\n", "ok", None),
         ("kind (devel)\n", "error", "Cannot read the version"),
     ],
 )
@@ -305,7 +327,7 @@ def test_kind_versions(
     assert code == (3 if level == "error" else 0)
     if words:
         assert words in str(kind["problem"])
-        assert "sigs.k8s.io/kind@v0.31.0" in str(kind["fix"])
+        assert "sigs.k8s.io/kind@v0.33.0" in str(kind["fix"])
 
 
 @pytest.mark.parametrize(
@@ -337,7 +359,7 @@ def test_kubectl_skew_is_a_warning_against_the_node_images_kubernetes(
     kubectl = checks_of(document)["kubectl"]
     assert code == 0  # skew warns; it does not block
     assert kubectl["level"] == "warning"
-    assert "3 minor versions from the cluster's Kubernetes 1.35" in str(kubectl["problem"])
+    assert "5 minor versions from the cluster's Kubernetes 1.37" in str(kubectl["problem"])
 
     monkeypatch.setenv("PALLET_DEV_KIND_NODE_IMAGE", "pallet-dev/kind-node:v1.33.2")
     code, document = doctor(capsys, "--backend", "kind")
@@ -407,6 +429,7 @@ def test_human_report_lists_marks_and_fixes_without_colour_off_a_terminal(
     tools.remove("helm")
     tools.set("docker", DOCKER_VERSION, docker_version(None), DENIED, 1)
     tools.set("docker", DOCKER_ROOT, "", DENIED, 1)
+    tools.set("docker", DOCKER_HOST, "", DENIED, 1)
     with pytest.raises(SystemExit) as caught:
         main(["doctor", "--backend", "kind"])
     out = capsys.readouterr().out
@@ -510,7 +533,7 @@ def test_version_helpers() -> None:
     assert versions.parse_version("devel") is None
     assert versions.at_least((4, 2), (3, 0, 0)) and not versions.at_least((0, 19, 9), (0, 20))
     assert versions.at_least((20, 10), (20, 10))
-    assert versions.node_image_kubernetes(Config().kind.node_image) == (1, 35)
+    assert versions.node_image_kubernetes(Config().kind.node_image) == (1, 37)
     assert versions.node_image_kubernetes("pallet-dev/kind-node:v1.34.4") == (1, 34)
     assert versions.node_image_kubernetes("kindest/node@sha256:abc") is None
     assert versions.kubectl_skew((1, 34, 1), (1, 35)) == 1
@@ -550,3 +573,74 @@ def test_real_tools_on_this_machine(
     assert code == 0
     if sys.platform.startswith("linux"):
         assert "max_user_watches=" in str(checks["inotify"]["found"])
+
+
+# --- host preflights (pallet_dev.preflight) ----------------------------------------------
+
+CGROUP_V1_SAFE_IMAGE = versions.KIND_NODE_IMAGES[(0, 30)]
+
+
+def test_cgroup_v1_host_with_a_1_35_plus_node_image_blocks_kind(
+    tools: FakeTools, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools.set("docker", DOCKER_HOST, host_info(cgroup="1"))
+    code, document = doctor(capsys, "--backend", "kind")
+    check = checks_of(document)["cgroup-v1"]
+    assert code == 3 and check["level"] == "error"
+    assert "cgroup v1" in str(check["problem"]) and "Kubernetes 1.37" in str(check["problem"])
+    assert CGROUP_V1_SAFE_IMAGE in str(check["fix"]) and "cgroup v2" in str(check["fix"])
+    # the Docker backend does not need it
+    code, document = doctor(capsys, "--backend", "docker")
+    assert code == 0 and checks_of(document)["cgroup-v1"]["level"] == "warning"
+
+    monkeypatch.setenv("PALLET_DEV_KIND_NODE_IMAGE", CGROUP_V1_SAFE_IMAGE)
+    code, document = doctor(capsys, "--backend", "kind")
+    assert checks_of(document)["cgroup-v1"]["ok"] is True
+    assert "cgroup v1" in str(checks_of(document)["cgroup-v1"]["found"])
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "level", "words"), [("1", "error", "cannot start"), ("2", "warning", "delegation")]
+)
+def test_rootless_daemon(
+    tools: FakeTools,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cgroup: str,
+    level: str,
+    words: str,
+) -> None:
+    monkeypatch.setenv("PALLET_DEV_KIND_NODE_IMAGE", CGROUP_V1_SAFE_IMAGE)
+    tools.set("docker", DOCKER_HOST, host_info(cgroup=cgroup, security=("name=rootless",)))
+    code, document = doctor(capsys, "--backend", "kind")
+    check = checks_of(document)["rootless"]
+    assert check["level"] == level and words in str(check["problem"])
+    assert "--prefer-docker" in str(check["fix"])
+    assert code == (3 if level == "error" else 0)
+
+
+def test_containerd_image_store_warns_with_the_kind_issue(
+    tools: FakeTools, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools.set("docker", DOCKER_HOST, host_info(snapshotter=True))
+    code, document = doctor(capsys, "--backend", "kind")
+    check = checks_of(document)["containerd-image-store"]
+    assert code == 0 and check["level"] == "warning"
+    assert "kind/issues/3795" in str(check["problem"])
+    assert "containerd-snapshotter" in str(check["fix"])
+
+
+def test_node_image_of_another_kind_release_is_named(
+    tools: FakeTools, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = checks_of(doctor(capsys, "--backend", "kind")[1])["kind-node-image"]
+    assert check["ok"] is True  # the default is the pinned kind's own image
+    monkeypatch.setenv("PALLET_DEV_KIND_NODE_IMAGE", versions.KIND_NODE_IMAGES[(0, 31)])
+    code, document = doctor(capsys, "--backend", "kind")
+    check = checks_of(document)["kind-node-image"]
+    assert code == 0 and check["level"] == "warning"
+    assert "kind v0.31's default, but kind v0.33.0 is in use" in str(check["problem"])
+    assert versions.KIND_NODE_IMAGES[(0, 33)] in str(check["fix"])
+    # an image of no known release: nothing to compare
+    monkeypatch.setenv("PALLET_DEV_KIND_NODE_IMAGE", "pallet-dev/kind-node:v1.34.4")
+    assert "kind-node-image" not in checks_of(doctor(capsys, "--backend", "kind")[1])

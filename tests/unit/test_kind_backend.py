@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pallet_dev import versions
 from pallet_dev.backends.base import UpOptions
 from pallet_dev.backends.kind import (
     CHART_DIR_ENV,
@@ -37,6 +38,7 @@ from pallet_dev.errors import (
     DaemonUnavailable,
     OperationFailed,
     PortInUse,
+    PrerequisiteError,
     ReadinessTimeout,
 )
 from pallet_dev.output import Steps
@@ -56,6 +58,7 @@ def from_nothing(node: str = NODE) -> list[str]:
     return [
         "docker version",
         "kind get clusters",
+        "docker info",  # the preflight before anything is created
         "kind create cluster",
         "kind get nodes",
         "kubectl get nodes",
@@ -384,7 +387,7 @@ def test_recreate_deletes_and_rebuilds_the_cluster_keeping_data(runner, paths, p
     runner.reset_calls()
     result = up(backend, recreate=True)
     assert result.actions[:2] == ["deleted-cluster", "created-cluster"]
-    assert runner.commands()[2:4] == ["kind delete cluster", "kind create cluster"]
+    assert runner.commands()[2:5] == ["kind delete cluster", "docker info", "kind create cluster"]
     assert marker.read_text() == "blob"
     assert runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]["version"] == 1
 
@@ -723,3 +726,23 @@ def test_pallet_dev_layer_runs_the_pod_as_the_user(monkeypatch) -> None:
     assert layer["podSecurityContext"] == {"runAsUser": 1234, "runAsGroup": 567, "fsGroup": 567}
     monkeypatch.setattr("os.getuid", lambda: 0)
     assert "podSecurityContext" not in pallet_dev_values(Config())
+
+
+# --- preflight (pallet_dev.preflight): before anything is created ------------------------
+
+
+def test_kind_up_on_cgroup_v1_stops_before_anything_is_created(
+    runner: FakeToolsRunner, paths: Paths, port: int
+) -> None:
+    runner.state["docker_info"] = {"cgroup": "1"}
+    backend = make(runner, paths, port, node_image=versions.KIND_NODE_IMAGES[(0, 33)])
+    with pytest.raises(PrerequisiteError, match="cgroup v1") as caught:
+        up(backend)
+    assert versions.KIND_NODE_IMAGES[(0, 30)] in str(caught.value.hint)
+    assert runner.commands() == ["docker version", "kind get clusters", "docker info"]
+    assert NAME not in runner.state["clusters"]
+    assert not paths.registry_data_dir(NAME).exists()
+
+    # a 1.34 image on the same host goes ahead
+    up(make(runner, paths, port, node_image=versions.KIND_NODE_IMAGES[(0, 30)]))
+    assert NAME in runner.state["clusters"]

@@ -233,7 +233,7 @@ def test_wrapper_falls_back_to_the_repo_venv(sandbox: Sandbox, script: str) -> N
 def _fake_tools(
     sandbox: Sandbox,
     *,
-    kind: str | None = "kind v0.31.0 go1.24.1 linux/amd64",
+    kind: str | None = "kind v0.33.0 go1.24.1 linux/amd64",
     helm: str | None = "v4.2.4",
     kubectl: bool = True,
     docker_daemon: str | None = "28.2.2",
@@ -277,7 +277,7 @@ def test_install_kind_all_present_exits_0(sandbox: Sandbox) -> None:
     out = result.stdout
     for line in (
         " ✓ docker (daemon 28.2.2 answers)",
-        " ✓ kind v0.31.0",
+        " ✓ kind v0.33.0",
         " ✓ helm v4.2.4",
         " ✓ kubectl v1.35.0",
     ):

@@ -114,6 +114,12 @@ class DockerBackend(Backend):
         # Optimistic create: in the common cold case (port free, nothing of ours) one
         # `docker run` does it all; a name conflict sends us to inspect and reconcile.
         if not options.recreate and port_is_free(registry.bind_address, registry.port):
+            from pallet_dev import preflight
+
+            # before anything is created: a localhost that cannot reach 127.0.0.1 (exit 3)
+            preflight.enforce(
+                preflight.localhost_findings(registry.bind_address, registry.port), steps.warn
+            )
             if self._create(docker, spec, steps, deadline):
                 actions.append("created-container")
                 return self._await_registry(spec, deadline, options, actions, steps)

@@ -755,9 +755,25 @@ class KindBackend(Backend):
                 docker.start(node)
             actions.append("started-node")
 
+    def _preflight(self, kind_config: KindClusterConfig, steps: Steps, left: _Budget) -> None:
+        """Before a cluster is made: what would make it fail on this host (exit 3), or warn."""
+        from pallet_dev import preflight
+
+        host = Docker(self.runner, timeout=left(CAP_QUICK, "reading docker info")).host_info()
+        registry = self.config.registry
+        preflight.enforce(
+            [
+                *preflight.node_image_findings(host, kind_config.node_image),
+                *preflight.kind_daemon_findings(host),
+                *preflight.localhost_findings(registry.bind_address, registry.port),
+            ],
+            steps.warn,
+        )
+
     def _create_cluster(
         self, kind: Kind, kind_config: KindClusterConfig, steps: Steps, left: _Budget
     ) -> None:
+        self._preflight(kind_config, steps, left)
         ensure_port_free(self.config.registry.bind_address, self.config.registry.port, self.runner)
         self._prepare_data_dir()
         self.kind_config_path.parent.mkdir(parents=True, exist_ok=True)

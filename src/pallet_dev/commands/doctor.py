@@ -262,7 +262,41 @@ def check_kind(inputs: DoctorInputs) -> list[CheckResult]:
                 advisory=True,
             )
         ]
-    return [CheckResult("kind", "kind", True, KIND_ONLY, found=path, version=shown)]
+    return [
+        CheckResult("kind", "kind", True, KIND_ONLY, found=path, version=shown),
+        *_node_image_matches_kind(inputs.config.kind.node_image, found),
+    ]
+
+
+def _node_image_matches_kind(image: str, kind: versions.Version) -> list[CheckResult]:
+    """A known release's default node image on another kind release: say so (advisory)."""
+    built_for = versions.kind_release_of_node_image(image)
+    if built_for is None:
+        return []
+    name = "kind-node-image"
+    title = "kind node image"
+    short = image.split("@", 1)[0]
+    if built_for == kind[:2]:
+        return [CheckResult(name, title, True, KIND_ONLY, found=short)]
+    expected = versions.KIND_NODE_IMAGES.get(kind[:2])
+    return [
+        CheckResult(
+            name,
+            title,
+            False,
+            KIND_ONLY,
+            found=short,
+            problem=f"The node image {short} is kind {versions.show(built_for)}'s default, but "
+            f"kind {versions.show(kind)} is in use; node images are built per kind release.",
+            fix=(
+                f"Set kind.node_image to {expected} (kind {versions.show(kind)}'s default), "
+                if expected
+                else "Set kind.node_image to an image from your kind release's notes, "
+            )
+            + f"or install kind {versions.show(built_for)}.",
+            advisory=True,
+        )
+    ]
 
 
 def check_helm(inputs: DoctorInputs) -> list[CheckResult]:
@@ -491,6 +525,57 @@ def check_disk(inputs: DoctorInputs) -> list[CheckResult]:
     ]
 
 
+def check_host(inputs: DoctorInputs) -> list[CheckResult]:
+    """The preflights `up` runs before creating anything (pallet_dev.preflight)."""
+    from pallet_dev import preflight
+
+    registry = inputs.config.registry
+    findings = preflight.localhost_findings(registry.bind_address, registry.port)
+    cgroup = ""
+    if inputs.runner.has("docker"):
+        from pallet_dev.tools.docker import HOST_INFO_TEMPLATE, HostInfo
+
+        result = _run(inputs, ["docker", "info", "--format", HOST_INFO_TEMPLATE], "docker info")
+        if result.ok:
+            host = HostInfo.from_json(result.stdout)
+            cgroup = host.cgroup_version
+            findings += preflight.node_image_findings(host, inputs.config.kind.node_image)
+            findings += preflight.kind_daemon_findings(host)
+    results = [
+        CheckResult(
+            finding.name,
+            _HOST_TITLES.get(finding.name, finding.name),
+            False,
+            BOTH if finding.name == "localhost-ipv6" else KIND_ONLY,
+            problem=finding.problem,
+            fix=finding.fix,
+            advisory=not finding.blocking,
+        )
+        for finding in findings
+    ]
+    if cgroup and not any(finding.name == "cgroup-v1" for finding in findings):
+        results.insert(
+            0,
+            CheckResult(
+                "cgroup-v1",
+                _HOST_TITLES["cgroup-v1"],
+                True,
+                KIND_ONLY,
+                found=f"cgroup v{cgroup}, node image "
+                f"{inputs.config.kind.node_image.split('@', 1)[0]}",
+            ),
+        )
+    return results
+
+
+_HOST_TITLES = {
+    "cgroup-v1": "cgroups vs node image",
+    "rootless": "rootless daemon",
+    "containerd-image-store": "containerd image store",
+    "localhost-ipv6": "localhost resolves",
+}
+
+
 def _docker_root_dir(inputs: DoctorInputs) -> Path | None:
     """Docker's data folder, when the daemon is local (Docker Desktop keeps it in a VM)."""
     if not inputs.runner.has("docker"):
@@ -519,6 +604,7 @@ CHECKS: tuple[Check, ...] = (
     check_port,
     check_inotify,
     check_disk,
+    check_host,
 )
 
 

@@ -21,6 +21,47 @@ LABEL_AGENT = "dev.pallet.agent"
 _NOT_FOUND_MARKERS = ("no such container", "no such image", "no such volume", "no such object")
 
 
+# One `docker info` call with the facts the preflights and doctor need (tools' JSON, no text)
+HOST_INFO_TEMPLATE = (
+    '{"cgroup":{{json .CgroupVersion}},"security":{{json .SecurityOptions}},'
+    '"driver_status":{{json .DriverStatus}},"root_dir":{{json .DockerRootDir}}}'
+)
+CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """What `docker info` says about the daemon's host (cgroup "1"/"2", "" when unknown)."""
+
+    cgroup_version: str = ""
+    rootless: bool = False
+    containerd_store: bool = False
+    root_dir: str = ""
+
+    @classmethod
+    def from_json(cls, text: str) -> HostInfo:
+        try:
+            data = json.loads(text.strip() or "{}")
+        except json.JSONDecodeError:
+            raise OperationFailed(
+                f"`docker info` printed unexpected output: {text.strip()[:200]!r}.",
+                hint="Check that `docker` is the Docker CLI.",
+            ) from None
+        if not isinstance(data, dict):
+            data = {}
+        security = data.get("security") or []
+        status = data.get("driver_status") or []
+        return cls(
+            cgroup_version=str(data.get("cgroup") or ""),
+            rootless=any("name=rootless" in str(item) for item in security),
+            containerd_store=any(
+                isinstance(pair, list) and len(pair) == 2 and pair[1] == CONTAINERD_SNAPSHOTTER
+                for pair in status
+            ),
+            root_dir=str(data.get("root_dir") or ""),
+        )
+
+
 class ContainerExists(Exception):
     """`docker run` found the name taken (internal: the backend inspects and reconciles)."""
 
@@ -211,6 +252,15 @@ class Docker:
                 hint="Start Docker Desktop, or `sudo systemctl start docker` on Linux.",
             )
         return str(version)
+
+    def host_info(self) -> HostInfo:
+        """The daemon host's cgroup version, rootless mode and image store (`docker info`)."""
+        out = self._run(
+            ["docker", "info", "--format", HOST_INFO_TEMPLATE],
+            timeout=min(self.timeout, 20.0),
+            step="docker info",
+        )
+        return HostInfo.from_json(out)
 
     def inspect_container(self, name: str) -> ContainerInfo | None:
         try:

@@ -22,7 +22,7 @@ from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.runner import Runner
 
 VERSION_TEMPLATE = "{{.Version}}"
-# the Kubernetes version `helm template` renders for (kind v0.31's node images: 1.34/1.35)
+# the Kubernetes version `helm template` renders for (the oldest node image we test: 1.34)
 DEFAULT_RENDER_KUBE_VERSION = "v1.34.0"
 # seconds helm may run past its own --timeout (the rollback of a failed upgrade)
 ROLLBACK_GRACE = 30.0
