@@ -65,7 +65,9 @@ class AppContext:
         return config
 
     def steps(self, *, quiet: bool = False) -> Steps:
-        return Steps(sys.stderr, quiet=quiet)
+        from pallet_dev.output import make_steps
+
+        return make_steps(sys.stderr, quiet=quiet)
 
     # which backend `up` last brought up, so `health` needs no subprocess to know
     def _state_file(self, env_name: str) -> Path:

@@ -25,6 +25,24 @@ def _flush() -> None:
         pass
 
 
+def split_config_option(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """Leading ``--config FILE`` / ``--config=FILE`` / ``-c FILE``, then the command's argv.
+
+    None when another global option comes first: the full CLI parses those.
+    """
+    config: str | None = None
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        option = rest.pop(0)
+        if option in ("--config", "-c") and rest and not rest[0].startswith("-"):
+            config = rest.pop(0)
+        elif option.startswith("--config=") and len(option) > len("--config="):
+            config = option.split("=", 1)[1]
+        else:
+            return None
+    return config, rest
+
+
 def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
     from pallet_dev.errors import PalletError
@@ -32,15 +50,17 @@ def main() -> NoReturn:
     try:
         # fast paths: no Typer, pydantic or yaml while the validated config is unchanged
         code: int | None = None
+        # (every way of calling: `--config FILE` before the command included)
+        split = split_config_option(sys.argv[1:])
         try:
-            if sys.argv[1:2] == ["health"]:
+            if split is not None and split[1][:1] == ["health"]:
                 from pallet_dev.commands.health import fast_health
 
-                code = fast_health(sys.argv[2:])
-            elif sys.argv[1:2] == ["up"]:
+                code = fast_health(split[1][1:], split[0])
+            elif split is not None and split[1][:1] == ["up"]:
                 from pallet_dev.commands.up import fast_up
 
-                code = fast_up(sys.argv[2:])
+                code = fast_up(split[1][1:], split[0])
         except PalletError as exc:  # e.g. an unusable PALLET_DEV_HOME, before any command ran
             from pallet_dev.outcome import report_error
 

@@ -1,7 +1,8 @@
 """Terminal output: kind-style ✓/✗ steps on stderr, data on stdout.
 
 Colour only when the stream is a terminal and ``NO_COLOR`` is unset. No rich
-import here: this module is on every command's start-up path.
+import here: this module is on every command's start-up path. On a terminal,
+``make_steps`` returns richout.LiveSteps (spinners, elapsed time) instead.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -55,6 +56,11 @@ class Steps:
         print(f" {self._paint('✗', '31')} {name}", file=self.stream, flush=True)
 
     @contextmanager
+    def running(self, names: Sequence[str]) -> Iterator[None]:
+        """Steps that run at once elsewhere (threads); each reports done/failed itself."""
+        yield
+
+    @contextmanager
     def step(self, name: str) -> Iterator[None]:
         if self.color and not self.quiet:
             print(f" • {name} ...", end="\r", file=self.stream, flush=True)
@@ -69,3 +75,12 @@ class Steps:
         if self.color and not self.quiet:
             print("\033[2K", end="", file=self.stream)
         self.done(name, time.monotonic() - started)
+
+
+def make_steps(stream: TextIO, *, quiet: bool = False) -> Steps:
+    """Live steps drawn with rich on a terminal (NO_COLOR unset); plain lines otherwise."""
+    if quiet or not use_color(stream):
+        return Steps(stream, quiet=quiet)
+    from pallet_dev.richout import LiveSteps
+
+    return LiveSteps(stream)

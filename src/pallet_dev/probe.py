@@ -1,23 +1,29 @@
-"""HTTP probes of the registry and the Pallet agents.
+"""HTTP probes of the registry and the Pallet agents, and the registry's small reads.
 
-Built on the standard library's http.client rather than httpx: `health` has a
-200 ms budget and importing httpx alone costs ~80 ms here. Each probe has its
-own timeout; probes run in parallel threads, so the total is bounded by the
-slowest single timeout whatever the endpoints do.
+Every HTTP call of pallet-dev goes through httpx, imported lazily (never on `--help` or a
+usage error), with explicit timeouts and no proxy from the environment: every endpoint
+probed here is local, and a corporate HTTP_PROXY must not swallow localhost (kind #1304).
+`http_error` is the one place that turns httpx's exceptions into pallet-dev's words and
+errors. Each probe has its own timeout; probes run in parallel threads, so the total is
+bounded by the slowest single timeout whatever the endpoints do.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 API_VERSION_HEADER = "Docker-Distribution-Api-Version"
 API_VERSION_VALUE = "registry/2.0"
+# at most this much of a body is read (a probe needs none; the catalog a page)
+MAX_BODY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,70 @@ class ProbeTarget:
     registry: bool = False  # apply the /v2/ header rules
 
 
+class HttpError(OSError):
+    """An HTTP call that got no answer: ``reason`` says why in a few words."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+_clients: dict[bool, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(https: bool) -> httpx.Client:
+    """One shared client per scheme (httpx clients are thread-safe).
+
+    Plain HTTP gets a bare SSL context: loading the CA bundle costs ~30 ms and a plain
+    connection never uses it. HTTPS verifies against the system's CAs.
+    """
+    with _clients_lock:
+        client = _clients.get(https)
+        if client is None:
+            import ssl
+
+            import httpx
+
+            verify: Any = True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            client = httpx.Client(verify=verify, trust_env=False, follow_redirects=False)
+            _clients[https] = client
+        return client
+
+
+def http_error(exc: BaseException, url: str, timeout: float) -> HttpError:
+    """httpx's exceptions (and a bad URL) as pallet-dev words: the one mapping."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        reason = f"timed out after {timeout:g} s"
+    elif isinstance(exc, httpx.ConnectError):
+        cause = _root_cause(exc)
+        if isinstance(cause, ConnectionRefusedError):
+            reason = "connection refused"
+        elif "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
+            reason = f"cannot resolve host ({exc})"
+        elif isinstance(cause, OSError) and type(cause).__name__ == "gaierror":
+            reason = f"cannot resolve host ({cause.strerror})"
+        else:
+            reason = f"cannot connect ({exc})"
+    elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        reason = "connection closed without a response"
+    elif isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError)):
+        reason = f"not a usable URL ({exc})"
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return HttpError(url, reason)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while (seen.__cause__ or seen.__context__) is not None:
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return seen
+
+
 def http_get(
     url: str,
     timeout: float,
@@ -50,37 +120,26 @@ def http_get(
     method: str = "GET",
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """GET (or ``method``) ``url``; the timeout bounds connect and each read."""
-    parts = urlsplit(url)
-    conn_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    host = parts.hostname or "localhost"
-    conn = conn_class(host, parts.port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += f"?{parts.query}"
+    """GET (or ``method``) ``url``; the timeout bounds connect and each read.
+
+    Raises HttpError (an OSError) when no answer comes; any status is an answer.
+    """
+    import httpx
+
+    sent = {"User-Agent": "pallet-dev", "Connection": "close", **(headers or {})}
     try:
-        sent = {"User-Agent": "pallet-dev", "Connection": "close", **(headers or {})}
-        conn.request(method, path, headers=sent)
-        response = conn.getresponse()
-        body = b"" if method == "HEAD" else response.read(1 << 20)
-        headers = {key.lower(): value for key, value in response.getheaders()}
-        return response.status, headers, body
-    finally:
-        conn.close()
-
-
-def _error_text(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror})"
-    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)):
-        return "connection closed without a response"
-    return f"{type(exc).__name__}: {exc}"
+        client = _client(url.startswith("https:"))
+        with client.stream(method, url, headers=sent, timeout=httpx.Timeout(timeout)) as answer:
+            body = b""
+            if method != "HEAD":
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) >= MAX_BODY:
+                        body = body[:MAX_BODY]
+                        break
+            return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise http_error(exc, url, timeout) from None
 
 
 def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
@@ -88,11 +147,9 @@ def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
     started = time.perf_counter()
     try:
         status, headers, _ = http_get(target.url, timeout)
-    except (OSError, http.client.HTTPException, ValueError, UnicodeError) as exc:
+    except HttpError as exc:
         latency = (time.perf_counter() - started) * 1000
-        return ProbeResult(
-            target.name, target.url, False, None, round(latency, 1), _error_text(exc, timeout)
-        )
+        return ProbeResult(target.name, target.url, False, None, round(latency, 1), exc.reason)
     latency = round((time.perf_counter() - started) * 1000, 1)
     if target.registry:
         api = headers.get(API_VERSION_HEADER.lower())
@@ -141,8 +198,6 @@ def probe_all(targets: Sequence[ProbeTarget], timeout: float) -> list[ProbeResul
     Bounded whatever the endpoints do: each probe runs in a daemon thread, and one
     still running at ``timeout`` + a little is reported as timed out and left behind.
     """
-    import threading
-
     results: list[ProbeResult | None] = [None] * len(targets)
 
     def work(index: int, target: ProbeTarget) -> None:
@@ -211,7 +266,7 @@ def catalog(base_url: str, timeout: float = 2.0) -> list[str] | None:
     for _ in range(CATALOG_MAX_PAGES):
         try:
             status, headers, body = http_get(base + path, timeout)
-        except (OSError, http.client.HTTPException):
+        except HttpError:
             return None
         if status != 200:
             return None

@@ -98,3 +98,73 @@ def test_other_options_take_the_full_cli(tmp_path: Path, env: dict[str, str]) ->
     assert code == 2 and "'pydantic'" in err.splitlines()[-1]
     code, out, _ = health(tmp_path, env, "--help")
     assert code == 0 and "--timeout" in out
+
+
+def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "config_args",
+    [("--config", "conf/team.yaml"), ("-c", "conf/team.yaml"), ("--config=conf/team.yaml",)],
+)
+def test_global_config_option_before_health_takes_the_fast_path(
+    tmp_path: Path, env: dict[str, str], config_args: tuple[str, ...]
+) -> None:
+    """The README's form, `pallet-dev --config FILE health --json`, is as fast as the bare one."""
+    with registry_server(200, API_HEADER) as url, registry_server(204, {}) as agent:
+        (tmp_path / "conf").mkdir()
+        config = tmp_path / "conf" / "team.yaml"
+        port = url.rsplit(":", 1)[1]
+        config.write_text(f"backend: docker\nregistry:\n  port: {port}\n")
+        code, _, err = run_cli(tmp_path, env, *config_args, "health", "--json")
+        assert code == 0 and "'pydantic'" in err.splitlines()[-1], err
+        code, out, err = run_cli(tmp_path, env, *config_args, "health", "--json")
+        assert code == 0 and err.splitlines()[-1] == "[]", err
+        assert json.loads(out)["services"][0]["url"].endswith(f":{port}/v2/")
+        # the file named is the one read: a change to it is seen at once
+        config.write_text(
+            f"backend: docker\nregistry:\n  port: {port}\nservices:\n"
+            f"  - name: agent\n    url: {agent}/\n    expect_status: 204\n"
+        )
+        code, out, _ = run_cli(tmp_path, env, *config_args, "health", "--json")
+        assert code == 0 and [s["name"] for s in json.loads(out)["services"]] == [
+            "registry",
+            "agent",
+        ]
+
+
+def test_other_global_options_take_the_full_cli(tmp_path: Path, env: dict[str, str]) -> None:
+    with registry_server(200, API_HEADER) as url:
+        env["PALLET_DEV_REGISTRY_PORT"] = url.rsplit(":", 1)[1]
+        assert run_cli(tmp_path, env, "health", "--json")[0] == 0  # a snapshot exists
+        code, _, err = run_cli(tmp_path, env, "--verbose", "health", "--json")
+        assert code == 0 and "'typer'" in err.splitlines()[-1]
+        code, _, err = run_cli(tmp_path, env, "--config", "missing.yaml", "health", "--json")
+        assert code == 2 and "missing.yaml" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["health", "--json"], (None, ["health", "--json"])),
+        (["--config", "a.yaml", "up"], ("a.yaml", ["up"])),
+        (["-c", "a.yaml", "--config=b.yaml", "health"], ("b.yaml", ["health"])),
+        (["--config", "--json"], None),  # a missing value: the full CLI says so
+        (["--config="], None),
+        (["--debug", "health"], None),
+        ([], (None, [])),
+    ],
+)
+def test_split_config_option(argv: list[str], expected: object) -> None:
+    from pallet_dev.entry import split_config_option
+
+    assert split_config_option(argv) == expected

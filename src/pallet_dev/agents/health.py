@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
-from pallet_dev.probe import ABANDON_AFTER, ANY_2XX, ProbeTarget, probe
+from pallet_dev.probe import ABANDON_AFTER, ANY_2XX, ProbeTarget, http_error, probe
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,10 @@ def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHe
         status_code = answer.status_code
         if not 200 <= answer.status_code < 300 and error is None:
             error = f"expected 2xx, got {answer.status_code}"
-    except httpx.TimeoutException:
-        error = f"timed out after {timeout:g} s"
     except httpx.HTTPError as exc:
-        error = f"cannot reach the API server ({type(exc).__name__}: {exc})"
+        reason = http_error(exc, url, timeout).reason
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        error = reason if timed_out else f"cannot reach the API server ({reason})"
     except (OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     healthy = error is None and ready == desired and desired > 0

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pallet_dev.agents.context_hash import HASH_LENGTH, build_hash
 from pallet_dev.backends.base import PlanStep
@@ -189,7 +190,7 @@ class AgentImages:
         """Every agent's image in the registry; builds run in parallel."""
         if not self.agents:
             return []
-        live = _LiveLine(steps)
+        live = _live_display(steps, [agent.name for agent in self.agents])
         workers = max(1, min(len(self.agents), os.cpu_count() or 2))
         outcomes: list[AgentImage | BaseException] = []
         if workers == 1:
@@ -247,7 +248,11 @@ class AgentImages:
         built_at = time.monotonic()
         live.show(agent.name, "pushing to the local registry")
         try:
-            docker.push(tagged, timeout=_left(deadline, CAP_PUSH, agent.name))
+            docker.push(
+                tagged,
+                timeout=_left(deadline, CAP_PUSH, agent.name),
+                on_output=live.layer_callback(agent.name),
+            )
         except CommandFailed as exc:
             raise OperationFailed(
                 f"Pushing agent '{agent.name}' to {self.registry_host} failed: {exc.message}",
@@ -335,25 +340,38 @@ def _left(deadline: float, cap: float, agent: str) -> float:
 
 
 class _LiveLine:
-    """On a terminal, one transient line with the newest build output; nothing otherwise."""
-
-    def __init__(self, steps: Steps) -> None:
-        self.enabled = steps.color and not steps.quiet
-        self.stream = steps.stream
-        self.width = 100
-        self._show: Callable[[str, str], None] = self._print if self.enabled else _ignore
+    """Build progress where nothing is drawn (not a terminal, NO_COLOR, quiet)."""
 
     def show(self, agent: str, line: str) -> None:
-        self._show(agent, line)
+        return None
 
-    def _print(self, agent: str, line: str) -> None:
-        text = f" • {agent}: {line.strip()}"[: self.width]
-        print(f"\033[2K{text}", end="\r", file=self.stream, flush=True)
+    def layer_callback(self, agent: str) -> Callable[[str], None] | None:
+        return None  # `docker push --quiet`: no per-layer lines to read
 
     def clear(self) -> None:
-        if self.enabled:
-            print("\033[2K", end="", file=self.stream, flush=True)
+        return None
 
 
-def _ignore(agent: str, line: str) -> None:
-    return None
+class _RichLive(_LiveLine):
+    """On a terminal: richout.AgentProgress, one row per agent."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+
+    def show(self, agent: str, line: str) -> None:
+        self.progress.show(agent, line)
+
+    def layer_callback(self, agent: str) -> Callable[[str], None] | None:
+        return lambda line: self.progress.layer(agent, line)
+
+    def clear(self) -> None:
+        self.progress.clear()
+
+
+def _live_display(steps: Steps, agents: list[str]) -> _LiveLine:
+    console = getattr(steps, "console", None)  # richout.LiveSteps draws on a terminal
+    if console is None or steps.quiet:
+        return _LiveLine()
+    from pallet_dev.richout import AgentProgress
+
+    return _RichLive(AgentProgress(console, agents))

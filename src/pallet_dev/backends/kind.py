@@ -677,7 +677,8 @@ class KindBackend(Backend):
         workers = max(1, min(self.max_parallel, len(tasks)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-dev") as pool:
             futures = [pool.submit(timed, call) for _, call in tasks]
-            wait(futures)
+            with steps.running([name for name, _ in tasks]):
+                wait(futures)
         results: list[Any] = []
         failure: tuple[str, BaseException] | None = None
         for (name, _), future in zip(tasks, futures):

@@ -146,11 +146,16 @@ def run_health(
     if as_json:
         print(json.dumps(document, indent=2))
     else:
-        print(render_table(results, use_color(sys.stdout), agents))
+        if use_color(sys.stdout):
+            from pallet_dev.richout import console_for, health_table
+
+            console_for(sys.stdout).print(health_table(results, agents or []))
+        else:
+            print(render_table(results, False, agents))
     return 0 if document["status"] == "healthy" else 1
 
 
-def fast_health(argv: list[str]) -> int | None:
+def fast_health(argv: list[str], config_file: str | None = None) -> int | None:
     """`health [--json] [--timeout S]` without Typer, pydantic or yaml.
 
     Runs only when a config snapshot matches the current inputs (see config_snapshot);
@@ -176,8 +181,11 @@ def fast_health(argv: list[str]) -> int | None:
         if parsed is None:
             return None
         timeout = parsed
-    ctx = AppContext(command="health")
-    key = config_snapshot.inputs_key(None)
+    from pathlib import Path
+
+    config_path = Path(config_file) if config_file is not None else None
+    ctx = AppContext(config_file=config_path, command="health")
+    key = config_snapshot.inputs_key(config_path)
     settings = config_snapshot.read(ctx.paths, key)
     if settings is None:
         return None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from pallet_dev.backends.select import make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import PalletError, PrerequisiteError
+from pallet_dev.output import use_color
 from pallet_dev.probe import catalog, probe, registry_target
 
 SCHEMA_VERSION = 1
@@ -173,5 +175,12 @@ def _short(value: Any) -> str:
 
 def run_status(ctx: AppContext, *, as_json: bool) -> int:
     doc = collect_status(ctx)
-    print(json.dumps(doc, indent=2) if as_json else render_status(doc))
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    elif use_color(sys.stdout):
+        from pallet_dev.richout import console_for, status_renderable
+
+        console_for(sys.stdout).print(status_renderable(doc))
+    else:
+        print(render_status(doc))
     return 0

@@ -269,7 +269,7 @@ def converge_agents(
     return chosen.deploy_agents(planned, deadline, steps), images
 
 
-def fast_up(argv: list[str]) -> int | None:
+def fast_up(argv: list[str], config_file: str | None = None) -> int | None:
     """`up` on the Docker backend without Typer, pydantic or yaml.
 
     For `up [--prefer-docker | --backend docker] [--timeout S] [--json]` when the
@@ -304,8 +304,11 @@ def fast_up(argv: list[str]) -> int | None:
             timeout = parsed
         else:
             return None
-    ctx = AppContext(command="up")
-    key = config_snapshot.inputs_key(None)
+    from pathlib import Path
+
+    config_path = Path(config_file) if config_file is not None else None
+    ctx = AppContext(config_file=config_path, command="up")
+    key = config_snapshot.inputs_key(config_path)
     snapshot = config_snapshot.read(ctx.paths, key)
     if snapshot is None or not (docker_requested or snapshot.backend == "docker"):
         return None

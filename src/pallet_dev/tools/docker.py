@@ -389,8 +389,19 @@ class Docker:
     def push_argv(image: str) -> list[str]:
         return ["docker", "push", "--quiet", image]
 
-    def push(self, image: str, *, timeout: float) -> None:
-        self._run(self.push_argv(image), timeout=timeout, step="push image")
+    def push(self, image: str, *, timeout: float, on_output: Any = None) -> None:
+        """Push ``image``; ``on_output`` gets docker's per-layer status lines (a progress bar)."""
+        if on_output is None:
+            self._run(self.push_argv(image), timeout=timeout, step="push image")
+            return
+        argv = [arg for arg in self.push_argv(image) if arg != "--quiet"]
+        try:
+            self.runner.run(argv, timeout=timeout, step="push image", on_output=on_output)
+        except CommandFailed as exc:
+            daemon = classify_daemon_error(exc.stderr)
+            if daemon is not None:
+                raise daemon from None
+            raise
 
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
