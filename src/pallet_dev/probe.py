@@ -58,6 +58,30 @@ class HttpError(OSError):
         self.reason = reason
 
 
+def load_httpx() -> Any:
+    """httpx, without its command-line entry point (``httpx._main``).
+
+    httpx's package imports ``httpx._main`` for its own CLI, which pulls in click, rich
+    and pygments: ~70 ms of its ~180 ms import here. pallet-dev never runs that CLI, so
+    a stand-in module takes its place. Every ``import httpx`` in pallet-dev goes here.
+    """
+    import sys
+
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        import types
+
+        stand_in = types.ModuleType("httpx._main")
+        stand_in.main = _no_httpx_cli  # type: ignore[attr-defined]
+        sys.modules["httpx._main"] = stand_in
+    import httpx
+
+    return httpx
+
+
+def _no_httpx_cli() -> None:
+    raise SystemExit("httpx's command line is not part of pallet-dev")
+
+
 _clients: dict[bool, httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -73,8 +97,7 @@ def _client(https: bool) -> httpx.Client:
         if client is None:
             import ssl
 
-            import httpx
-
+            httpx = load_httpx()
             verify: Any = True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             client = httpx.Client(verify=verify, trust_env=False, follow_redirects=False)
             _clients[https] = client
@@ -83,7 +106,7 @@ def _client(https: bool) -> httpx.Client:
 
 def http_error(exc: BaseException, url: str, timeout: float) -> HttpError:
     """httpx's exceptions (and a bad URL) as pallet-dev words: the one mapping."""
-    import httpx
+    httpx = load_httpx()
 
     if isinstance(exc, httpx.TimeoutException):
         reason = f"timed out after {timeout:g} s"
@@ -124,7 +147,7 @@ def http_get(
 
     Raises HttpError (an OSError) when no answer comes; any status is an answer.
     """
-    import httpx
+    httpx = load_httpx()
 
     sent = {"User-Agent": "pallet-dev", "Connection": "close", **(headers or {})}
     try:

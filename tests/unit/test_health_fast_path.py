@@ -168,3 +168,21 @@ def test_split_config_option(argv: list[str], expected: object) -> None:
     from pallet_dev.entry import split_config_option
 
     assert split_config_option(argv) == expected
+
+
+def test_httpx_loads_without_its_cli_and_still_works() -> None:
+    """load_httpx skips httpx's own CLI module (click, rich, pygments): ~70 ms at start-up."""
+    with registry_server(200, API_HEADER) as url:
+        code = (
+            "import sys\n"
+            "from pallet_dev.probe import http_get, load_httpx\n"
+            "httpx = load_httpx()\n"
+            f"status, headers, _ = http_get({url + '/v2/'!r}, 2.0)\n"
+            "print(status, headers.get('docker-distribution-api-version'),"
+            " sorted(m for m in ('click', 'rich', 'pygments') if m in sys.modules))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "registry/2.0", "[]"]

@@ -29,6 +29,7 @@ from pallet_dev.backends.kind import (
     chart_fullname,
     find_chart_dir,
     hosts_toml,
+    image_values,
     pallet_dev_values,
 )
 from pallet_dev.chart.values import DEFAULT_NODE_PORT, NODE_DATA_PATH
@@ -504,7 +505,7 @@ def test_api_server_that_never_answers_times_out_naming_the_wait(runner, paths, 
     backend = make(runner, paths, port)
     backend.poll_interval = 0.01
     with pytest.raises(ReadinessTimeout, match="Unable to connect to the server"):
-        backend.up(UpOptions(timeout=1.0), Steps(stream))
+        backend.up(UpOptions(timeout=3.0), Steps(stream))
     assert " ✗ Waiting for 1 node to be Ready" in stream.getvalue()
 
 
@@ -554,13 +555,13 @@ def test_nodes_that_never_get_ready_time_out(runner, paths, port) -> None:
     backend = make(runner, paths, port)
     backend.poll_interval = 0.01
     with pytest.raises(ReadinessTimeout, match="not Ready: pdt-kind-control-plane"):
-        up(backend, timeout=1.0)
+        up(backend, timeout=3.0)
 
 
 def test_registry_that_never_answers_times_out_with_a_hint(runner, paths, port) -> None:
     runner.serve_registry = False
     with pytest.raises(ReadinessTimeout) as caught:
-        up(make(runner, paths, port), timeout=1.0)
+        up(make(runner, paths, port), timeout=3.0)
     assert f"{port}/v2/" in caught.value.message
     assert f"--context {CONTEXT}" in (caught.value.hint or "")
 
@@ -746,3 +747,31 @@ def test_kind_up_on_cgroup_v1_stops_before_anything_is_created(
     # a 1.34 image on the same host goes ahead
     up(make(runner, paths, port, node_image=versions.KIND_NODE_IMAGES[(0, 30)]))
     assert NAME in runner.state["clusters"]
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("registry:3.1.2", {"repository": "registry", "tag": "3.1.2"}),
+        ("pallet-dev-local/registry:3.1.2", {"repository": "pallet-dev-local/registry",
+                                             "tag": "3.1.2"}),  # fmt: skip
+        ("localhost:5001/registry", {"repository": "localhost:5001/registry", "tag": "latest"}),
+        (
+            "registry:3.1.2@sha256:" + "a" * 64,
+            {"repository": "registry", "tag": "3.1.2", "digest": "sha256:" + "a" * 64},
+        ),
+    ],
+)
+def test_the_kind_chart_runs_the_configured_registry_image(
+    runner: FakeToolsRunner, paths: Paths, port: int, image: str, expected: dict[str, str]
+) -> None:
+    """`registry.image` is the image on both backends (the chart's default is only a default)."""
+    assert image_values(image) == expected
+    config = Config(name=NAME, registry=RegistrySettings(port=port, image=image))
+    assert pallet_dev_values(config)["image"] == expected
+    backend = KindBackend(config, runner, paths)
+    ref = backend.chart_inputs(UpOptions(timeout=20)).image
+    if "digest" in expected:
+        assert ref == f"{expected['repository']}@{expected['digest']}"
+    else:
+        assert ref == f"{expected['repository']}:{expected['tag']}"

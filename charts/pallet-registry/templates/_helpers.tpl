@@ -60,7 +60,11 @@ namespace: two releases of the same name in different namespaces do not clash.
 {{- end }}
 
 {{- define "pallet-registry.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository .Values.image.tag }}
+{{- end }}
 {{- end }}
 
 {{/* The `helm test` pod's image: tests.image, else the registry image. */}}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
-from pallet_dev.probe import ABANDON_AFTER, ANY_2XX, ProbeTarget, http_error, probe
+from pallet_dev.probe import ABANDON_AFTER, ANY_2XX, ProbeTarget, http_error, load_httpx, probe
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,14 @@ def api_client(api: ApiAccess, timeout: float) -> Any:
     """An httpx client that authenticates to the API server with the kind client certificate."""
     import ssl
 
-    import httpx
-
+    httpx = load_httpx()
     context = ssl.create_default_context(cafile=api.ca_file)
     context.load_cert_chain(api.cert_file, api.key_file)
     return httpx.Client(verify=context, timeout=httpx.Timeout(timeout), trust_env=False)
 
 
 def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHealth:
-    import httpx
+    httpx = load_httpx()
 
     started = time.perf_counter()
     ready, desired, error = 0, endpoint.desired, None

@@ -170,12 +170,32 @@ def pallet_dev_values(config: Config) -> dict[str, Any]:
     can delete it; as root the chart's own ids stay. The user's ``--values`` files
     and ``--set`` still win over this layer.
     """
-    layer: dict[str, Any] = {"persistence": {"enabled": True, "hostPath": {"enabled": True}}}
+    layer: dict[str, Any] = {
+        "persistence": {"enabled": True, "hostPath": {"enabled": True}},
+        "image": image_values(config.registry.image),
+    }
     uid = os.getuid() if hasattr(os, "getuid") else 0
     gid = os.getgid() if hasattr(os, "getgid") else 0
     if uid > 0 and gid > 0:
         layer["podSecurityContext"] = {"runAsUser": uid, "runAsGroup": gid, "fsGroup": gid}
     return layer
+
+
+def image_values(image: str) -> dict[str, str]:
+    """`registry.image` as the chart's image.repository / tag / digest (both backends run it).
+
+    ``name``, ``name:tag``, ``name@sha256:...`` and ``name:tag@sha256:...``; a registry
+    host with a port (``localhost:5001/registry``) is part of the name.
+    """
+    name, _, digest = image.partition("@")
+    repository, tag = name, "latest"
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = name.rpartition(":")
+    values = {"repository": repository, "tag": tag}
+    if digest:
+        values["digest"] = digest
+    return values
 
 
 def chart_fullname(values: Mapping[str, Any], release: str = RELEASE) -> str:

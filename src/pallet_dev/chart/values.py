@@ -72,13 +72,15 @@ ABSOLUTE_PATH = r"^(/[A-Za-z0-9._-]+)+/?$"
 BCRYPT_HTPASSWD_LINE = r"^[^:\s]+:\$2[aby]?\$[0-9]{2}\$[./A-Za-z0-9]{53}$"
 IMAGE_REPOSITORY_OR_EMPTY = "^(" + IMAGE_REPOSITORY[1:-1] + ")?$"
 IMAGE_TAG_OR_EMPTY = "^(" + IMAGE_TAG[1:-1] + ")?$"
+IMAGE_DIGEST_OR_EMPTY = r"^(sha256:[a-f0-9]{64})?$"
 
 PATTERN_PHRASES: dict[str, str] = {
     DNS_LABEL_OR_EMPTY: "empty, or up to 53 lower-case letters, digits and inner dashes",
     DNS_SUBDOMAIN_OR_EMPTY: "empty, or a Kubernetes object name (lower-case, digits, '-', '.')",
     SECRET_KEY: "a Secret key name (letters, digits, '-', '_', '.')",
     IMAGE_REPOSITORY: "an image repository such as registry or localhost:5001/registry",
-    IMAGE_TAG: "an image tag such as 3.0.0",
+    IMAGE_TAG: "an image tag such as 3.1.2",
+    IMAGE_DIGEST_OR_EMPTY: "empty, or a digest sha256:<64 hex digits>",
     POSITIVE_SIZE: "a positive Kubernetes quantity such as 100Mi or 10Gi",
     QUANTITY: "a Kubernetes quantity string such as 100m, 0.5 or 128Mi",
     DURATION: "a duration such as 10s, 30m or 168h",
@@ -121,6 +123,9 @@ class ImageValues(_Values):
 
     repository: str = Field(DEFAULT_IMAGE_REPOSITORY, pattern=IMAGE_REPOSITORY)
     tag: str = Field(DEFAULT_IMAGE_TAG, pattern=IMAGE_TAG, description='Quote it: "3.1.2".')
+    digest: str = Field(
+        "", pattern=IMAGE_DIGEST_OR_EMPTY, description="When set, the image is run by digest."
+    )
     pull_policy: Literal["IfNotPresent", "Never", "Always"] = "IfNotPresent"
 
 
@@ -446,6 +451,8 @@ class ChartValues(_Values):
 
     @property
     def image_ref(self) -> str:
+        if self.image.digest:
+            return f"{self.image.repository}@{self.image.digest}"
         return f"{self.image.repository}:{self.image.tag}"
 
 
