@@ -227,6 +227,22 @@ def logs(
 
 
 @app.command()
+def push(
+    ctx: typer.Context,
+    image: Annotated[str, typer.Argument(help="An image in this host's Docker, e.g. api:dev.")],
+    as_name: Annotated[
+        str | None,
+        typer.Option("--as", help="Repository[:tag] at the registry (default: the image's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Push an image to the local registry (only missing layers move); print the pull name."""
+    from pallet_dev.commands.push import run_push
+
+    raise typer.Exit(run_push(_ctx(ctx), image, as_name=as_name, as_json=as_json))
+
+
+@app.command()
 def doctor(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

@@ -246,8 +246,10 @@ def test_up_push_run_down_up_clean(
         assert set(result.by_group) <= set(KNOWN_UNSUPPORTED) and result.passed >= 500
 
         _busybox_image(docker, image)
-        push = _run([docker, "push", image])
-        assert push.returncode == 0, push.stderr
+        pushed = pallet_dev(env, "push", image, "--json")  # instead of `kind load`
+        assert pushed["pushed"] == image and pushed["pull"].startswith(f"{host}/{REPOSITORY}@")
+        digests = _run([docker, "image", "inspect", "--format", "{{json .RepoDigests}}", image])
+        assert pushed["pull"] in json.loads(digests.stdout)
         assert _tags(port, REPOSITORY) == ["1"]
         assert "hello-from-the-registry" in _run_pod(kubectl, image)
 

@@ -1,0 +1,143 @@
+"""`pallet-dev push IMAGE [--as NAME[:TAG]] [--json]`: a host image into the local registry.
+
+Instead of `kind load docker-image` (which copies the whole image into every node, and
+breaks on Docker's containerd image store, kind#3795), the image goes to the registry
+both backends publish on ``localhost:<port>``: `docker push` moves only the layers the
+registry lacks, and pods pull ``localhost:<port>/NAME@<digest>`` from it. The agents'
+build path pushes the same way (agents/images.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from pallet_dev.context import AppContext
+from pallet_dev.errors import CommandFailed, OperationFailed, PrerequisiteError, UsageError
+
+PUSH_TIMEOUT = 1800.0
+# a reference: [host[:port]/]path[:tag][@digest], lower-case path components
+_DEFAULT_TAG = "latest"
+
+
+def push_target(image: str, as_name: str | None) -> tuple[str, str]:
+    """(repository, tag) at the local registry for ``image`` (or ``--as``).
+
+    The source's registry host is dropped (``ghcr.io/acme/api:1`` → ``acme/api:1``), and
+    Docker Hub's ``library/`` and ``docker.io/`` prefixes too (``nginx:1.27`` stays
+    ``nginx:1.27``).
+    """
+    name = as_name if as_name else image
+    name = name.split("@", 1)[0]
+    repository, tag = name, _DEFAULT_TAG
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository, _, tag = name.rpartition(":")
+    if as_name is None:
+        first, sep, rest = repository.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost"):
+            repository = rest
+        if repository.startswith("library/"):
+            repository = repository.removeprefix("library/")
+    if not repository or repository != repository.lower() or tag == "":
+        raise UsageError(
+            (
+                f"--as {as_name!r:.60} is not a repository name."
+                if as_name
+                else f"Cannot name a repository after {image!r:.60}."
+            ),
+            hint="Use lower-case path components and an optional :tag, e.g. "
+            "`--as team/api:dev`.",
+        )
+    return repository, tag
+
+
+def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool) -> int:
+    from pallet_dev.agents.images import manifest_digest
+    from pallet_dev.config_sources import registry_push_host
+    from pallet_dev.output import use_color
+    from pallet_dev.probe import probe, registry_target
+    from pallet_dev.tools.docker import Docker
+
+    config = ctx.load_config()
+    registry = config.registry
+    repository, tag = push_target(image, as_name)
+    host = registry_push_host(registry.bind_address, registry.port)
+    endpoint = f"http://{host}"
+    docker = Docker(ctx.runner, timeout=60.0)
+    if docker.image_id(image) is None:
+        raise UsageError(
+            f"The image {image!r:.80} is not in this host's Docker.",
+            hint="Build or pull it first; `docker images` lists what is there.",
+        )
+    answer = probe(registry_target(endpoint), timeout=2.0)
+    if not answer.healthy:
+        raise PrerequisiteError(
+            f"The registry at {host} does not answer ({answer.error or answer.status_code}).",
+            hint="Start the environment with `pallet-dev up`; `pallet-dev health` says more.",
+        )
+    target = f"{host}/{repository}:{tag}"
+    started = time.monotonic()
+    # the pushed name stays tagged, as after `docker tag` + `docker push` by hand: Docker
+    # then records the registry's digest for it (RepoDigests)
+    docker.tag(image, target)
+    try:
+        _push(docker, target, draw=not as_json and use_color(sys.stderr))
+    except CommandFailed as exc:
+        raise _push_error(target, exc) from exc
+    digest = manifest_digest(endpoint, repository, tag)
+    if digest is None:
+        raise OperationFailed(
+            f"The registry does not list {repository}:{tag} right after the push.",
+            hint="See the registry's logs (`pallet-dev status`); retry the push.",
+        )
+    active = ctx.active(config.name) or {}
+    document: dict[str, Any] = {
+        "image": image,
+        "pushed": target,
+        "repository": repository,
+        "tag": tag,
+        "digest": digest,
+        "pull": f"{host}/{repository}@{digest}",
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if active.get("backend") == "docker":
+        # containers on the environment's network reach the registry by its name
+        document["pull_in_network"] = f"{config.container_name}:5000/{repository}@{digest}"
+    ctx.log.write("push", image=image, target=target, digest=digest)
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return 0
+    print(f"Pushed {image} as {target} ({document['seconds']:.1f}s)")
+    print(f"  digest: {digest}")
+    print(f"  pull:   {document['pull']}   (pods and `docker run` on this host)")
+    if "pull_in_network" in document:
+        print(f"          {document['pull_in_network']}   (containers on network {config.name})")
+    return 0
+
+
+def _push(docker: Any, target: str, *, draw: bool) -> None:
+    if not draw:
+        docker.push(target, timeout=PUSH_TIMEOUT)
+        return
+    from pallet_dev.richout import LayerProgress, console_for
+
+    with LayerProgress(console_for(sys.stderr), f"pushing {target}") as progress:
+        docker.push(target, timeout=PUSH_TIMEOUT, on_output=progress.feed)
+
+
+def _push_error(target: str, exc: CommandFailed) -> OperationFailed:
+    text = f"{exc.stderr}\n{exc.stdout}".lower()
+    if "no space left" in text or "insufficient storage" in text or "507" in text:
+        return OperationFailed(
+            f"Pushing {target} failed: the registry ran out of disk space; nothing already "
+            "stored was changed.",
+            hint="Free disk space where the registry keeps its data (`pallet-dev status` shows "
+            "where), then push again.",
+        )
+    return OperationFailed(
+        f"Pushing {target} failed: {exc.message}",
+        hint="Check `pallet-dev health`, then push again (layers already sent are kept).",
+    )
