@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pallet_dev.errors import OperationFailed
+
 if TYPE_CHECKING:
     import httpx
 
@@ -49,11 +51,18 @@ class ProbeTarget:
     registry: bool = False  # apply the /v2/ header rules
 
 
-class HttpError(OSError):
-    """An HTTP call that got no answer: ``reason`` says why in a few words."""
+class HttpError(OperationFailed, OSError):
+    """An HTTP call that got no answer: ``reason`` says why in a few words.
+
+    In pallet-dev's error tree (exit 1, one sentence, a hint) and an OSError, so code
+    that treats "no answer" like a refused socket keeps working.
+    """
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{url}: {reason}")
+        super().__init__(
+            f"No answer from {url}: {reason}.",
+            hint="Check `pallet-dev health`; `pallet-dev up` starts the environment.",
+        )
         self.url = url
         self.reason = reason
 

@@ -81,8 +81,9 @@ def manifest_digest(registry_url: str, repository: str, reference: str) -> str |
             headers={"Accept": MANIFEST_TYPES},
         )
     except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise OperationFailed(
-            f"The registry at {registry_url} did not answer a manifest check ({exc}).",
+            f"The registry at {registry_url} did not answer a manifest check ({reason}).",
             hint="Check `pallet-dev health`; `pallet-dev up` starts the registry.",
         ) from None
     if status == 404:

@@ -67,12 +67,18 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     host = registry_push_host(registry.bind_address, registry.port)
     endpoint = f"http://{host}"
     docker = Docker(ctx.runner, timeout=60.0)
-    if docker.image_id(image) is None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the two checks at once: the local image, and the registry's answer
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pallet-push") as pool:
+        answering = pool.submit(probe, registry_target(endpoint), 2.0)
+        present = docker.image_id(image) is not None
+        answer = answering.result()
+    if not present:
         raise UsageError(
             f"The image {image!r:.80} is not in this host's Docker.",
             hint="Build or pull it first; `docker images` lists what is there.",
         )
-    answer = probe(registry_target(endpoint), timeout=2.0)
     if not answer.healthy:
         raise PrerequisiteError(
             f"The registry at {host} does not answer ({answer.error or answer.status_code}).",
