@@ -61,6 +61,10 @@ def main() -> NoReturn:
                 from pallet_dev.commands.up import fast_up
 
                 code = fast_up(split[1][1:], split[0])
+            elif split is not None and split[1][:1] == ["push"]:
+                from pallet_dev.commands.push import fast_push
+
+                code = fast_push(split[1][1:], split[0])
         except PalletError as exc:  # e.g. an unusable PALLET_DEV_HOME, before any command ran
             from pallet_dev.outcome import report_error
 

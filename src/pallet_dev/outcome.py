@@ -51,6 +51,16 @@ def run_guarded(
         if debug:
             traceback.print_exc()
         return report_error(exc, log_file())
+    except BrokenPipeError:
+        # the reader went away (`pallet-dev status --json | head`): not an error of ours;
+        # point stdout at /dev/null so the interpreter's final flush stays quiet
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             traceback.print_exc()

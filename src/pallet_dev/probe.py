@@ -313,3 +313,39 @@ def catalog(base_url: str, timeout: float = 2.0) -> list[str] | None:
             break
         path = link.split("<", 1)[1].split(">", 1)[0]
     return names
+
+
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+def manifest_digest(registry_url: str, repository: str, reference: str) -> str | None:
+    """The digest the registry serves for ``repository:reference`` (None when absent)."""
+    try:
+        status, headers, _ = http_get(
+            f"{registry_url}/v2/{repository}/manifests/{reference}",
+            10.0,
+            method="HEAD",
+            headers={"Accept": MANIFEST_TYPES},
+        )
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise OperationFailed(
+            f"The registry at {registry_url} did not answer a manifest check ({reason}).",
+            hint="Check `pallet-dev health`; `pallet-dev up` starts the registry.",
+        ) from None
+    if status == 404:
+        return None
+    if status != 200:
+        raise OperationFailed(
+            f"The registry answered {status} for {repository}:{reference}.",
+            hint="See `pallet-dev status`; the registry may be full or read-only.",
+        )
+    digest = headers.get("docker-content-digest")
+    return digest or None

@@ -102,3 +102,44 @@ def test_push_target_names(tmp_path: Path) -> None:
     assert push_target("anything", "team/api:dev") == ("team/api", "dev")
     with pytest.raises(Exception, match="not a repository name"):
         push_target("x", "Team/API")
+
+
+FAST_PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(sorted(m for m in ('typer', 'pydantic', 'yaml')"
+    " if m in sys.modules), file=sys.stderr))\n"
+    "sys.argv = ['pallet-dev', *sys.argv[1:]]\n"
+    "from pallet_dev.entry import main\n"
+    "main()\n"
+)
+
+
+def test_push_takes_the_fast_path_once_the_config_is_validated(docker_env: DockerEnv) -> None:
+    tag = f"pdt-push/{docker_env.name}:fast"
+    local_image(tag, "fast")
+    try:
+        assert pallet_dev("up", "--prefer-docker").returncode == 0  # validates, stores a snapshot
+        result = subprocess.run(
+            [sys.executable, "-c", FAST_PROBE, "push", tag, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.splitlines()[-1] == "[]"  # no Typer, pydantic or yaml
+        assert json.loads(result.stdout)["digest"].startswith("sha256:")
+    finally:
+        docker("rmi", "-f", tag, f"localhost:{docker_env.port}/{tag}", check=False)
+
+
+def test_a_closed_pipe_is_not_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pallet_dev.outcome import run_guarded
+
+    def closed() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # no real descriptor to redirect
+    assert run_guarded(closed, debug=False, log_file=lambda: None) == 1
+    assert "internal error" not in capsys.readouterr().err

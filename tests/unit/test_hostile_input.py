@@ -274,3 +274,23 @@ def test_pallet_dev_home(sandbox: Path, monkeypatch: pytest.MonkeyPatch, value: 
         assert code == 0 and (sandbox / "work" / "relative" / "home").is_dir()
     else:
         assert code == 2 and "PALLET_DEV_HOME=" in err and "Traceback" not in err
+
+
+@settings(settings.get_profile("hostile"))
+@given(
+    image=st.one_of(
+        st.sampled_from(["nginx", "UPPER/case", "a:b:c", "x@sha256:zz", ":", "/", "a//b"]),
+        st.text(max_size=80).filter(lambda t: t and not t.startswith("-") and "\x00" not in t),
+    ),
+    as_name=st.one_of(st.none(), st.text(max_size=80).filter(lambda t: "\x00" not in t)),
+)  # fmt: skip
+def test_any_push_name(sandbox: Path, image: str, as_name: str | None) -> None:
+    """`push` with hostile names: a sentence and exit 0-3, never a traceback or a change
+    (the fake docker has no such image, and no registry answers)."""
+    argv = ["push", image, *(["--as", as_name] if as_name is not None else [])]
+    if as_name is not None and as_name.startswith("-"):
+        argv = ["push", image, f"--as={as_name}"]
+    code, _, err, seconds = run(argv)
+    assert code in (0, 1, 2, 3), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert seconds < 10 and len(err) < 4096

@@ -26,18 +26,10 @@ from pallet_dev.backends.base import PlanStep
 from pallet_dev.config import AgentSettings
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
-from pallet_dev.probe import http_get
+from pallet_dev.probe import manifest_digest
 from pallet_dev.runner import Runner
 from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
 
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-)
 CAP_BUILD = 1800.0
 CAP_PUSH = 600.0
 # a failed build's output is shown in full, up to this many (last) lines
@@ -69,32 +61,6 @@ class AgentImage:
 
 def repository_for(env_name: str, agent: str) -> str:
     return f"{env_name}/{agent}"
-
-
-def manifest_digest(registry_url: str, repository: str, reference: str) -> str | None:
-    """The digest the registry serves for ``repository:reference`` (None when absent)."""
-    try:
-        status, headers, _ = http_get(
-            f"{registry_url}/v2/{repository}/manifests/{reference}",
-            10.0,
-            method="HEAD",
-            headers={"Accept": MANIFEST_TYPES},
-        )
-    except OSError as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise OperationFailed(
-            f"The registry at {registry_url} did not answer a manifest check ({reason}).",
-            hint="Check `pallet-dev health`; `pallet-dev up` starts the registry.",
-        ) from None
-    if status == 404:
-        return None
-    if status != 200:
-        raise OperationFailed(
-            f"The registry answered {status} for {repository}:{reference}.",
-            hint="See `pallet-dev status`; the registry may be full or read-only.",
-        )
-    digest = headers.get("docker-content-digest")
-    return digest or None
 
 
 class AgentImages:

@@ -172,6 +172,11 @@ def chart_values_files(
     files: list[str] = []
     for origin, folder, names in ((where, base, from_config), ("--values", Path.cwd(), from_flags)):
         for name in names:
+            if "\x00" in name:
+                raise ConfigError(
+                    f"{origin}: the Helm values file name {name!r:.80} holds a NUL byte.",
+                    hint="Give the path of a YAML file.",
+                )
             path = (folder / Path(name).expanduser()).resolve()
             if path.exists() and not path.is_file():
                 raise ConfigError(
