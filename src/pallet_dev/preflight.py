@@ -62,6 +62,9 @@ def resolve_localhost(host: str = "localhost") -> list[str]:
 def node_image_findings(host: HostInfo, node_image: str) -> list[Finding]:
     """The kind node image against the host's cgroup version."""
     minor = versions.node_image_kubernetes(node_image)
+    release = versions.kind_release_of_node_image(node_image)
+    if minor is None and release is not None:  # by digest only: a known release's default
+        minor = versions.node_image_kubernetes(versions.KIND_NODE_IMAGES[release])
     if host.cgroup_version != "1" or minor is None or minor <= CGROUP_V1_LAST_MINOR:
         return []
     shown = f"{minor[0]}.{minor[1]}"

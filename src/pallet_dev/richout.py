@@ -45,13 +45,17 @@ class LiveSteps(Steps):
     def __init__(self, stream: TextIO, *, console: Console | None = None) -> None:
         super().__init__(stream)
         self.console = console or console_for(stream)
-        self._lock = threading.RLock()
+        # _state guards _running only and is never held while calling into rich (whose
+        # refresh thread holds its own lock and then calls _render); _live_lock orders
+        # starting and stopping the display
+        self._state = threading.Lock()
+        self._live_lock = threading.Lock()
         self._running: dict[str, float] = {}  # name -> monotonic start
         self._live: Live | None = None
 
     def _render(self) -> Group:
         now = time.monotonic()
-        with self._lock:
+        with self._state:
             running = list(self._running.items())
         return Group(
             *(
@@ -61,9 +65,10 @@ class LiveSteps(Steps):
         )
 
     def _start(self, names: Sequence[str]) -> None:
-        with self._lock:
+        with self._state:
             for name in names:
                 self._running[name] = time.monotonic()
+        with self._live_lock:
             if self._live is None:
                 self._live = Live(
                     get_renderable=self._render,
@@ -76,16 +81,18 @@ class LiveSteps(Steps):
                 self._live.start()
 
     def _stop(self, names: Sequence[str]) -> None:
-        with self._lock:
+        with self._state:
             for name in names:
                 self._running.pop(name, None)
-            if not self._running and self._live is not None:
-                self._live.stop()
-                self._live = None
+            idle = not self._running
+        if idle:
+            with self._live_lock:
+                live, self._live = self._live, None
+            if live is not None:
+                live.stop()
 
     def _line(self, text: Text) -> None:
-        with self._lock:
-            self.console.print(text)
+        self.console.print(text)  # rich's console serialises its own writes
 
     def title(self, text: str) -> None:
         self._line(Text(text))
@@ -233,6 +240,8 @@ class LayerProgress:
             TextColumn("layers"),
             console=console,
             transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._task = self._progress.add_task(description, total=None)
 
@@ -282,6 +291,8 @@ class AgentProgress:
             TextColumn("{task.description}", style="dim"),
             console=console,
             transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._lock = threading.Lock()
         self._tasks = {

@@ -100,8 +100,11 @@ def test_push_target_names(tmp_path: Path) -> None:
     assert push_target("ghcr.io/acme/api:1@sha256:" + "a" * 64, None) == ("acme/api", "1")
     assert push_target("localhost:5001/x/y:2", None) == ("x/y", "2")
     assert push_target("anything", "team/api:dev") == ("team/api", "dev")
-    with pytest.raises(Exception, match="not a repository name"):
-        push_target("x", "Team/API")
+    for bad in ("Team/API", "", "/api", "a//b", "a b", "team/api:dev:x", "api:v1/x"):
+        with pytest.raises(Exception, match="not a repository name"):
+            push_target("x", bad)
+    with pytest.raises(Exception, match="image ID"):
+        push_target("sha256:" + "a" * 64, None)
 
 
 FAST_PROBE = (

@@ -84,3 +84,9 @@ def test_the_real_docker_info_is_read(tmp_path: Path) -> None:
     blocked = bool(preflight.node_image_findings(host, NEW))
     assert blocked is (host.cgroup_version == "1")
     assert host.root_dir
+
+
+def test_a_node_image_given_by_digest_only_is_known_by_its_release() -> None:
+    digest_only = "kindest/node@" + NEW.partition("@")[2]
+    (finding,) = preflight.node_image_findings(HostInfo(cgroup_version="1"), digest_only)
+    assert finding.blocking and "Kubernetes 1.37" in finding.problem

@@ -107,3 +107,24 @@ def test_layer_progress_counts_layers_from_docker_push_lines() -> None:
     task = rows._progress.tasks[0]
     assert (task.total, task.completed) == (2, 2)
     rows.clear()
+
+
+def test_lines_printed_while_steps_spin_never_deadlock() -> None:
+    """The refresh thread renders (taking the step state) while other threads print."""
+    import threading
+
+    steps = LiveSteps(FakeTerminal(), console=terminal_console(io.StringIO()))
+
+    def busy() -> None:
+        with steps.running(["a", "b"]):
+            for index in range(40):
+                steps.note(f"line {index}")
+                time.sleep(0.005)
+        with steps.step("c"):
+            steps.warn("inside a step")
+
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "LiveSteps deadlocked"
+    assert steps._live is None

@@ -160,20 +160,26 @@ class AgentImages:
         live = _live_display(steps, [agent.name for agent in self.agents])
         workers = max(1, min(len(self.agents), os.cpu_count() or 2))
         outcomes: list[AgentImage | BaseException] = []
-        if workers == 1:
-            # in this thread, so Ctrl-C stops the build at once (the runner kills it)
-            for agent in self.agents:
-                try:
-                    outcomes.append(self._ensure_one(agent, deadline, live))
-                except (OperationFailed, CommandFailed) as build_error:
-                    outcomes.append(build_error)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build") as pool:
-                futures = [pool.submit(self._ensure_one, a, deadline, live) for a in self.agents]
-                for future in futures:
-                    error = future.exception()
-                    outcomes.append(error if error is not None else future.result())
-        live.clear()
+        try:
+            if workers == 1:
+                # in this thread, so Ctrl-C stops the build at once (the runner kills it)
+                for agent in self.agents:
+                    try:
+                        outcomes.append(self._ensure_one(agent, deadline, live))
+                    except (OperationFailed, CommandFailed) as build_error:
+                        outcomes.append(build_error)
+            else:
+                with ThreadPoolExecutor(
+                    max_workers=workers, thread_name_prefix="pallet-build"
+                ) as pool:
+                    futures = [
+                        pool.submit(self._ensure_one, a, deadline, live) for a in self.agents
+                    ]
+                    for future in futures:
+                        error = future.exception()
+                        outcomes.append(error if error is not None else future.result())
+        finally:
+            live.clear()  # whatever happened (Ctrl-C included): the display goes, the cursor back
         images: list[AgentImage] = []
         failure: BaseException | None = None
         for agent, outcome in zip(self.agents, outcomes):

@@ -182,20 +182,19 @@ def pallet_dev_values(config: Config) -> dict[str, Any]:
 
 
 def image_values(image: str) -> dict[str, str]:
-    """`registry.image` as the chart's image.repository / tag / digest (both backends run it).
+    """`registry.image` as the chart's image.repository / tag (both backends run it).
 
-    ``name``, ``name:tag``, ``name@sha256:...`` and ``name:tag@sha256:...``; a registry
-    host with a port (``localhost:5001/registry``) is part of the name.
+    ``name``, ``name:tag``; a registry host with a port (``localhost:5001/registry``) is
+    part of the name. A digest (``name:tag@sha256:...``) is not passed on: the kind
+    backend copies the image into the nodes with `kind load`, which cannot load or match
+    by digest (kind#2394), so a digest-pinned pod would pull instead. The tag is used.
     """
-    name, _, digest = image.partition("@")
+    name = image.partition("@")[0]
     repository, tag = name, "latest"
     last = name.rsplit("/", 1)[-1]
     if ":" in last:
         repository, _, tag = name.rpartition(":")
-    values = {"repository": repository, "tag": tag}
-    if digest:
-        values["digest"] = digest
-    return values
+    return {"repository": repository, "tag": tag}
 
 
 def chart_fullname(values: Mapping[str, Any], release: str = RELEASE) -> str:
@@ -780,7 +779,14 @@ class KindBackend(Backend):
         """Before a cluster is made: what would make it fail on this host (exit 3), or warn."""
         from pallet_dev import preflight
 
-        host = Docker(self.runner, timeout=left(CAP_QUICK, "reading docker info")).host_info()
+        try:
+            host = Docker(self.runner, timeout=left(CAP_QUICK, "reading docker info")).host_info()
+        except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+            # unknown facts never block: kind itself reports what really fails
+            steps.warn(f"Could not read `docker info` for the preflight checks ({exc.message}).")
+            from pallet_dev.tools.docker import HostInfo
+
+            host = HostInfo()
         registry = self.config.registry
         preflight.enforce(
             [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -19,8 +20,10 @@ from pallet_dev.context import AppContext
 from pallet_dev.errors import CommandFailed, OperationFailed, PrerequisiteError, UsageError
 
 PUSH_TIMEOUT = 1800.0
-# a reference: [host[:port]/]path[:tag][@digest], lower-case path components
 _DEFAULT_TAG = "latest"
+# the distribution reference grammar: path components and a tag
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def push_target(image: str, as_name: str | None) -> tuple[str, str]:
@@ -30,7 +33,12 @@ def push_target(image: str, as_name: str | None) -> tuple[str, str]:
     Docker Hub's ``library/`` and ``docker.io/`` prefixes too (``nginx:1.27`` stays
     ``nginx:1.27``).
     """
-    name = as_name if as_name else image
+    if as_name is None and image.startswith("sha256:"):
+        raise UsageError(
+            f"{image!r:.80} is an image ID, which names no repository.",
+            hint="Give `--as NAME[:TAG]` (e.g. `--as team/api:dev`), or push by name.",
+        )
+    name = as_name if as_name is not None else image
     name = name.split("@", 1)[0]
     repository, tag = name, _DEFAULT_TAG
     last = name.rsplit("/", 1)[-1]
@@ -42,11 +50,12 @@ def push_target(image: str, as_name: str | None) -> tuple[str, str]:
             repository = rest
         if repository.startswith("library/"):
             repository = repository.removeprefix("library/")
-    if not repository or repository != repository.lower() or tag == "":
+    valid = all(_COMPONENT.match(part) for part in repository.split("/")) and _TAG.match(tag)
+    if not repository or not valid:
         raise UsageError(
             (
                 f"--as {as_name!r:.60} is not a repository name."
-                if as_name
+                if as_name is not None
                 else f"Cannot name a repository after {image!r:.60}."
             ),
             hint="Use lower-case path components and an optional :tag, e.g. "
