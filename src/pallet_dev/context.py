@@ -67,6 +67,8 @@ class AppContext:
     def steps(self, *, quiet: bool = False) -> Steps:
         from pallet_dev.output import make_steps
 
+        if self.verbose:  # log lines mirrored to stderr would tear a live display apart
+            return Steps(sys.stderr, quiet=quiet)
         return make_steps(sys.stderr, quiet=quiet)
 
     # which backend `up` last brought up, so `health` needs no subprocess to know

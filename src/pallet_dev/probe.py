@@ -160,7 +160,7 @@ def http_get(
 
     sent = {"User-Agent": "pallet-dev", "Connection": "close", **(headers or {})}
     try:
-        client = _client(url.startswith("https:"))
+        client = _client(url[:6].lower() == "https:")
         with client.stream(method, url, headers=sent, timeout=httpx.Timeout(timeout)) as answer:
             body = b""
             if method != "HEAD":
@@ -170,7 +170,8 @@ def http_get(
                         body = body[:MAX_BODY]
                         break
             return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body
-    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError, OSError) as exc:
+        # OSError: e.g. the system's CA bundle cannot be loaded for an https client
         raise http_error(exc, url, timeout) from None
 
 
