@@ -20,6 +20,7 @@ from pallet_dev.runner import Runner
 
 if TYPE_CHECKING:  # pydantic and yaml load only when a command reads the config
     from pallet_dev.config import Config
+    from pallet_dev.config_snapshot import ConfigSnapshot
 
 DEFAULT_LOCK_TIMEOUT = 300.0
 
@@ -50,6 +51,26 @@ class AppContext:
         if self._runner is None:
             self._runner = Runner(self.log)
         return self._runner
+
+    @classmethod
+    def from_snapshot(
+        cls, command: str, config_file: str | None
+    ) -> tuple[AppContext, ConfigSnapshot] | None:
+        """A context and the validated settings of a fast path, or None (take the full CLI).
+
+        The settings come from the snapshot the full CLI stored for exactly these inputs
+        (config file, its stat, the PALLET_DEV_* variables): no pydantic, no yaml.
+        """
+        from pallet_dev import config_snapshot
+
+        config_path = Path(config_file) if config_file is not None else None
+        ctx = cls(config_file=config_path, command=command)
+        key = config_snapshot.inputs_key(config_path)
+        settings = config_snapshot.read(ctx.paths, key)
+        if settings is None:
+            return None
+        ctx.log.write("config", file=key["file"], name=settings.name, snapshot=True)
+        return ctx, settings
 
     def load_config(self, overrides: Mapping[tuple[str, ...], Any] | None = None) -> Config:
         from pallet_dev import config_snapshot

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import skip_or_fail
 from tests.support.real_docker import DockerEnv, docker
+from tests.support.fast_path import heavy_modules_probe
 
 pytestmark = [pytest.mark.docker]
 
@@ -107,14 +108,7 @@ def test_push_target_names(tmp_path: Path) -> None:
         push_target("sha256:" + "a" * 64, None)
 
 
-FAST_PROBE = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: print(sorted(m for m in ('typer', 'pydantic', 'yaml')"
-    " if m in sys.modules), file=sys.stderr))\n"
-    "sys.argv = ['pallet-dev', *sys.argv[1:]]\n"
-    "from pallet_dev.entry import main\n"
-    "main()\n"
-)
+FAST_PROBE = heavy_modules_probe()
 
 
 def test_push_takes_the_fast_path_once_the_config_is_validated(docker_env: DockerEnv) -> None:

@@ -11,18 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.real_docker import TEST_IMAGE, DockerEnv, docker
+from tests.support.fast_path import heavy_modules_probe
 
 pytestmark = pytest.mark.docker
 
 # runs the console script's code and reports which heavy modules it imported
-PROBE = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: print('heavy:', sorted(m for m in ('typer', 'pydantic', 'yaml')"
-    " if m in sys.modules), file=sys.stderr))\n"
-    "sys.argv = ['pallet-dev', *sys.argv[1:]]\n"
-    "from pallet_dev.entry import main\n"
-    "main()\n"
-)
+PROBE = heavy_modules_probe("heavy:")
 
 
 def run(env: DockerEnv, *args: str, extra: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.http_servers import free_port, registry_server
+from tests.support.fast_path import heavy_modules_probe
 
 API_HEADER = {"Docker-Distribution-Api-Version": "registry/2.0"}
 # runs the console script's code and reports which heavy modules it imported
-PROBE = (
-    "import atexit, sys\n"
-    "atexit.register(lambda: print(sorted(m for m in ('typer', 'pydantic', 'yaml')"
-    " if m in sys.modules), file=sys.stderr))\n"
-    "sys.argv = ['pallet-dev', *sys.argv[1:]]\n"
-    "from pallet_dev.entry import main\n"
-    "main()\n"
-)
+PROBE = heavy_modules_probe()
 
 
 @pytest.fixture

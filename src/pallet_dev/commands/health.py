@@ -181,13 +181,8 @@ def fast_health(argv: list[str], config_file: str | None = None) -> int | None:
         if parsed is None:
             return None
         timeout = parsed
-    from pathlib import Path
-
-    config_path = Path(config_file) if config_file is not None else None
-    ctx = AppContext(config_file=config_path, command="health")
-    key = config_snapshot.inputs_key(config_path)
-    settings = config_snapshot.read(ctx.paths, key)
-    if settings is None:
+    found = AppContext.from_snapshot("health", config_file)
+    if found is None:
         return None
-    ctx.log.write("config", file=key["file"], name=settings.name, snapshot=True)
+    ctx, settings = found
     return run_health(ctx, as_json=as_json, timeout=timeout, settings=settings)

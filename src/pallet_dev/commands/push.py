@@ -69,10 +69,6 @@ def fast_push(argv: list[str], config_file: str | None = None) -> int | None:
 
     None means "take the full CLI" (no snapshot yet, another option, help).
     """
-    from pathlib import Path
-
-    from pallet_dev import config_snapshot
-
     image: str | None = None
     as_name: str | None = None
     as_json = False
@@ -91,13 +87,10 @@ def fast_push(argv: list[str], config_file: str | None = None) -> int | None:
             return None
     if image is None:
         return None
-    config_path = Path(config_file) if config_file is not None else None
-    ctx = AppContext(config_file=config_path, command="push")
-    key = config_snapshot.inputs_key(config_path)
-    settings = config_snapshot.read(ctx.paths, key)
-    if settings is None:
+    found = AppContext.from_snapshot("push", config_file)
+    if found is None:
         return None
-    ctx.log.write("config", file=key["file"], name=settings.name, snapshot=True)
+    ctx, settings = found
     from pallet_dev.config_sources import env_flag
     from pallet_dev.outcome import run_guarded
 

@@ -309,17 +309,14 @@ def fast_up(argv: list[str], config_file: str | None = None) -> int | None:
             timeout = parsed
         else:
             return None
-    from pathlib import Path
-
-    config_path = Path(config_file) if config_file is not None else None
-    ctx = AppContext(config_file=config_path, command="up")
-    key = config_snapshot.inputs_key(config_path)
-    snapshot = config_snapshot.read(ctx.paths, key)
-    if snapshot is None or not (docker_requested or snapshot.backend == "docker"):
+    found = AppContext.from_snapshot("up", config_file)
+    if found is None:
+        return None
+    ctx, snapshot = found
+    if not (docker_requested or snapshot.backend == "docker"):
         return None
     if snapshot.agent_names or (ctx.active(snapshot.name) or {}).get("agents"):
         return None  # agents are built and deployed on the full path
-    ctx.log.write("config", file=key["file"], name=snapshot.name, snapshot=True)
     from pallet_dev.backends.docker import DockerBackend
     from pallet_dev.config_sources import env_flag
     from pallet_dev.outcome import run_guarded
