@@ -219,6 +219,20 @@ def status_renderable(doc: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def count_layer(layers: dict[str, bool], line: str) -> bool:
+    """Record one `docker push`/`pull` status line in ``layers`` (id -> done); True if it was
+    one. Docker prints a line per layer when its output is not a terminal (``<id>:
+    Preparing``, ``Waiting``, ``Pushed``, ``Layer already exists``, ...); a layer is done
+    at its final word, and stays done."""
+    match = _LAYER_LINE.match(line.strip())
+    if match is None:
+        return False
+    layer, state = match.groups()
+    if not layers.get(layer):
+        layers[layer] = state.startswith(LayerProgress.DONE)
+    return True
+
+
 class LayerProgress:
     """A progress bar of image layers from `docker push`/`docker pull` output lines.
 
@@ -253,14 +267,8 @@ class LayerProgress:
         self._progress.stop()
 
     def feed(self, line: str) -> None:
-        match = _LAYER_LINE.match(line.strip())
-        if match is None:
+        if not count_layer(self._layers, line):
             return
-        layer, state = match.groups()
-        finished = state.startswith(self.DONE)
-        if self._layers.get(layer) and not finished:
-            return
-        self._layers[layer] = finished
         self._progress.update(
             self._task,
             total=len(self._layers),
@@ -308,15 +316,13 @@ class AgentProgress:
 
     def layer(self, agent: str, line: str) -> None:
         """A `docker push` status line: count layers seen and finished."""
-        match = _LAYER_LINE.match(line.strip())
         task = self._tasks.get(agent)
-        if task is None or match is None:
+        if task is None:
             return
-        layer, state = match.groups()
         with self._lock:
             layers = self._layers[agent]
-            if not layers.get(layer):
-                layers[layer] = state.startswith(LayerProgress.DONE)
+            if not count_layer(layers, line):
+                return
             total, done = len(layers), sum(layers.values())
         self._progress.update(task, total=total, completed=done, description="pushing layers")
 

@@ -30,15 +30,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def health(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, "health", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return result.returncode, result.stdout, result.stderr
+    return run_cli(tmp_path, env, "health", *args)
 
 
 def test_second_run_skips_typer_pydantic_and_yaml(tmp_path: Path, env: dict[str, str]) -> None:

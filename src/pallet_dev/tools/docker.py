@@ -21,6 +21,17 @@ LABEL_AGENT = "dev.pallet.agent"
 _NOT_FOUND_MARKERS = ("no such container", "no such image", "no such volume", "no such object")
 
 
+def docker_json(text: str, command: str, empty: str) -> Any:
+    """The JSON a `--format '{{json ...}}'` call printed (``empty`` when it printed nothing)."""
+    try:
+        return json.loads(text.strip() or empty)
+    except json.JSONDecodeError:
+        raise OperationFailed(
+            f"`{command}` printed unexpected output: {text.strip()[:200]!r}.",
+            hint="Check that `docker` is the Docker CLI.",
+        ) from None
+
+
 # One `docker info` call with the facts the preflights and doctor need (tools' JSON, no text)
 HOST_INFO_TEMPLATE = (
     '{"cgroup":{{json .CgroupVersion}},"security":{{json .SecurityOptions}},'
@@ -40,13 +51,7 @@ class HostInfo:
 
     @classmethod
     def from_json(cls, text: str) -> HostInfo:
-        try:
-            data = json.loads(text.strip() or "{}")
-        except json.JSONDecodeError:
-            raise OperationFailed(
-                f"`docker info` printed unexpected output: {text.strip()[:200]!r}.",
-                hint="Check that `docker` is the Docker CLI.",
-            ) from None
+        data = docker_json(text, "docker info", "{}")
         if not isinstance(data, dict):
             data = {}
         security = data.get("security") or []
@@ -223,9 +228,18 @@ class Docker:
         self.runner = runner
         self.timeout = timeout
 
-    def _run(self, argv: list[str], *, timeout: float | None = None, step: str = "") -> str:
+    def _run(
+        self,
+        argv: list[str],
+        *,
+        timeout: float | None = None,
+        step: str = "",
+        on_output: Any = None,
+    ) -> str:
         try:
-            return self.runner.run(argv, timeout=timeout or self.timeout, step=step).stdout
+            return self.runner.run(
+                argv, timeout=timeout or self.timeout, step=step, on_output=on_output
+            ).stdout
         except CommandFailed as exc:
             daemon = classify_daemon_error(exc.stderr)
             if daemon is not None:
@@ -239,13 +253,7 @@ class Docker:
             timeout=min(self.timeout, 20.0),
             step="docker version",
         )
-        try:
-            version = json.loads(out.strip() or '""')
-        except json.JSONDecodeError:
-            raise OperationFailed(
-                f"`docker version` printed unexpected output: {out.strip()[:200]!r}.",
-                hint="Check that `docker` is the Docker CLI.",
-            ) from None
+        version = docker_json(out, "docker version", '""')
         if not version:
             raise DaemonUnavailable(
                 "The Docker daemon is not running.",
@@ -391,17 +399,10 @@ class Docker:
 
     def push(self, image: str, *, timeout: float, on_output: Any = None) -> None:
         """Push ``image``; ``on_output`` gets docker's per-layer status lines (a progress bar)."""
-        if on_output is None:
-            self._run(self.push_argv(image), timeout=timeout, step="push image")
-            return
-        argv = [arg for arg in self.push_argv(image) if arg != "--quiet"]
-        try:
-            self.runner.run(argv, timeout=timeout, step="push image", on_output=on_output)
-        except CommandFailed as exc:
-            daemon = classify_daemon_error(exc.stderr)
-            if daemon is not None:
-                raise daemon from None
-            raise
+        argv = self.push_argv(image)
+        if on_output is not None:  # the per-layer lines `--quiet` leaves out
+            argv = [arg for arg in argv if arg != "--quiet"]
+        self._run(argv, timeout=timeout, step="push image", on_output=on_output)
 
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
