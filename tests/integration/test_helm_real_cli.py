@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from pallet_dev.backends.base import UpOptions
-from pallet_dev.backends.kind import NAMESPACE, RELEASE, load_chart_inputs
+from pallet_dev.chart.inputs import NAMESPACE, RELEASE, load_chart_inputs
 from pallet_dev.config import Config, RegistrySettings
 from pallet_dev.runner import Runner
 from pallet_dev.tools.helm import Helm, parse_helm_version, upgrade_flags

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from pallet_dev.backends.base import UpOptions
-from pallet_dev.backends.kind import KindBackend, hosts_toml, hosts_toml_path
+from pallet_dev.backends.kind import KindBackend
+from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
 from pallet_dev.config import Config, KindSettings, RegistrySettings
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner

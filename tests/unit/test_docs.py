@@ -24,7 +24,7 @@ import typer.main
 from typer.exceptions import TyperException
 
 from pallet_dev import errors
-from pallet_dev.backends.kind import DESCRIPTION_PREFIX
+from pallet_dev.chart.release import DESCRIPTION_PREFIX
 from pallet_dev.cli import app
 from pallet_dev.config import ENV_FIELDS, Config, load_config
 

@@ -21,14 +21,14 @@ import yaml
 
 from pallet_dev import versions
 from pallet_dev.backends.base import UpOptions
-from pallet_dev.backends.kind import (
+from pallet_dev.backends.kind import KindBackend
+from pallet_dev.backends.registry_wiring import hosts_toml
+from pallet_dev.chart.inputs import (
     CHART_DIR_ENV,
     NAMESPACE,
     RELEASE,
-    KindBackend,
     chart_fullname,
     find_chart_dir,
-    hosts_toml,
     image_values,
     pallet_dev_values,
 )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
 from pallet_dev.backends.docker_agents import DockerAgents
+from pallet_dev.backends.steps import Deadline, Step, StepFailureNaming, plan_steps, run_steps
 from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_is_free
@@ -36,6 +38,20 @@ REGISTRY_ENV = {
     # finish in-flight uploads on `docker stop` (SIGTERM) instead of cutting them
     "REGISTRY_HTTP_DRAINTIMEOUT": "5s",
 }
+
+
+@dataclass
+class DockerUp:
+    """One run of `up` (or its plan) on Docker, and what its steps found."""
+
+    options: UpOptions
+    spec: ContainerSpec
+    deadline: Deadline
+    ui: Steps
+    docker: Docker
+    actions: list[str] = field(default_factory=list)
+    created: bool = False  # the optimistic `docker run` made the container
+    healthy: bool = False  # it was running and answering already: nothing to do
 
 
 class DockerBackend(Backend):
@@ -71,58 +87,75 @@ class DockerBackend(Backend):
             env=base.env,
         )
 
-    def plan_up(self, options: UpOptions) -> Plan:
-        spec = self.container_spec()
-        image = self.config.registry.image
-        return Plan(
-            backend=self.name,
-            steps=[
-                PlanStep(
-                    "Start the registry container (never pulls; creates the data volume, which"
-                    " `down` keeps)",
-                    spec.run_argv(),
-                ),
-                PlanStep(
-                    "Pull the image, only if `docker run` found it missing",
-                    ["docker", "pull", image],
-                ),
-                PlanStep(
-                    "Only if the name is taken or the port busy: inspect it, then reuse, start"
-                    " or replace (keeping the volume) what is there",
-                    ["docker", "container", "inspect", spec.name],
-                ),
-                PlanStep(
-                    "Wait for the registry",
-                    [],
-                    detail=f"GET {self.endpoint}/v2/ until 200 with Docker-Distribution-Api-"
-                    f"Version: registry/2.0, at most {options.timeout:g} s",
-                ),
-            ],
-        )
-
     def _ours(self, info: ContainerInfo) -> bool:
         return info.labels.get(LABEL_MANAGED) == "true" and (
             info.labels.get(LABEL_ENV) == self.config.name
         )
 
-    def up(self, options: UpOptions, steps: Steps) -> UpResult:
-        deadline = time.monotonic() + options.timeout
-        docker = self.docker
-        spec = self.container_spec()
-        registry = self.config.registry
-        actions: list[str] = []
-        # Optimistic create: in the common cold case (port free, nothing of ours) one
-        # `docker run` does it all; a name conflict sends us to inspect and reconcile.
-        if not options.recreate and port_is_free(registry.bind_address, registry.port):
-            from pallet_dev import preflight
+    # --- up: one list of steps, planned by --dry-run and run by up ----------------------
+    def up_steps(self) -> tuple[Step[DockerUp], ...]:
+        """Optimistic create: in the common cold case (port free, nothing of ours) one
+        `docker run` does it all; a name conflict or a busy port sends `up` to inspect
+        what is there and reuse, start or replace it."""
+        return (
+            Step("Starting the registry container", self._plan_create, self._create_if_free),
+            Step("Reconciling the existing container", self._plan_reconcile, self._reconcile),
+            Step("Waiting for the registry", self._plan_wait, self._wait),
+        )
 
-            # before anything is created: a localhost that cannot reach 127.0.0.1 (exit 3)
-            preflight.enforce(
-                preflight.localhost_findings(registry.bind_address, registry.port), steps.warn
+    def _start(self, options: UpOptions, ui: Steps) -> DockerUp:
+        return DockerUp(options, self.container_spec(), Deadline(options.timeout), ui, self.docker)
+
+    def plan_up(self, options: UpOptions) -> Plan:
+        run = self._start(options, Steps(quiet=True))
+        return Plan(backend=self.name, steps=plan_steps(self.up_steps(), run))
+
+    def up(self, options: UpOptions, steps: Steps) -> UpResult:
+        run = self._start(options, steps)
+        run_steps(self.up_steps(), run, StepFailureNaming("See `docker ps -a`."), max_parallel=1)
+        return UpResult(self.name, self.endpoint, not run.healthy, run.actions)
+
+    def _plan_create(self, run: DockerUp) -> list[PlanStep]:
+        return [
+            PlanStep(
+                "Start the registry container (never pulls; creates the data volume, which"
+                " `down` keeps)",
+                run.spec.run_argv(),
+            ),
+            PlanStep(
+                "Pull the image, only if `docker run` found it missing",
+                ["docker", "pull", self.config.registry.image],
+            ),
+        ]
+
+    def _create_if_free(self, run: DockerUp) -> None:
+        registry = self.config.registry
+        if run.options.recreate or not port_is_free(registry.bind_address, registry.port):
+            return
+        from pallet_dev import preflight
+
+        # before anything is created: a localhost that cannot reach 127.0.0.1 (exit 3)
+        preflight.enforce(
+            preflight.localhost_findings(registry.bind_address, registry.port), run.ui.warn
+        )
+        if self._create(run):
+            run.created = True
+            run.actions.append("created-container")
+
+    def _plan_reconcile(self, run: DockerUp) -> list[PlanStep]:
+        return [
+            PlanStep(
+                "Only if the name is taken or the port busy: inspect it, then reuse, start"
+                " or replace (keeping the volume) what is there",
+                ["docker", "container", "inspect", run.spec.name],
             )
-            if self._create(docker, spec, steps, deadline):
-                actions.append("created-container")
-                return self._await_registry(spec, deadline, options, actions, steps)
+        ]
+
+    def _reconcile(self, run: DockerUp) -> None:
+        if run.created:
+            return
+        docker, spec, steps = run.docker, run.spec, run.ui
+        registry = self.config.registry
         info = docker.inspect_container(spec.name)
         if info is not None and not self._ours(info):
             raise OperationFailed(
@@ -131,69 +164,69 @@ class DockerBackend(Backend):
                 "environment name in pallet-dev.yaml (name: ...).",
             )
         changed = info is not None and info.labels.get(LABEL_SPEC) != spec.labels[LABEL_SPEC]
-        if info is not None and (options.recreate or changed):
-            reason = "--recreate" if options.recreate else "its configuration changed"
+        if info is not None and (run.options.recreate or changed):
+            reason = "--recreate" if run.options.recreate else "its configuration changed"
             with steps.step(f"Replacing the registry container ({reason}; data kept)"):
                 docker.remove(spec.name)
-            actions.append("removed-container")
+            run.actions.append("removed-container")
             info = None
         if info is not None and info.running:
             # fast path: already up; a healthy answer means nothing to do
             result = probe(registry_target(self.endpoint), timeout=1.0)
             if result.healthy:
                 steps.done(f"Registry already running at {self.endpoint}")
-                return UpResult(self.name, self.endpoint, False, actions)
+                run.healthy = True
+                return
         elif info is not None:
             ensure_port_free(registry.bind_address, registry.port, self.runner)
             with steps.step("Starting the stopped registry container"):
                 docker.start(spec.name)
-            actions.append("started-container")
+            run.actions.append("started-container")
         else:
             ensure_port_free(registry.bind_address, registry.port, self.runner)
-            if not self._create(docker, spec, steps, deadline):
+            if not self._create(run):
                 raise OperationFailed(
                     f"Another process created a container named '{spec.name}' meanwhile.",
                     hint="Run `pallet-dev up` again.",
                 )
-            actions.append("created-container")
-        return self._await_registry(spec, deadline, options, actions, steps)
+            run.actions.append("created-container")
 
-    def _create(self, docker: Docker, spec: ContainerSpec, steps: Steps, deadline: float) -> bool:
+    def _plan_wait(self, run: DockerUp) -> list[PlanStep]:
+        detail = (
+            f"GET {self.endpoint}/v2/ until 200 with Docker-Distribution-Api-Version: "
+            f"registry/2.0, at most {run.options.timeout:g} s"
+        )
+        return [PlanStep("Wait for the registry", [], detail=detail)]
+
+    def _wait(self, run: DockerUp) -> None:
+        if run.healthy:
+            return  # already running and answering: nothing changed
+        self.await_registry(
+            run.ui,
+            run.deadline.at,
+            run.options.timeout,
+            hint=f"See `docker logs {run.spec.name}`; retry with a larger --timeout.",
+        )
+
+    def _create(self, run: DockerUp) -> bool:
         """Run the container; False (nothing created) when the name is taken."""
         started = time.monotonic()
         try:
             # `docker run` creates the volume when missing; an existing one is kept as is
-            self._run_container(docker, spec, steps, deadline)
+            self._run_container(run)
         except ContainerExists:
             return False
         except BaseException:
-            steps.failed("Starting the registry container")
+            run.ui.failed("Starting the registry container")
             raise
-        steps.done(
+        run.ui.done(
             f"Started the registry container (data in volume {self.config.volume_name})",
             time.monotonic() - started,
         )
         return True
 
-    def _await_registry(
-        self,
-        spec: ContainerSpec,
-        deadline: float,
-        options: UpOptions,
-        actions: list[str],
-        steps: Steps,
-    ) -> UpResult:
-        self.await_registry(
-            steps,
-            deadline,
-            options.timeout,
-            hint=f"See `docker logs {spec.name}`; retry with a larger --timeout.",
-        )
-        return UpResult(self.name, self.endpoint, True, actions)
-
-    def _run_container(
-        self, docker: Docker, spec: ContainerSpec, steps: Steps, deadline: float
-    ) -> None:
+    def _run_container(self, run: DockerUp) -> None:
+        docker, spec = run.docker, run.spec
         for attempt in (1, 2):
             try:
                 docker.run(spec)
@@ -201,8 +234,8 @@ class DockerBackend(Backend):
             except ImageMissing:
                 if attempt == 2:
                     raise OperationFailed(f"Image {spec.image} is still missing after a pull.")
-                steps.note(f"Image {spec.image} is not present locally; pulling it")
-                docker.pull(spec.image, timeout=max(30.0, deadline - time.monotonic()))
+                run.ui.note(f"Image {spec.image} is not present locally; pulling it")
+                docker.pull(spec.image, timeout=max(30.0, run.deadline.remaining()))
             except CommandFailed:
                 # `docker run` can leave a created-but-not-started container
                 docker.remove(spec.name)

@@ -89,7 +89,7 @@ class KindAgents:
 
     @property
     def namespace(self) -> str:
-        from pallet_dev.backends.kind import NAMESPACE
+        from pallet_dev.chart.inputs import NAMESPACE
 
         return NAMESPACE
 

@@ -11,9 +11,12 @@ config set-*`, which add or replace entries and never touch ``current-context``.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pallet_dev.errors import CommandFailed, OperationFailed
@@ -423,3 +426,45 @@ class UserKubeconfig:
             self.set_context_argv(name),
         ):
             self.runner.run(argv, timeout=timeout, step="kubectl config set")
+
+    @staticmethod
+    def cert_files(certs_dir: Path) -> tuple[Path, Path, Path]:
+        """Where :meth:`publish` keeps the certificates while `kubectl config` reads them."""
+        return (certs_dir / "ca.crt", certs_dir / "client.crt", certs_dir / "client.key")
+
+    def publish(
+        self, name: str, ours: KubeconfigEntry, certs_dir: Path, *, timeout: float = 20.0
+    ) -> bool:
+        """Make context ``name`` equal ``ours`` in the user's kubeconfig; never switch to it.
+
+        Nothing runs when the user's entry already matches (False). Otherwise the
+        certificates go to 0600 files in ``certs_dir`` (0700) only while the three
+        `kubectl config set-*` calls read them, and are removed again whatever happens.
+        ``timeout`` bounds each call.
+        """
+        if self.entry(name, timeout=timeout) == ours:
+            return False
+        files = self.cert_files(certs_dir)
+        data = (
+            ours.certificate_authority_data,
+            ours.client_certificate_data,
+            ours.client_key_data,
+        )
+        try:
+            certs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(certs_dir, 0o700)
+            for path, encoded in zip(files, data):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(base64.b64decode(encoded))
+            self.set_entry(
+                name, ours.server, (str(files[0]), str(files[1]), str(files[2])), timeout=timeout
+            )
+        finally:
+            for path in files:
+                path.unlink(missing_ok=True)
+            try:
+                certs_dir.rmdir()
+            except OSError:
+                pass
+        return True

@@ -1,0 +1,220 @@
+"""The kind cluster's own life: preflight, create, reuse, wait for nodes, private files.
+
+Functions of :class:`~pallet_dev.backends.kind.KindBackend`'s steps that concern the
+cluster itself (not what runs in it). Each draws its timeouts from the run's
+:class:`~pallet_dev.backends.steps.Deadline`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pallet_dev.backends.steps import Deadline
+from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, PalletError
+from pallet_dev.errors import ReadinessTimeout
+from pallet_dev.output import Steps
+from pallet_dev.ports import ensure_port_free, port_conflict_hint
+from pallet_dev.tools.docker import Docker
+from pallet_dev.tools.kind import Kind, KindClusterConfig, control_plane_node
+from pallet_dev.tools.kubectl import Kubectl
+
+if TYPE_CHECKING:
+    from pallet_dev.backends.kind import KindBackend
+
+# caps on single subprocesses (each also bounded by the time left)
+CAP_QUICK = 30.0
+CAP_CREATE = 600.0
+CAP_DELETE = 180.0
+CAP_LOAD = 300.0
+
+
+def check_existing_node(
+    backend: KindBackend,
+    kind_config: KindClusterConfig,
+    ui: Steps,
+    deadline: Deadline,
+    actions: list[str],
+) -> None:
+    """An existing cluster must publish the same port and mount the same data folder."""
+    docker = Docker(backend.runner, timeout=deadline.cap(CAP_QUICK, "inspecting the node"))
+    node = control_plane_node(backend.cluster)
+    info = docker.inspect_container(node)
+    if info is None:
+        raise OperationFailed(
+            f"kind lists cluster '{backend.cluster}' but its node container {node} is missing.",
+            hint="Rebuild it: `pallet-dev up --recreate` (registry data is kept).",
+        )
+    problems = []
+    wanted_port = f"{kind_config.node_port}/tcp"
+    if not any(
+        binding.container_port == wanted_port
+        and binding.host_port == kind_config.host_port
+        and (binding.host_ip or "0.0.0.0") == kind_config.listen_address
+        for binding in info.ports
+    ):
+        problems.append(
+            f"it does not publish {kind_config.listen_address}:{kind_config.host_port} -> "
+            f"{kind_config.node_port}"
+        )
+    if not any(
+        mount.get("Source") == kind_config.host_data_dir
+        and mount.get("Destination") == kind_config.node_data_dir
+        for mount in info.mounts
+    ):
+        problems.append(f"it does not mount {kind_config.host_data_dir}")
+    if problems:
+        raise OperationFailed(
+            f"The existing kind cluster '{backend.cluster}' was created with other settings: "
+            + "; ".join(problems)
+            + ".",
+            hint="Rebuild it with `pallet-dev up --recreate` (registry data is kept), or "
+            "go back to the settings it was created with.",
+        )
+    if not info.running:
+        with backend.naming.step(ui, f"Starting the stopped node {node}"):
+            docker.start(node)
+        actions.append("started-node")
+
+
+def preflight(
+    backend: KindBackend, kind_config: KindClusterConfig, ui: Steps, deadline: Deadline
+) -> None:
+    """Before a cluster is made: what would make it fail on this host (exit 3), or warn."""
+    from pallet_dev import preflight as checks
+
+    try:
+        host = Docker(
+            backend.runner, timeout=deadline.cap(CAP_QUICK, "reading docker info")
+        ).host_info()
+    except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+        # unknown facts never block: kind itself reports what really fails
+        ui.warn(f"Could not read `docker info` for the preflight checks ({exc.message}).")
+        from pallet_dev.tools.docker import HostInfo
+
+        host = HostInfo()
+    registry = backend.config.registry
+    checks.enforce(
+        [
+            *checks.node_image_findings(host, kind_config.node_image),
+            *checks.kind_daemon_findings(host),
+            *checks.localhost_findings(registry.bind_address, registry.port),
+        ],
+        ui.warn,
+    )
+
+
+def create_cluster(
+    backend: KindBackend, kind: Kind, kind_config: KindClusterConfig, ui: Steps, deadline: Deadline
+) -> None:
+    preflight(backend, kind_config, ui, deadline)
+    registry = backend.config.registry
+    ensure_port_free(registry.bind_address, registry.port, backend.runner)
+    prepare_data_dir(backend)
+    backend.kind_config_path.parent.mkdir(parents=True, exist_ok=True)
+    backend.kind_config_path.write_text(kind_config.to_yaml(), encoding="utf-8")
+    backend.kubeconfig_path.unlink(missing_ok=True)
+    name = f"Creating kind cluster '{backend.cluster}' ({_short_image(kind_config.node_image)})"
+    with ui.step(name):
+        try:
+            kind.create_cluster(
+                backend.cluster,
+                str(backend.kind_config_path),
+                str(backend.kubeconfig_path),
+                timeout=deadline.cap(CAP_CREATE, "creating the cluster"),
+            )
+        except CommandTimeout as exc:
+            # killed mid-way, kind could not clean up: remove the half-made nodes
+            delete_quietly(backend, kind)
+            raise ReadinessTimeout(
+                f"Creating the kind cluster did not finish within {exc.timeout:g} s; "
+                "the half-made cluster was deleted.",
+                hint="Retry with a larger --timeout; the first run may pull the node image.",
+            ) from exc
+        except CommandFailed as exc:
+            delete_quietly(backend, kind)
+            raise OperationFailed(
+                f"Creating the kind cluster failed: {exc.message}",
+                hint=create_hint(exc.stderr, kind_config),
+            ) from exc
+    os.chmod(backend.kubeconfig_path, 0o600)
+
+
+def delete_quietly(backend: KindBackend, kind: Kind) -> None:
+    try:
+        kind.delete_cluster(backend.cluster, timeout=CAP_DELETE)
+    except PalletError:
+        pass
+
+
+def prepare_data_dir(backend: KindBackend) -> None:
+    """The host folder the node mounts, writable by the registry pod whatever its uid.
+
+    hostPath volumes ignore fsGroup, and with rootless Docker or a remapped uid
+    the pod's uid is not the host user's, so the folder itself is mode 0777; its
+    parent (pallet-dev's folder for this environment) is 0700, so no other local
+    user can reach it. Docker's bind mount does not depend on the parent's mode.
+    """
+    env_dir = backend.paths.env_data_dir(backend.cluster)
+    backend.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(env_dir, 0o700)
+    os.chmod(backend.data_dir, 0o777)
+
+
+def ensure_kubeconfig(backend: KindBackend, kind: Kind, deadline: Deadline) -> None:
+    """Our private kubeconfig for a cluster that exists (fetched again when missing)."""
+    if backend.kubeconfig_path.is_file():
+        return
+    text = kind.get_kubeconfig(
+        backend.cluster, timeout=deadline.cap(CAP_QUICK, "reading kubeconfig")
+    )
+    write_private(backend.kubeconfig_path, text)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner reads (kubeconfigs and values may hold credentials)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline) -> None:
+    last = "no answer yet"
+    while True:
+        try:
+            nodes = kubectl.get_nodes(timeout=deadline.cap(CAP_QUICK, "waiting for nodes"))
+        except CommandFailed as exc:
+            nodes, last = [], exc.stderr_tail or exc.message
+        else:
+            waiting = [node.name for node in nodes if not node.ready]
+            if nodes and not waiting:
+                return
+            last = f"not Ready: {', '.join(waiting)}" if waiting else "no nodes registered"
+        if deadline.remaining() <= backend.poll_interval:
+            raise ReadinessTimeout(
+                f"The cluster's nodes were not Ready within {deadline.total:g} s ({last}).",
+                hint=f"See `kubectl --context {backend.context} describe nodes`; retry with a "
+                "larger --timeout.",
+            )
+        time.sleep(backend.poll_interval)
+
+
+def _short_image(image: str) -> str:
+    return image.split("@", 1)[0]
+
+
+def create_hint(stderr: str, kind_config: KindClusterConfig) -> str:
+    text = stderr.lower()
+    if "address already in use" in text or "port is already allocated" in text:
+        return port_conflict_hint(kind_config.host_port, None)
+    if "failed to pull image" in text or "pull access denied" in text:
+        return (
+            f"The node image {kind_config.node_image} cannot be pulled: check the network, or "
+            "set kind.node_image (PALLET_DEV_KIND_NODE_IMAGE) to an image you have."
+        )
+    if "already exist" in text:
+        return f"Delete it (`kind delete cluster --name {kind_config.name}`) or use another name."
+    return "See kind's output above; `pallet-dev doctor` checks the prerequisites."

@@ -1,0 +1,456 @@
+"""The kind backend's `up`, as one list of steps (see :mod:`pallet_dev.backends.steps`).
+
+Each step is a pair of functions over the run's :class:`KindUp`: ``plan_*`` gives the
+commands `--dry-run` prints, the other does it and stores what it found for the steps
+after it. :func:`up_steps` is the order; a new step is one more entry there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pallet_dev.backends import kind_cluster
+from pallet_dev.backends.base import PlanStep, UpOptions
+from pallet_dev.backends.kind_cluster import CAP_CREATE, CAP_DELETE, CAP_LOAD, CAP_QUICK
+from pallet_dev.backends.registry_wiring import (
+    LOCAL_REGISTRY_HOSTING_NAME,
+    LOCAL_REGISTRY_HOSTING_NAMESPACE,
+    hosts_toml,
+    hosts_toml_path,
+    local_registry_hosting,
+)
+from pallet_dev.backends.steps import Deadline, Step, StepWarning
+from pallet_dev.chart.inputs import (
+    CHART_NAME,
+    NAMESPACE,
+    RELEASE,
+    RELEASE_SELECTOR,
+    ChartInputs,
+    release_unchanged,
+)
+from pallet_dev.chart.release import PLAN_HELM_VERSION
+from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed
+from pallet_dev.output import Steps
+from pallet_dev.tools.docker import Docker
+from pallet_dev.tools.helm import Helm, HelmRevision, HelmVersion
+from pallet_dev.tools.kind import Kind, KindClusterConfig, NodeFiles, NodeImages, control_plane_node
+from pallet_dev.tools.kubectl import Kubectl, UserKubeconfig, entry_from_kubeconfig
+
+if TYPE_CHECKING:
+    from pallet_dev.backends.kind import KindBackend
+
+
+@dataclass
+class KindUp:
+    """One run of `up` (or its plan): the inputs, and what each step found for the next."""
+
+    backend: KindBackend
+    options: UpOptions
+    chart: ChartInputs
+    kind_config: KindClusterConfig
+    deadline: Deadline
+    ui: Steps
+    kind: Kind
+    kubectl: Kubectl
+    helm: Helm  # one per run: it remembers the Helm version it read
+    actions: list[str] = field(default_factory=list)
+    exists: bool = False
+    nodes: list[str] = field(default_factory=list)
+    helm_version: HelmVersion | None = None
+    latest: HelmRevision | None = None
+
+
+def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
+    """`up`'s steps in order; neighbouring concurrent ones touch different things."""
+    b = run.backend
+    port = b.config.registry.port
+    return (
+        Step("Checking Docker", plan_docker, check_docker),
+        Step("Looking for the cluster", plan_find, find_cluster),
+        Step("Deleting the cluster (--recreate)", plan_recreate, recreate),
+        Step("Creating or reusing the cluster", plan_cluster, ensure_cluster),
+        Step("Waiting for the nodes", plan_nodes, wait_nodes),
+        Step(
+            f"Pointing containerd at the registry for localhost:{port}",
+            plan_hosts_toml,
+            write_hosts_toml,
+            concurrent=True,
+        ),
+        Step(
+            f"Adding context {b.context} to your kubeconfig",
+            plan_publish_context,
+            publish_context,
+            concurrent=True,
+        ),
+        Step(
+            "Publishing kube-public/local-registry-hosting (KEP-1755)",
+            plan_registry_hosting,
+            apply_local_registry_hosting,
+            concurrent=True,
+        ),
+        Step(
+            f"Reading release '{RELEASE}' and the Helm version",
+            plan_read_release,
+            read_release,
+            concurrent=True,
+        ),
+        Step(
+            f"Registry image {run.chart.image} in the cluster (from the host's Docker)",
+            plan_image,
+            ensure_image,
+            concurrent=True,
+        ),
+        Step("Deploying the chart", plan_deploy, deploy),
+        Step("Waiting for the registry", plan_wait_registry, wait_registry),
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def plan_docker(run: KindUp) -> list[PlanStep]:
+    argv = ["docker", "version", "--format", "{{json .Server.Version}}"]
+    return [PlanStep("Check the Docker daemon", argv)]
+
+
+def check_docker(run: KindUp) -> None:
+    b = run.backend
+    with run.ui.step("Checking Docker"):
+        Docker(b.runner, timeout=run.deadline.cap(CAP_QUICK, "checking Docker")).ping()
+
+
+def plan_find(run: KindUp) -> list[PlanStep]:
+    argv = run.kind.get_clusters_argv()
+    return [PlanStep("Look for the kind cluster (exact name match)", argv)]
+
+
+def find_cluster(run: KindUp) -> None:
+    b = run.backend
+    run.exists = run.kind.cluster_exists(
+        b.cluster, timeout=run.deadline.cap(CAP_QUICK, "listing clusters")
+    )
+
+
+def plan_recreate(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    name = "Delete the cluster (only with --recreate; registry data is kept)"
+    return [PlanStep(name, run.kind.delete_cluster_argv(b.cluster))]
+
+
+def recreate(run: KindUp) -> None:
+    b = run.backend
+    if not (run.exists and run.options.recreate):
+        return
+    with run.ui.step(f"Deleting cluster '{b.cluster}' (--recreate; registry data kept)"):
+        run.kind.delete_cluster(
+            b.cluster, timeout=run.deadline.cap(CAP_DELETE, "deleting the cluster")
+        )
+    run.actions.append("deleted-cluster")
+    run.exists = False
+
+
+def plan_cluster(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    create = run.kind.create_cluster_argv(
+        b.cluster, str(b.kind_config_path), str(b.kubeconfig_path)
+    )
+    return [
+        PlanStep(
+            "Create the host data folder (bind-mounted into the node; kept by `down`)",
+            [],
+            detail=str(b.data_dir),
+        ),
+        PlanStep("Write the kind config (kind_config below)", [], detail=str(b.kind_config_path)),
+        PlanStep("Create the cluster (only when missing)", create),
+    ]
+
+
+def ensure_cluster(run: KindUp) -> None:
+    b = run.backend
+    kind = run.kind
+    if run.exists:
+        kind_cluster.check_existing_node(b, run.kind_config, run.ui, run.deadline, run.actions)
+        run.ui.done(f"Cluster '{b.cluster}' exists (reused)")
+        kind_cluster.ensure_kubeconfig(b, kind, run.deadline)
+    else:
+        kind_cluster.create_cluster(b, kind, run.kind_config, run.ui, run.deadline)
+        run.actions.append("created-cluster")
+
+
+def plan_nodes(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    return [
+        PlanStep("List the nodes", run.kind.get_nodes_argv(b.cluster)),
+        PlanStep(
+            "Wait until every node is Ready",
+            run.kubectl.get_nodes_argv(),
+            detail=f"polled until all Ready, at most {run.options.timeout:g} s in all",
+        ),
+    ]
+
+
+def wait_nodes(run: KindUp) -> None:
+    b = run.backend
+    run.nodes = run.kind.get_nodes(b.cluster, timeout=run.deadline.cap(CAP_QUICK, "listing nodes"))
+    if not run.nodes:
+        raise OperationFailed(
+            f"kind lists no nodes for cluster '{b.cluster}'.",
+            hint="Recreate it: `pallet-dev up --recreate`.",
+        )
+    with b.naming.step(run.ui, f"Waiting for {_plural(len(run.nodes), 'node')} to be Ready"):
+        kind_cluster.wait_nodes_ready(b, run.kubectl, run.deadline)
+
+
+def plan_hosts_toml(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    port, node = b.config.registry.port, control_plane_node(b.cluster)
+    return [
+        PlanStep(
+            f"Point containerd on each node at the registry for localhost:{port}",
+            NodeFiles(b.runner).write_argv(node, hosts_toml_path(port)),
+            detail=hosts_toml(port, node, run.chart.node_port),
+        )
+    ]
+
+
+def write_hosts_toml(run: KindUp) -> None:
+    b = run.backend
+    files = NodeFiles(b.runner)
+    port = b.config.registry.port
+    path = hosts_toml_path(port)
+    changed = False
+    for node in run.nodes:
+        content = hosts_toml(port, node, run.chart.node_port)
+        reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
+        if files.read(node, path, timeout=reading) == content:
+            continue
+        files.write(node, path, content, timeout=run.deadline.cap(CAP_QUICK, "writing hosts.toml"))
+        changed = True
+    if changed:
+        run.actions.append("wrote-hosts-toml")
+
+
+def plan_publish_context(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    user = UserKubeconfig(b.runner)
+    ca, cert, key = (str(p) for p in user.cert_files(b.certs_dir))
+    return [
+        PlanStep(
+            f"Add cluster {b.context} to your kubeconfig (only when it differs)",
+            user.set_cluster_argv(b.context, "https://127.0.0.1:<api-port>", ca),
+            detail="the API server address and certificates come from the kubeconfig kind "
+            f"wrote to {b.kubeconfig_path}",
+        ),
+        PlanStep(
+            f"Add credentials {b.context} to your kubeconfig",
+            user.set_credentials_argv(b.context, cert, key),
+        ),
+        PlanStep(
+            f"Add context {b.context} to your kubeconfig (current context unchanged)",
+            user.set_context_argv(b.context),
+        ),
+    ]
+
+
+def publish_context(run: KindUp) -> StepWarning | None:
+    """Make ``kind-<name>`` usable from the user's kubeconfig; never switch to it.
+
+    `kind create cluster` would make the new context current in the user's
+    kubeconfig (kind merges and sets current-context). So kind writes to our private
+    file instead, and the entries are copied with `kubectl config set-*`
+    (:meth:`UserKubeconfig.publish`). Only a convenience: pallet-dev itself uses its
+    private kubeconfig, so a failure is a warning.
+    """
+    b = run.backend
+    try:
+        text = b.kubeconfig_path.read_text(encoding="utf-8")
+        ours = entry_from_kubeconfig(text, b.context)
+        if ours is None:
+            raise OperationFailed(
+                f"The kubeconfig kind wrote ({b.kubeconfig_path}) has no context " f"{b.context}.",
+                hint="Rebuild the cluster: `pallet-dev up --recreate`.",
+            )
+        timeout = run.deadline.cap(CAP_QUICK, "updating your kubeconfig")
+        if UserKubeconfig(b.runner).publish(b.context, ours, b.certs_dir, timeout=timeout):
+            run.actions.append("published-context")
+    except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+        return StepWarning(
+            f"Could not add context {b.context} to your kubeconfig: {exc.message} Use "
+            f"`kubectl --kubeconfig {b.kubeconfig_path} --context {b.context}`."
+        )
+    return None
+
+
+def plan_registry_hosting(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    return [
+        PlanStep(
+            "Publish the registry for Tilt/Skaffold (KEP-1755 ConfigMap, JSON on stdin)",
+            run.kubectl.apply_argv(),
+            detail=json.dumps(local_registry_hosting(b.config, run.chart.service_host)),
+        )
+    ]
+
+
+def apply_local_registry_hosting(run: KindUp) -> None:
+    b = run.backend
+    kubectl = run.kubectl
+    manifest = local_registry_hosting(b.config, run.chart.service_host)
+    current = kubectl.get_configmap(
+        LOCAL_REGISTRY_HOSTING_NAMESPACE,
+        LOCAL_REGISTRY_HOSTING_NAME,
+        timeout=run.deadline.cap(CAP_QUICK, "reading local-registry-hosting"),
+    )
+    if current is not None and current.get("data") == manifest["data"]:
+        return
+    timeout = run.deadline.cap(CAP_QUICK, "applying local-registry-hosting")
+    kubectl.apply(manifest, timeout=timeout)
+    run.actions.append("applied-local-registry-hosting")
+
+
+def plan_read_release(run: KindUp) -> list[PlanStep]:
+    helm = run.helm
+    return [
+        PlanStep("Detect the Helm major version", helm.version_argv()),
+        PlanStep(
+            "Read the release's latest revision (no upgrade when chart and values are "
+            "unchanged: same fingerprint in its description)",
+            helm.history_argv(RELEASE, NAMESPACE),
+        ),
+    ]
+
+
+def read_release(run: KindUp) -> None:
+    helm = run.helm
+    run.helm_version = helm.version(
+        timeout=run.deadline.cap(CAP_QUICK, "detecting the Helm version")
+    )
+    run.latest = helm.latest_revision(
+        RELEASE, NAMESPACE, timeout=run.deadline.cap(CAP_QUICK, "reading the release")
+    )
+
+
+def plan_image(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    node, image = control_plane_node(b.cluster), run.chart.image
+    return [
+        PlanStep(
+            "Compare the registry image on the host and on each node (by image ID)",
+            NodeImages(b.runner).image_id_argv(node, image),
+        ),
+        PlanStep(
+            "Copy it from the host's Docker into the nodes that lack it",
+            run.kind.load_docker_image_argv(image, b.cluster),
+        ),
+    ]
+
+
+def ensure_image(run: KindUp) -> StepWarning | None:
+    """Copy the registry image from the host's Docker into nodes that lack it.
+
+    The nodes then never pull it (the chart uses IfNotPresent), so `up` works
+    offline. Presence is compared by image ID, as kind does, so nothing is copied
+    when every node has the host's image already.
+    """
+    b = run.backend
+    image, deadline = run.chart.image, run.deadline
+    docker = Docker(b.runner, timeout=deadline.cap(CAP_QUICK, "inspecting the image"))
+    host_id = docker.image_id(image)
+    if host_id is None:
+        return StepWarning(
+            f"{image} is not in the host's Docker: the node pulls it from its "
+            "registry (this needs the network)."
+        )
+    images = NodeImages(b.runner)
+    if all(
+        images.image_id(node, image, timeout=deadline.cap(CAP_QUICK, "inspecting node images"))
+        == host_id
+        for node in run.nodes
+    ):
+        return None
+    timeout = deadline.cap(CAP_LOAD, "loading the registry image")
+    run.kind.load_docker_image(image, b.cluster, timeout=timeout)
+    run.actions.append("loaded-image")
+    return None
+
+
+def plan_deploy(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    chart, timeout = run.chart, run.options.timeout
+    upgrade = run.helm.upgrade_install_argv(
+        RELEASE,
+        str(chart.chart_dir),
+        NAMESPACE,
+        values_files=[str(b.values_path)],
+        timeout=timeout,
+        description=chart.description,
+        version=PLAN_HELM_VERSION,
+    )
+    return [
+        PlanStep(
+            "Deploy the chart (only when chart or values changed), waiting for the rollout",
+            upgrade,
+            detail=f"values file {b.values_path}: {json.dumps(chart.values, sort_keys=True)}"
+            "; with Helm 3 `--atomic --wait` replace `--rollback-on-failure --wait=watcher "
+            "--force-conflicts`",
+        ),
+        PlanStep(
+            "Check the rollout (when the release was unchanged; helm waits after a deploy)",
+            run.kubectl.rollout_status_argv(NAMESPACE, RELEASE_SELECTOR, timeout),
+        ),
+    ]
+
+
+def deploy(run: KindUp) -> None:
+    """`helm upgrade --install` (Helm waits for the rollout), unless nothing changed."""
+    b = run.backend
+    chart, latest, deadline = run.chart, run.latest, run.deadline
+    if release_unchanged(latest, chart):
+        assert latest is not None
+        run.ui.done(f"Release '{RELEASE}' unchanged (revision {latest.revision}, {latest.chart})")
+        with b.naming.step(run.ui, "Waiting for the registry rollout"):
+            run.kubectl.rollout_status(
+                NAMESPACE,
+                RELEASE_SELECTOR,
+                timeout=deadline.cap(run.options.timeout, "waiting for rollout"),
+            )
+        return
+    assert run.helm_version is not None
+    kind_cluster.write_private(b.values_path, json.dumps(chart.values, indent=2, sort_keys=True))
+    verb = "Installing" if latest is None else "Upgrading"
+    name = f"{verb} chart {CHART_NAME} as release '{RELEASE}' (Helm {run.helm_version.major})"
+    with run.ui.step(name):
+        run.helm.upgrade_install(
+            RELEASE,
+            str(chart.chart_dir),
+            NAMESPACE,
+            values_files=[str(b.values_path)],
+            timeout=deadline.cap(CAP_CREATE, "deploying the chart"),
+            description=chart.description,
+        )
+    run.actions.append("deployed-release")
+
+
+def plan_wait_registry(run: KindUp) -> list[PlanStep]:
+    b = run.backend
+    detail = (
+        f"GET {b.endpoint}/v2/ until 200 with Docker-Distribution-Api-Version: "
+        f"registry/2.0, within the {run.options.timeout:g} s deadline"
+    )
+    return [PlanStep("Wait for the registry", [], detail=detail)]
+
+
+def wait_registry(run: KindUp) -> None:
+    b = run.backend
+    context, port = b.context, b.config.registry.port
+    b.await_registry(
+        run.ui,
+        run.deadline.at,
+        run.options.timeout,
+        hint=f"See `kubectl --context {context} -n {NAMESPACE} get pods,svc` and "
+        f"`kubectl --context {context} -n {NAMESPACE} logs -l {RELEASE_SELECTOR}`; check "
+        f"nothing else holds port {port}.",
+    )
