@@ -221,9 +221,9 @@ def test_down_on_nothing_succeeds_and_removes_nothing(runner, paths) -> None:
 
 def test_status_reports_container_and_volume(runner, paths) -> None:
     backend = make(runner, paths)
-    assert backend.status()["exists"] is False
+    assert backend.status().report["exists"] is False
     backend.up(UpOptions(timeout=10), quiet())
-    report = backend.status()
+    report = backend.status().report
     assert report["exists"] is True
     assert report["container"]["state"] == "running"
     assert report["container"]["managed"] is True

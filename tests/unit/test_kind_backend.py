@@ -495,7 +495,7 @@ def test_unchanged_release_whose_rollout_is_stuck_fails_naming_the_wait(
 def test_status_when_docker_is_down_reports_the_error(runner, paths, port) -> None:
     runner.state["docker"] = "down"
     _fail(runner, "kind", "get", "clusters", stderr="ERROR: failed to list clusters")
-    report = make(runner, paths, port).status()
+    report = make(runner, paths, port).status().report
     assert report["exists"] is False and "failed to list clusters" in report["error"]
 
 
@@ -639,7 +639,7 @@ def test_up_down_up_serves_the_same_data_folder(runner, paths, port) -> None:
 
 
 def test_status_without_a_cluster(runner, paths, port) -> None:
-    report = make(runner, paths, port).status()
+    report = make(runner, paths, port).status().report
     assert list(report)[0] == "exists" and report["exists"] is False
     assert report["release"] is None and report["data_dir"]["exists"] is False
 
@@ -648,7 +648,7 @@ def test_status_reports_nodes_release_pod_pvc_and_endpoint(runner, paths, port) 
     backend = make(runner, paths, port)
     up(backend)
     runner.reset_calls()
-    report = backend.status()
+    report = backend.status().report
     assert list(report)[0] == "exists" and report["exists"] is True
     assert report["cluster"]["nodes"] == [{"name": NODE, "ready": True}]
     assert report["cluster"]["nodes_ready"] is True
@@ -672,7 +672,7 @@ def test_status_records_a_failing_query_instead_of_failing(runner, paths, port) 
     backend = make(runner, paths, port)
     up(backend)
     _fail(runner, "helm", "history", stderr="Error: kubernetes cluster unreachable")
-    report = backend.status()
+    report = backend.status().report
     assert report["exists"] is True
     assert "unreachable" in report["release"]["error"]
     assert report["registry_pod"]["phase"] == "Running"

@@ -109,6 +109,34 @@ class UpResult:
 
 
 @dataclass(frozen=True)
+class DataLocation:
+    """Where a backend keeps the registry's data on this machine."""
+
+    location: str  # as `status` shows it: "volume NAME" or the folder's path
+    description: str  # as a sentence names it: "data volume NAME", "data folder PATH"
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What exists of the environment on one backend.
+
+    ``report`` is the backend's own document, ``backends.<name>`` in `status --json`
+    (docs/health-and-status.md); the typed fields are what `status` reads of it.
+    """
+
+    exists: bool
+    report: dict[str, Any]
+    image: str | None = None  # the registry image that runs
+    version: str | None = None  # the registry's version, where the backend knows it
+    data: DataLocation | None = None  # the registry's data, when it exists
+
+    @classmethod
+    def unavailable(cls, error: str) -> BackendStatus:
+        return cls(False, {"exists": False, "error": error})
+
+
+@dataclass(frozen=True)
 class DownResult:
     backend: str
     removed: list[str]
@@ -163,8 +191,8 @@ class Backend(abc.ABC):
         """Remove what runs; with ``clean`` also the data. Succeeds when nothing exists."""
 
     @abc.abstractmethod
-    def status(self) -> dict[str, Any]:
-        """What exists for this backend, as a JSON-ready mapping (``exists`` key first)."""
+    def status(self) -> BackendStatus:
+        """What exists for this backend; a failed query is recorded in it, not raised."""
 
     # --- agents (the Pallet services), deployed after the registry answers ----------------
     @property

@@ -8,7 +8,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.backends.base import (
+    Backend,
+    BackendStatus,
+    DataLocation,
+    DownResult,
+    Plan,
+    PlanStep,
+    UpOptions,
+    UpResult,
+)
 from pallet_dev.backends.docker_agents import DockerAgents
 from pallet_dev.backends.steps import Deadline, Step, StepFailureNaming, plan_steps, run_steps
 from pallet_dev.errors import CommandFailed, OperationFailed
@@ -291,14 +300,15 @@ class DockerBackend(Backend):
             kept.append(f"volume {volume}")
         return DownResult(self.name, removed, kept)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> BackendStatus:
         docker = self.docker
+        volume = self.config.volume_name
         info = docker.inspect_container(self.config.container_name)
-        volume_exists = docker.volume_exists(self.config.volume_name)
+        volume_exists = docker.volume_exists(volume)
         report: dict[str, Any] = {
             "exists": info is not None,
             "container": None,
-            "volume": {"name": self.config.volume_name, "exists": volume_exists},
+            "volume": {"name": volume, "exists": volume_exists},
             "endpoint": self.endpoint,
         }
         if info is not None:
@@ -316,9 +326,13 @@ class DockerBackend(Backend):
                 "started_at": info.started_at,
                 "managed": self._ours(info),
             }
+        data = None
         if volume_exists:
-            report["volume"]["size_bytes"] = docker.volume_size_bytes(self.config.volume_name)
-        return report
+            size = docker.volume_size_bytes(volume)
+            report["volume"]["size_bytes"] = size
+            data = DataLocation(f"volume {volume}", f"data volume {volume}", size)
+        image = info.image if info is not None else None
+        return BackendStatus(info is not None, report, image=image, data=data)
 
 
 def _host(bind_address: str) -> str:

@@ -49,7 +49,15 @@ from typing import Any
 
 from pallet_dev.agents.spec import AgentDeployment, AgentsState
 from pallet_dev.backends import kind_cluster
-from pallet_dev.backends.base import Backend, DownResult, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.backends.base import (
+    Backend,
+    BackendStatus,
+    DownResult,
+    Plan,
+    PlanStep,
+    UpOptions,
+    UpResult,
+)
 from pallet_dev.backends.kind_agents import KindAgents
 from pallet_dev.backends.kind_cluster import CAP_DELETE
 from pallet_dev.backends.kind_up import KindUp, up_steps
@@ -239,7 +247,7 @@ class KindBackend(Backend):
             shutil.rmtree(self.agents.api_dir, ignore_errors=True)
         return DownResult(self.name, removed, [])
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> BackendStatus:
         from pallet_dev.backends.kind_status import kind_status
 
         return kind_status(self)

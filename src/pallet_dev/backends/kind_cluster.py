@@ -182,17 +182,20 @@ def write_private(path: Path, text: str) -> None:
 
 
 def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline) -> None:
+    """Poll until every node is Ready; a timeout says what the last answer was."""
     last = "no answer yet"
     while True:
-        try:
-            nodes = kubectl.get_nodes(timeout=deadline.cap(CAP_QUICK, "waiting for nodes"))
-        except CommandFailed as exc:
-            nodes, last = [], exc.stderr_tail or exc.message
-        else:
-            waiting = [node.name for node in nodes if not node.ready]
-            if nodes and not waiting:
-                return
-            last = f"not Ready: {', '.join(waiting)}" if waiting else "no nodes registered"
+        remaining = deadline.remaining()
+        if remaining > 0:
+            try:
+                nodes = kubectl.get_nodes(timeout=min(remaining, CAP_QUICK))
+            except CommandFailed as exc:
+                nodes, last = [], exc.stderr_tail or exc.message
+            else:
+                waiting = [node.name for node in nodes if not node.ready]
+                if nodes and not waiting:
+                    return
+                last = f"not Ready: {', '.join(waiting)}" if waiting else "no nodes registered"
         if deadline.remaining() <= backend.poll_interval:
             raise ReadinessTimeout(
                 f"The cluster's nodes were not Ready within {deadline.total:g} s ({last}).",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pallet_dev.backends.base import BackendStatus, DataLocation
 from pallet_dev.backends.kind_cluster import CAP_QUICK, ensure_kubeconfig
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.chart.inputs import CHART_NAME, NAMESPACE, RELEASE, RELEASE_SELECTOR
@@ -17,8 +20,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def kind_status(backend: KindBackend) -> dict[str, Any]:
+def kind_status(backend: KindBackend) -> BackendStatus:
     """What exists of the environment on kind; a failed query is recorded, not raised."""
+    report = _report(backend)
+    folder = backend.data_dir
+    data = None
+    if folder.is_dir():
+        data = DataLocation(str(folder), f"data folder {folder}", _folder_size(folder))
+    version = (report.get("release") or {}).get("app_version")
+    return BackendStatus(
+        bool(report["exists"]), report, version=str(version) if version else None, data=data
+    )
+
+
+def _report(backend: KindBackend) -> dict[str, Any]:
     report: dict[str, Any] = {
         "exists": False,
         "cluster": {"name": backend.cluster, "context": backend.context},
@@ -93,3 +108,17 @@ def _attempt(call: Callable[[], T], report: dict[str, Any]) -> T | None:
     except PalletError as exc:
         report["error"] = exc.message
         return None
+
+
+def _folder_size(path: Path) -> int | None:
+    total = 0
+    try:
+        for root, _, files in os.walk(path):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    continue
+    except OSError:
+        return None
+    return total

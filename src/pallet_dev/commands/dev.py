@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import Backend, UpOptions
-from pallet_dev.backends.select import select_backend
+from pallet_dev.backends.table import select_backend
 from pallet_dev.commands.up import agent_images, converge
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, Interrupted, PalletError

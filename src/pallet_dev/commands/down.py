@@ -6,7 +6,7 @@ import json
 import shutil
 
 from pallet_dev.backends.base import Backend
-from pallet_dev.backends.select import make_backend
+from pallet_dev.backends.table import backends_for
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ToolNotFound
 
@@ -17,12 +17,11 @@ def run_down(ctx: AppContext, *, clean: bool, as_json: bool, backend: str | None
     removed: list[str] = []
     kept: list[str] = []
     logs_removed: str | None = None
-    names = ["docker", "kind"] if config.backend == "auto" else [config.backend]
     with ctx.env_lock(config.name):
-        for name in names:
-            if name == "kind" and not ctx.runner.has("kind"):
-                continue  # without kind there can be no kind cluster of ours
-            chosen: Backend = make_backend(name, config, ctx.runner, ctx.paths)
+        for entry in backends_for(config):
+            if not ctx.runner.has(entry.owner_tool):
+                continue  # without its tool nothing of the backend's can exist
+            chosen: Backend = entry.load(config, ctx.runner, ctx.paths)
             try:
                 result = chosen.down(clean=clean, steps=steps)
             except ToolNotFound as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pallet_dev.backends.select import make_backend
+from pallet_dev.backends.table import FALLBACK, make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, UsageError
 
@@ -23,7 +23,7 @@ def run_logs(ctx: AppContext, agent: str, *, follow: bool, tail: int | None) -> 
         raise UsageError("--tail must be 0 or more.", hint="For example `--tail 100`.")
     active = ctx.active(config.name) or {}
     backend_name = active.get("backend") or (
-        config.backend if config.backend != "auto" else "docker"
+        config.backend if config.backend != "auto" else FALLBACK.name
     )
     backend = make_backend(str(backend_name), config, ctx.runner, ctx.paths)
     argv = backend.agent_logs_argv(agent, follow=follow, tail=tail)

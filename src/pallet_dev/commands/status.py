@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from pallet_dev.backends.select import make_backend
+from pallet_dev.backends.base import BackendStatus
+from pallet_dev.backends.table import backends_for, make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import PalletError, PrerequisiteError
 from pallet_dev.output import use_color
@@ -18,27 +18,33 @@ from pallet_dev.probe import catalog, probe, registry_target
 SCHEMA_VERSION = 1
 
 
-def collect_status(ctx: AppContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StatusReport:
+    document: dict[str, Any]  # `status --json` (docs/health-and-status.md)
+    backends: dict[str, BackendStatus]
+
+
+def collect_status(ctx: AppContext) -> StatusReport:
     config = ctx.load_config()
     active = ctx.active(config.name) or {}
-    names = [config.backend] if config.backend != "auto" else ["docker", "kind"]
-    backends: dict[str, Any] = {}
-    for name in names:
-        if name == "kind" and not ctx.runner.has("kind"):
-            backends[name] = {"exists": False, "error": "kind is not installed"}
+    statuses: dict[str, BackendStatus] = {}
+    for entry in backends_for(config):
+        if not ctx.runner.has(entry.owner_tool):
+            statuses[entry.name] = BackendStatus.unavailable(f"{entry.owner_tool} is not installed")
             continue
         try:
-            backends[name] = make_backend(name, config, ctx.runner, ctx.paths).status()
+            statuses[entry.name] = entry.load(config, ctx.runner, ctx.paths).status()
         except PrerequisiteError as exc:
-            backends[name] = {"exists": False, "error": str(exc)}
-    existing = [name for name, report in backends.items() if report.get("exists")]
+            statuses[entry.name] = BackendStatus.unavailable(str(exc))
+    existing = [name for name, status in statuses.items() if status.exists]
     active_backend = active.get("backend") if active.get("backend") in existing else None
     if active_backend is None and existing:
         active_backend = existing[0]
     endpoint = active.get("endpoint") or config.registry_url
     reg = probe(registry_target(endpoint), timeout=1.0)
     repositories = catalog(endpoint) if reg.healthy and reg.status_code == 200 else None
-    image, version = _image_and_version(config.registry.image, backends.get(active_backend or ""))
+    running = statuses.get(active_backend or "")
+    image, version = _image_and_version(config.registry.image, running)
     agents: list[dict[str, Any]] | None = None
     if active_backend and (config.agents or active.get("agents")):
         try:
@@ -61,56 +67,37 @@ def collect_status(ctx: AppContext) -> dict[str, Any]:
             "repository_count": len(repositories) if repositories is not None else None,
             "repositories": repositories,
         },
-        "data": _data(backends, active_backend),
-        "backends": backends,
+        "data": _data(statuses, active_backend),
+        "backends": {name: status.report for name, status in statuses.items()},
     }
     if agents is not None:
         document["agents"] = agents
-    return document
+    return StatusReport(document, statuses)
 
 
 _VERSION_TAG = re.compile(r":v?(\d+(?:\.\d+)*)(?:@|$)")
 
 
-def _image_and_version(configured: str, report: dict[str, Any] | None) -> tuple[str, str | None]:
+def _image_and_version(configured: str, status: BackendStatus | None) -> tuple[str, str | None]:
     """The registry image that runs (else the configured one) and its version where known."""
-    report = report or {}
-    image = (report.get("container") or {}).get("image") or configured
-    app_version = (report.get("release") or {}).get("app_version")
-    if app_version:  # kind: the chart's appVersion names the registry version
-        return image, str(app_version)
+    image = (status.image if status else None) or configured
+    if status is not None and status.version:
+        return image, status.version
     match = _VERSION_TAG.search(image)
     return image, match.group(1) if match else None
 
 
-def _data(backends: dict[str, Any], active: str | None) -> dict[str, Any] | None:
+def _data(statuses: dict[str, BackendStatus], active: str | None) -> dict[str, Any] | None:
     """Where the registry's data lives and its size; also when only the data is left."""
-    for name in [active, *backends] if active else list(backends):
-        report = backends.get(name or "") or {}
-        volume = report.get("volume") or {}
-        if volume.get("exists"):
-            return {"location": f"volume {volume['name']}", "size_bytes": volume.get("size_bytes")}
-        folder = report.get("data_dir") or {}
-        if folder.get("exists"):
-            return {"location": str(folder["path"]), "size_bytes": _folder_size(folder["path"])}
+    for name in [active, *statuses] if active else list(statuses):
+        status = statuses.get(name or "")
+        if status is not None and status.data is not None:
+            return {"location": status.data.location, "size_bytes": status.data.size_bytes}
     return None
 
 
-def _folder_size(path: str) -> int | None:
-    total = 0
-    try:
-        for root, _, files in os.walk(Path(path)):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(root, name)).st_size
-                except OSError:
-                    continue
-    except OSError:
-        return None
-    return total
-
-
-def render_status(doc: dict[str, Any]) -> str:
+def render_status(status: StatusReport) -> str:
+    doc = status.document
     lines = [f"Environment: {doc['environment']}"]
     if not doc["up"]:
         lines.append("Nothing is up. Run `pallet-dev up` to start it.")
@@ -148,13 +135,8 @@ def render_status(doc: dict[str, Any]) -> str:
             lines.append(f"[{name}] {report['error']}")
             continue
         if not report.get("exists"):
-            extra = ""
-            volume = report.get("volume") or {}
-            if volume.get("exists"):
-                extra = f" (data volume {volume['name']} kept)"
-            data = report.get("data_dir") or {}
-            if data.get("exists"):
-                extra = f" (data folder {data.get('path')} kept)"
+            kept = status.backends[name].data
+            extra = f" ({kept.description} kept)" if kept else ""
             lines.append(f"[{name}] nothing running{extra}")
             continue
         lines.append(f"[{name}]")
@@ -174,13 +156,13 @@ def _short(value: Any) -> str:
 
 
 def run_status(ctx: AppContext, *, as_json: bool) -> int:
-    doc = collect_status(ctx)
+    status = collect_status(ctx)
     if as_json:
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(status.document, indent=2))
     elif use_color(sys.stdout):
         from pallet_dev.richout import console_for, status_renderable
 
-        console_for(sys.stdout).print(status_renderable(doc))
+        console_for(sys.stdout).print(status_renderable(status.document))
     else:
-        print(render_status(doc))
+        print(render_status(status))
     return 0

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions, UpResult
-from pallet_dev.backends.select import select_backend
+from pallet_dev.backends.table import select_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, UsageError
 from pallet_dev.output import Steps
