@@ -129,8 +129,8 @@ install_tree() {
 }
 
 # render FILE KEY=VALUE...: replace @KEY@ with VALUE in FILE (in place). Values
-# are image references; one sed could misread (#, &, \, newline) is refused, and
-# so is a placeholder left over.
+# are image references; a value sed would misread (#, &, \, newline) is refused,
+# and so is a placeholder left unreplaced.
 render() {
   local file=$1 kv key val script=()
   shift
