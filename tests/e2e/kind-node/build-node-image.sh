@@ -11,9 +11,10 @@
 #             (throw-away modules under $WORK_DIR/gomod, GOCACHE/GOMODCACHE kept)
 #   images    turn those binaries into container images (docker import) and save
 #             them as docker archives under $WORK_DIR/images
-#   assemble  lay out the node filesystem (entrypoint, systemd units, containerd
-#             config, /kind/version, default CNI and storage manifests), import the
-#             image archives into containerd's k8s.io namespace, docker import it
+#   assemble  lay out the node filesystem (entrypoint, rootfs/: systemd units,
+#             containerd config, default CNI and storage manifests ...; /kind/version),
+#             import the image archives into containerd's k8s.io namespace, docker
+#             import it
 #
 # Pinned versions come from one place: .ci/versions.env (KIND_NODE_* block).
 # Environment knobs:
@@ -107,6 +108,40 @@ print_timings() {
     done
     printf '%-10s %6ss\n' total "$total"
   } | tee -a "$timings_file" >&2
+}
+
+# ---------------------------------------------------------------- files
+# The files the build adds live in this folder where they land: rootfs/ in the
+# node, image-roots/<image>/ in the small images (image-roots/base/ in all of
+# them), src/<program>/ for Go programs of our own.
+
+# install_tree SRC DEST: every file under SRC to the same path under DEST, mode
+# 0755 if executable in the checkout else 0644, owned by the build's user (root):
+# the checkout's owner and umask do not leak into the image.
+install_tree() {
+  local src=$1 dest=$2 f mode
+  while IFS= read -r -d '' f; do
+    mode=0644
+    if [[ -x "${src}/${f}" ]]; then mode=0755; fi
+    mkdir -p "$(dirname "${dest}/${f}")"
+    install -m "$mode" "${src}/${f}" "${dest}/${f}"
+  done < <(cd "$src" && find . -type f -print0)
+}
+
+# render FILE KEY=VALUE...: replace @KEY@ with VALUE in FILE (in place). Values
+# are image references; a value sed would misread (#, &, \, newline) is refused,
+# and so is a placeholder left unreplaced.
+render() {
+  local file=$1 kv key val script=()
+  shift
+  for kv in "$@"; do
+    key=${kv%%=*}
+    val=${kv#*=}
+    [[ "$val" != *[#\&\\$'\n']* ]] || die "cannot render @${key}@ in ${file} as ${val}"
+    script+=(-e "s#@${key}@#${val}#g")
+  done
+  sed -i "${script[@]}" "$file"
+  ! grep -n '@[A-Z_]*@' "$file" >&2 || die "placeholder left in ${file}"
 }
 
 # ================================================================ stage: rootfs
@@ -230,43 +265,12 @@ build_simple() {
 }
 
 build_pause() {
-  # A minimal pod sandbox process of our own: sleeps until SIGINT/SIGTERM and
-  # reaps children (it is PID 1 of pods that share their PID namespace).
+  # src/pause: a minimal pod sandbox process of our own (sleeps until SIGINT or
+  # SIGTERM, reaps children: it is PID 1 of pods that share their PID namespace).
+  # Built from a copy under $work_dir, so the build writes nothing in the checkout.
   local dir="${work_dir}/gomod/pause"
   mkdir -p "$dir"
-  cat >"${dir}/go.mod" <<'EOF'
-module pallet.invalid/kind-node-build/pause
-
-go 1.24.0
-EOF
-  cat >"${dir}/main.go" <<'EOF'
-// Command pause holds a pod's namespaces open until it is told to stop.
-package main
-
-import (
-	"os"
-	"os/signal"
-	"syscall"
-)
-
-func main() {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
-	for s := range sigs {
-		if s == syscall.SIGCHLD {
-			for {
-				var ws syscall.WaitStatus
-				pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-				if pid <= 0 || err != nil {
-					break
-				}
-			}
-			continue
-		}
-		os.Exit(0)
-	}
-}
-EOF
+  install -m 0644 "${here}/src/pause/go.mod" "${here}/src/pause/main.go" "${dir}/"
   (cd "$dir" && "$GO" build -trimpath -ldflags "-s -w" -o "${bin_dir}/pause" .)
 }
 
@@ -297,14 +301,14 @@ cni_image="docker.io/pallet-dev/kind-cni:${k8s_version}"
 storage_image="docker.io/pallet-dev/local-path-provisioner:${KIND_NODE_LOCAL_PATH_PROVISIONER_VERSION}"
 storage_helper_image="docker.io/pallet-dev/local-path-helper:${KIND_NODE_LOCAL_PATH_PROVISIONER_VERSION}"
 
-# base_layout DIR: the few files every image gets
+# base_layout DIR NAME: the few files every image gets (image-roots/base), and
+# the image's own (image-roots/NAME) if it has any
 base_layout() {
-  local d=$1
+  local d=$1 name=$2
   mkdir -p "${d}/etc" "${d}/tmp" "${d}/usr/local/bin" "${d}/bin" "${d}/var/run"
   chmod 1777 "${d}/tmp"
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nnonroot:x:65532:65532:nonroot:/home/nonroot:/bin/false\n' >"${d}/etc/passwd"
-  printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"${d}/etc/group"
-  printf 'hosts: files dns\n' >"${d}/etc/nsswitch.conf"
+  install_tree "${here}/image-roots/base" "$d"
+  if [[ -d "${here}/image-roots/${name}" ]]; then install_tree "${here}/image-roots/${name}" "$d"; fi
 }
 
 # add_busybox DIR: a static busybox with its applets as symlinks in /bin
@@ -317,8 +321,9 @@ add_busybox() {
 }
 
 # add_iptables DIR: iptables (legacy and nft), conntrack and their libraries,
-# copied from the Debian root filesystem, plus a wrapper that picks the mode the
-# node already uses the first time any iptables command runs.
+# copied from the Debian root filesystem; the commands point at iptables-wrapper
+# (image-roots/kube-proxy), which picks the mode the node already uses the first
+# time any iptables command runs.
 add_iptables() {
   local d=$1 src libs f
   src="$(rootfs_cache_dir)"
@@ -337,21 +342,6 @@ add_iptables() {
     ln -sf xtables-nft-multi "${d}/usr/sbin/${f}-nft"
     ln -sf iptables-wrapper "${d}/usr/sbin/${f}"
   done
-  cat >"${d}/usr/sbin/iptables-wrapper" <<'EOF'
-#!/bin/sh
-# Pick iptables-legacy or iptables-nft once: whichever already holds more rules
-# in this network namespace (the node's choice), nft on a tie.
-set -eu
-legacy=$( (iptables-legacy-save; ip6tables-legacy-save) 2>/dev/null | grep -c '^-' || true)
-nft=$( (timeout 5 iptables-nft-save; timeout 5 ip6tables-nft-save) 2>/dev/null | grep -c '^-' || true)
-mode=nft
-if [ "${legacy:-0}" -gt "${nft:-0}" ]; then mode=legacy; fi
-for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-  ln -sf "xtables-${mode}-multi" "/usr/sbin/.${t}.new" && mv -f "/usr/sbin/.${t}.new" "/usr/sbin/${t}"
-done
-exec "$0" "$@"
-EOF
-  chmod 0755 "${d}/usr/sbin/iptables-wrapper"
 }
 
 # make_image NAME REF DIR [docker import --change ...]: import DIR as REF and
@@ -380,7 +370,7 @@ stage_images() {
     name="${ref##*/}"
     name="${name%%:*}"
     d="${roots}/${name}"
-    base_layout "$d"
+    base_layout "$d" "$name"
     case "$name" in
       kube-apiserver | kube-controller-manager | kube-scheduler)
         install -m 0755 "${bin_dir}/${name}" "${d}/usr/local/bin/${name}"
@@ -414,40 +404,21 @@ stage_images() {
     esac
   done <"${work_dir}/kubeadm-images.txt"
 
-  # Default CNI helper: busybox + kubectl; adds routes to the other nodes' pod CIDRs.
+  # Default CNI helper: busybox + kubectl + pallet-cni-routes, which adds routes
+  # to the other nodes' pod CIDRs.
   d="${roots}/kind-cni"
-  base_layout "$d"
+  base_layout "$d" kind-cni
   add_busybox "$d"
   install -m 0755 "${bin_dir}/kubectl" "${d}/usr/local/bin/kubectl"
-  cat >"${d}/usr/local/bin/pallet-cni-routes" <<'EOF'
-#!/bin/sh
-# Keep a route to every other node's pod CIDR via that node's InternalIP.
-# (Pod networking on each node is the ptp CNI config containerd renders from
-# /etc/containerd/cni.template once the kubelet reports the node's pod CIDR.)
-set -u
-me="${NODE_NAME:?}"
-while true; do
-  kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' 2>/dev/null |
-  while read -r name cidr ip; do
-    [ "$name" = "$me" ] && continue
-    [ -n "$cidr" ] && [ -n "$ip" ] || continue
-    case "$cidr" in *:*) continue ;; esac
-    case "$ip" in *:*) continue ;; esac
-    ip route replace "$cidr" via "$ip" 2>/dev/null || echo "cannot route ${cidr} via ${ip}"
-  done
-  sleep 10
-done
-EOF
-  chmod 0755 "${d}/usr/local/bin/pallet-cni-routes"
   make_image kind-cni "$cni_image" "$d" 'CMD ["/usr/local/bin/pallet-cni-routes"]'
 
   d="${roots}/local-path-provisioner"
-  base_layout "$d"
+  base_layout "$d" local-path-provisioner
   install -m 0755 "${bin_dir}/local-path-provisioner" "${d}/usr/local/bin/local-path-provisioner"
   make_image local-path-provisioner "$storage_image" "$d" 'ENTRYPOINT ["/usr/local/bin/local-path-provisioner"]'
 
   d="${roots}/local-path-helper"
-  base_layout "$d"
+  base_layout "$d" local-path-helper
   add_busybox "$d"
   make_image local-path-helper "$storage_helper_image" "$d" 'CMD ["/bin/sh"]'
   rm -rf "$roots"
@@ -467,200 +438,22 @@ write_node_files() {
   pause_image="$(cat "${work_dir}/pause-image.txt")"
 
   write_file 0755 /usr/local/bin/entrypoint <"${here}/node-entrypoint.sh"
-
-  write_file 0644 /etc/containerd/config.toml <<EOF
-# containerd configuration of the pallet-dev kind node image
-version = 2
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${pause_image}"
-  tolerate_missing_hugepages_controller = true
-  restrict_oom_score_adj = false
-
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-  discard_unpacked_layers = true
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-  base_runtime_spec = "/etc/containerd/cri-base.json"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = true
-
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/opt/cni/bin"
-  conf_dir = "/etc/cni/net.d"
-  # Rendered by containerd when the kubelet reports the node's pod CIDR.
-  conf_template = "/etc/containerd/cni.template"
-
-[plugins."io.containerd.grpc.v1.cri".registry]
-  config_path = "/etc/containerd/certs.d"
-EOF
-
-  write_file 0644 /etc/containerd/cni.template <<'EOF'
-{
-  "cniVersion": "0.4.0",
-  "name": "kindnet",
-  "plugins": [
-    {
-      "type": "ptp",
-      "ipMasq": true,
-      "mtu": 1500,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "/run/cni-ipam-state",
-        "ranges": [{{range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$range}}"}]{{end}}],
-        "routes": [{{range $i, $route := .Routes}}{{if $i}}, {{end}}{"dst": "{{$route}}"}{{end}}]
-      }
-    },
-    {
-      "type": "portmap",
-      "capabilities": {"portMappings": true}
-    }
-  ]
-}
-EOF
-  mkdir -p "${node_rootfs}/etc/cni/net.d" "${node_rootfs}/etc/containerd/certs.d"
+  # systemd units, containerd, crictl, kubelet and sysctl settings, /kind/bin
+  # and the default CNI and storage manifests
+  install_tree "${here}/rootfs" "$node_rootfs"
+  render "${node_rootfs}/etc/containerd/config.toml" PAUSE_IMAGE="$pause_image"
+  render "${node_rootfs}/kind/manifests/default-cni.yaml" CNI_IMAGE="$cni_image"
+  render "${node_rootfs}/kind/manifests/default-storage.yaml" \
+    STORAGE_IMAGE="$storage_image" HELPER_IMAGE="$storage_helper_image"
+  mkdir -p "${node_rootfs}/etc/cni/net.d" "${node_rootfs}/etc/containerd/certs.d" \
+    "${node_rootfs}/etc/kubernetes/manifests"
 
   # The default OCI spec of Debian's containerd, without rlimits so that pods
   # inherit the node's (kind does the same).
   "${node_rootfs}/usr/bin/ctr" oci spec | jq 'del(.process.rlimits)' |
     write_file 0644 /etc/containerd/cri-base.json
 
-  write_file 0644 /etc/crictl.yaml <<'EOF'
-runtime-endpoint: unix:///run/containerd/containerd.sock
-image-endpoint: unix:///run/containerd/containerd.sock
-EOF
-
-  write_file 0644 /etc/default/kubelet <<'EOF'
-KUBELET_EXTRA_ARGS=--runtime-cgroups=/system.slice/containerd.service
-EOF
-
-  write_file 0644 /etc/sysctl.d/10-kind-node.conf <<'EOF'
-# NodePorts answer on 127.0.0.1 (kube-proxy iptables mode), and DNS DNAT to
-# docker's embedded resolver on 127.0.0.11 works for traffic from pods.
-net.ipv4.conf.all.route_localnet=1
-net.ipv4.conf.all.arp_ignore=0
-net.ipv4.conf.default.rp_filter=1
-net.ipv4.conf.all.rp_filter=1
-EOF
-
-  write_file 0644 /etc/systemd/system/containerd.service <<'EOF'
-[Unit]
-Description=containerd container runtime (kind node)
-After=network.target local-fs.target pallet-node-setup.service
-Wants=pallet-node-setup.service
-StartLimitIntervalSec=0
-
-[Service]
-ExecStartPre=-/sbin/modprobe overlay
-ExecStart=/usr/bin/containerd
-Type=notify
-Delegate=yes
-KillMode=process
-Restart=always
-RestartSec=1
-LimitNPROC=infinity
-LimitCORE=infinity
-LimitNOFILE=infinity
-TasksMax=infinity
-OOMScoreAdjust=-999
-
-[Install]
-WantedBy=multi-user.target
-EOF
-
-  write_file 0644 /etc/systemd/system/kubelet.slice <<'EOF'
-[Unit]
-Description=Kubernetes kubelet and pods
-Before=slices.target
-
-[Slice]
-MemoryAccounting=true
-CPUAccounting=true
-EOF
-
-  write_file 0644 /etc/systemd/system/kubelet.service <<'EOF'
-[Unit]
-Description=kubelet: the Kubernetes node agent
-ConditionPathExists=/var/lib/kubelet/config.yaml
-After=containerd.service
-Wants=containerd.service
-
-[Service]
-ExecStart=/usr/bin/kubelet
-Restart=always
-StartLimitInterval=0
-RestartSec=1s
-CPUAccounting=true
-MemoryAccounting=true
-Slice=kubelet.slice
-KillMode=process
-
-[Install]
-WantedBy=multi-user.target
-EOF
-
-  write_file 0644 /etc/systemd/system/kubelet.service.d/10-kubeadm.conf <<'EOF'
-[Service]
-Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
-Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
-EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
-EnvironmentFile=-/etc/default/kubelet
-ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
-EOF
-
-  write_file 0644 /etc/systemd/system/kubelet.service.d/20-pallet-cgroups.conf <<'EOF'
-[Service]
-# cgroup v1: the kubelet's cgroup root (/kubelet, systemd name kubelet.slice)
-# must exist in the named systemd hierarchy too.
-ExecStartPre=/bin/sh -c 'if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then mkdir -p /sys/fs/cgroup/systemd/kubelet /sys/fs/cgroup/systemd/kubelet.slice; fi'
-# cgroup v2: enable every controller for the kubelet's subtrees.
-ExecStartPre=/bin/sh -c 'if [ -f /sys/fs/cgroup/cgroup.controllers ]; then /kind/bin/cgroup2-kubelet.sh; fi'
-EOF
-
-  write_file 0755 /kind/bin/cgroup2-kubelet.sh <<'EOF'
-#!/bin/sh
-# Delegate all controllers to /kubelet and /kubelet.slice on a cgroup v2 node.
-set -eu
-enable_all() {
-  sed -e 's/ / +/g' -e 's/^/+/' "/sys/fs/cgroup/$1/cgroup.controllers" >"/sys/fs/cgroup/$1/cgroup.subtree_control"
-}
-enable_all /
-for g in kubelet kubelet.slice; do
-  mkdir -p "/sys/fs/cgroup/${g}"
-  enable_all "/${g}"
-done
-EOF
-
-  write_file 0644 /etc/systemd/system/pallet-node-setup.service <<'EOF'
-[Unit]
-Description=Undo the entrypoint's early /proc/cgroups override (kind node)
-After=slices.target
-Before=containerd.service kubelet.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh -c 'if mountpoint -q /proc/cgroups; then umount /proc/cgroups; fi'
-
-[Install]
-WantedBy=multi-user.target
-EOF
-
-  # journald must not read /dev/kmsg of the host
-  mkdir -p "${node_rootfs}/etc/systemd/journald.conf.d"
-  printf '[Journal]\nReadKMsg=no\n' >"${node_rootfs}/etc/systemd/journald.conf.d/10-kind-node.conf"
-
-  mkdir -p "${node_rootfs}/etc/kubernetes/manifests" "${node_rootfs}/kind/manifests" "${node_rootfs}/kind/bin"
   printf '%s' "$k8s_version" >"${node_rootfs}/kind/version"
-  sed -e "s#@CNI_IMAGE@#${cni_image}#g" "${here}/manifests/default-cni.yaml" |
-    write_file 0644 /kind/manifests/default-cni.yaml
-  sed -e "s#@STORAGE_IMAGE@#${storage_image}#g" -e "s#@HELPER_IMAGE@#${storage_helper_image}#g" \
-    "${here}/manifests/default-storage.yaml" | write_file 0644 /kind/manifests/default-storage.yaml
   printf 'kind node image built by pallet-dev tests/e2e/kind-node/build-node-image.sh\nkubernetes %s\n' \
     "$k8s_version" >"${node_rootfs}/kind/README.txt"
 }
@@ -695,6 +488,8 @@ import_images() {
   local run="${work_dir}/import-containerd"
   rm -rf "$run"
   mkdir -p "${run}/state" "${node_rootfs}/var/lib/containerd"
+  # Inline, not under rootfs/: a throw-away config of the build host whose every
+  # setting is a path of this run.
   cat >"${run}/config.toml" <<EOF
 version = 2
 root = "${node_rootfs}/var/lib/containerd"
