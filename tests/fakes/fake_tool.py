@@ -8,6 +8,9 @@ Two seams share this code:
   program (``python fake_tool.py TOOL ARGS...``); the state lives in the JSON file
   ``$FAKE_TOOLS_STATE`` and every call is appended to ``$FAKE_TOOLS_LOG``.
 
+Docker's part of the world (images, containers, volumes, networks, kind's nodes seen as
+containers) is ``fake_docker.py``; kind, kubectl and helm are here.
+
 The fakes answer the way the real CLIs do for the argv pallet-dev sends (JSON for
 ``-o json``, the real error sentences on stderr with exit 1), check what the real
 tools would check (kube context present in the kubeconfig file, Helm 3 rejecting
@@ -26,25 +29,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-UNEXPECTED = 97
-
-
-class Unexpected(Exception):
-    """argv the fake does not know: the caller's bug, reported loudly."""
+if __package__:
+    from tests.fakes import fake_docker
+    from tests.fakes.answers import UNEXPECTED, Answer, Flags, Unexpected, err, out
+else:  # run as a program (tests/fakes/bin/*): this folder is first on sys.path
+    import fake_docker
+    from answers import UNEXPECTED, Answer, Flags, Unexpected, err, out
 
 
 def new_state(**overrides: Any) -> dict[str, Any]:
     state: dict[str, Any] = {
+        **fake_docker.new_state(),
         "clusters": {},  # name -> cluster
         "node_files": {},  # node -> {path: content}
-        "host_images": ["registry:3.1.2"],
         "user_kubeconfig": {"clusters": {}, "users": {}, "contexts": {}, "current-context": ""},
         "configmaps": {},  # "ns/name" -> object
         "releases": {},  # "ns/name" -> release (helm status JSON)
         "helm_version": "v4.2.4",
         "nodes_ready_after": 0,  # `kubectl get nodes` polls answering NotReady first
         "fail": [],
-        "docker": "up",
     }
     state.update(overrides)
     return state
@@ -62,44 +65,6 @@ def _yaml() -> Any:
     import yaml
 
     return yaml
-
-
-def _out(data: Any) -> tuple[str, str, int]:
-    return json.dumps(data, indent=2) + "\n", "", 0
-
-
-def _err(message: str, code: int = 1) -> tuple[str, str, int]:
-    return "", message + "\n", code
-
-
-class Flags:
-    """A small flag parser: ``--name value``, ``--name=value``, booleans, positionals."""
-
-    def __init__(self, args: list[str], with_value: set[str], booleans: set[str]) -> None:
-        self.values: dict[str, list[str]] = {}
-        self.booleans: set[str] = set()
-        self.positionals: list[str] = []
-        index = 0
-        while index < len(args):
-            arg = args[index]
-            if arg in booleans:
-                self.booleans.add(arg)  # "--wait=watcher" is listed as a whole
-            elif arg.startswith("-") and arg != "-":
-                name, eq, value = arg.partition("=")
-                if name in with_value:
-                    if not eq:
-                        index += 1
-                        value = args[index]
-                    self.values.setdefault(name, []).append(value)
-                else:
-                    raise Unexpected(f"unknown flag {arg}")
-            else:
-                self.positionals.append(arg)
-            index += 1
-
-    def one(self, name: str, default: str | None = None) -> str | None:
-        values = self.values.get(name)
-        return values[-1] if values else default
 
 
 # --------------------------------------------------------------------------- kind
@@ -140,11 +105,11 @@ def _kubeconfig_for(name: str, api_port: int) -> str:
     )
 
 
-def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str, str, int]:
+def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     clusters = state["clusters"]
     if args == ["get", "clusters"]:
         if not clusters:
-            return _err("No kind clusters found.", 0)
+            return err("No kind clusters found.", 0)
         return "".join(f"{name}\n" for name in sorted(clusters)), "", 0
     if args[:2] == ["create", "cluster"]:
         flags = Flags(args[2:], {"--name", "--config", "--kubeconfig", "--image", "--wait"}, set())
@@ -152,9 +117,9 @@ def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
         yaml = _yaml()
         config = yaml.safe_load(Path(flags.one("--config") or "").read_text())
         if config.get("apiVersion") != "kind.x-k8s.io/v1alpha4" or config.get("kind") != "Cluster":
-            return _err("ERROR: failed to create cluster: unknown apiVersion")
+            return err("ERROR: failed to create cluster: unknown apiVersion")
         if name in clusters:
-            return _err(
+            return err(
                 f"ERROR: failed to create cluster: node(s) already exist for a cluster with the "
                 f'name "{name}"'
             )
@@ -199,13 +164,13 @@ def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
         flags = Flags(args[2:], {"--name"}, set())
         name = flags.one("--name") or "kind"
         if name not in clusters:
-            return _err(f'No kind nodes found for cluster "{name}".', 0)
+            return err(f'No kind nodes found for cluster "{name}".', 0)
         return "".join(f"{node}\n" for node in clusters[name]["nodes"]), "", 0
     if args[:2] == ["get", "kubeconfig"]:
         flags = Flags(args[2:], {"--name"}, set())
         name = flags.one("--name") or "kind"
         if name not in clusters:
-            return _err(
+            return err(
                 f"ERROR: could not locate any control plane nodes for cluster named '{name}'."
             )
         return clusters[name]["kubeconfig"] + "\n", "", 0
@@ -214,9 +179,9 @@ def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
         name = flags.one("--name") or "kind"
         (image,) = flags.positionals
         if name not in clusters:
-            return _err(f'ERROR: no nodes found for cluster "{name}"')
+            return err(f'ERROR: no nodes found for cluster "{name}"')
         if image not in state["host_images"]:
-            return _err(f'ERROR: image: "{image}" not present locally')
+            return err(f'ERROR: image: "{image}" not present locally')
         if image not in clusters[name]["images"]:
             clusters[name]["images"].append(image)
         return (
@@ -225,110 +190,6 @@ def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
             0,
         )
     raise Unexpected("kind")
-
-
-# --------------------------------------------------------------------------- docker
-
-
-def _node_owner(state: dict[str, Any], node: str) -> dict[str, Any] | None:
-    return next((c for c in state["clusters"].values() if node in c["nodes"]), None)
-
-
-def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str, str, int]:
-    if state["docker"] != "up":
-        return _err(
-            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
-            "Is the docker daemon running?"
-        )
-    if args == ["version", "--format", "{{json .Server.Version}}"]:
-        return '"27.5.1"\n', "", 0
-    if args[:2] == ["info", "--format"]:
-        info = {"cgroup": "2", "security": ["name=seccomp,profile=default"], "driver_status": [],
-                "root_dir": "/var/lib/docker", **state.get("docker_info", {})}  # fmt: skip
-        return json.dumps(info) + "\n", "", 0
-    if args[:2] == ["container", "inspect"] and len(args) == 3:
-        cluster = _node_owner(state, args[2])
-        if cluster is None:
-            return _err(f"Error response from daemon: No such container: {args[2]}")
-        bindings = {
-            f"{p['containerPort']}/tcp": [
-                {"HostIp": p.get("listenAddress", "0.0.0.0"), "HostPort": str(p["hostPort"])}
-            ]
-            for p in cluster["ports"]
-        }
-        return _out(
-            [
-                {
-                    "Id": "f" * 64,
-                    "Name": "/" + args[2],
-                    "Image": "sha256:node",
-                    "State": {
-                        "Status": "running" if cluster["running"] else "exited",
-                        "StartedAt": "",
-                    },
-                    "Config": {"Image": cluster["image"], "Labels": {}, "Env": []},
-                    "HostConfig": {"PortBindings": bindings},
-                    "Mounts": [
-                        {"Source": m["hostPath"], "Destination": m["containerPath"]}
-                        for m in cluster["mounts"]
-                    ],
-                }
-            ]
-        )
-    if args[:2] == ["container", "start"] and len(args) == 3:
-        cluster = _node_owner(state, args[2])
-        if cluster is None:
-            return _err(f"Error response from daemon: No such container: {args[2]}")
-        cluster["running"] = True
-        return args[2] + "\n", "", 0
-    if args[:3] == ["image", "inspect", "--format"] and len(args) == 5:
-        if args[4] not in state["host_images"]:
-            return _err(f"Error response from daemon: No such image: {args[4]}")
-        return "sha256:feed\n", "", 0
-    if args[:1] == ["exec"]:
-        return _docker_exec(args[1:], stdin, state)
-    if args[:2] == ["container", "ls"]:
-        return "", "", 0  # no agent containers of the Docker backend
-    if args[:2] == ["network", "inspect"]:
-        return _err(f"Error response from daemon: network {args[-1]} not found")
-    if args[:2] == ["volume", "inspect"] and len(args) == 3:
-        # the Docker backend's volume (asked by `status`/`down` with backend auto)
-        return _err(f"Error response from daemon: get {args[2]}: no such volume")
-    raise Unexpected("docker")
-
-
-WRITE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
-
-
-def _docker_exec(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str, str, int]:
-    interactive = args[:1] == ["-i"]
-    if interactive:
-        args = args[1:]
-    node, command = args[0], args[1:]
-    files = state["node_files"].get(node)
-    cluster = _node_owner(state, node)
-    if files is None or cluster is None:
-        return _err(f"Error response from daemon: No such container: {node}")
-    if not cluster["running"]:
-        return _err(f"Error response from daemon: container {node} is not running")
-    if command[:4] == ["crictl", "inspecti", "-o", "json"] and len(command) == 5:
-        image = command[4]
-        if image not in cluster["images"]:
-            return _err(
-                f'time="2026-01-01T00:00:00Z" level=fatal msg="no such image "{image}" present"'
-            )
-        return _out({"status": {"id": "sha256:feed", "repoTags": [f"docker.io/library/{image}"]}})
-    if command[:1] == ["cat"] and len(command) == 2 and not interactive:
-        if command[1] not in files:
-            return _err(f"cat: {command[1]}: No such file or directory")
-        return files[command[1]], "", 0
-    if interactive and command[:3] == ["sh", "-c", WRITE_SCRIPT] and len(command) == 6:
-        folder, path = command[4], command[5]
-        if command[3] != "sh" or not path.startswith(folder + "/"):
-            raise Unexpected("docker exec")
-        files[path] = stdin or ""
-        return "", "", 0
-    raise Unexpected("docker exec")
 
 
 # --------------------------------------------------------------------------- kubectl
@@ -373,7 +234,7 @@ def _cluster_for_context(
     return name, None
 
 
-def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str, str, int]:
+def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     kubeconfig = context = None
     while args and args[0] in ("--kubeconfig", "--context"):
         if args[0] == "--kubeconfig":
@@ -387,13 +248,13 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[
         return _kubectl_config(args[1:], state)
     cluster, error = _cluster_for_context(state, kubeconfig, context)
     if error:
-        return _err(error)
+        return err(error)
     assert cluster is not None
     if args == ["get", "nodes", "-o", "json"]:
         record = state["clusters"][cluster]
         record["polls"] += 1
         ready = record["polls"] > state["nodes_ready_after"]
-        return _out(
+        return out(
             {
                 "kind": "List",
                 "items": [
@@ -416,8 +277,8 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[
         key = f"{flags.one('--namespace')}/{name}"
         found = state["configmaps"].get(key)
         if found is None or found.get("_cluster") != cluster:
-            return _err(f'Error from server (NotFound): configmaps "{name}" not found')
-        return _out({k: v for k, v in found.items() if not k.startswith("_")})
+            return err(f'Error from server (NotFound): configmaps "{name}" not found')
+        return out({k: v for k, v in found.items() if not k.startswith("_")})
     if args[:1] == ["apply"]:
         expected = ["apply", "--server-side", "--force-conflicts", "--field-manager=pallet-dev"]
         if args != [*expected, "-f", "-"]:
@@ -456,20 +317,20 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[
                         "status": {"phase": "Bound", "capacity": {"storage": "100Mi"}},
                     }
                 ]
-        return _out({"kind": "List", "items": items})
+        return out({"kind": "List", "items": items})
     if args[:3] == ["rollout", "status", "deployment"]:
         flags = Flags(args[3:], {"--namespace", "-l", "--timeout"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")
         if not release or release.get("_cluster") != cluster:
-            return _err(f"error: no deployments found in namespace {flags.one('--namespace')}")
+            return err(f"error: no deployments found in namespace {flags.one('--namespace')}")
         return 'deployment "registry-pallet-registry" successfully rolled out\n', "", 0
     raise Unexpected("kubectl")
 
 
-def _kubectl_config(args: list[str], state: dict[str, Any]) -> tuple[str, str, int]:
+def _kubectl_config(args: list[str], state: dict[str, Any]) -> Answer:
     user = state["user_kubeconfig"]
     if args == ["view", "--raw", "-o", "json"]:
-        return _out(
+        return out(
             {
                 "kind": "Config",
                 "apiVersion": "v1",
@@ -525,7 +386,7 @@ HELM_VALUE_FLAGS = {
 }
 
 
-def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str, str, int]:
+def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     major = int(state["helm_version"].lstrip("v").split(".")[0])
     if args == ["version", "--template", "{{.Version}}"]:
         return state["helm_version"], "", 0
@@ -541,23 +402,23 @@ def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
         flags = Flags(args[1:], HELM_VALUE_FLAGS, booleans)
     except Unexpected as exc:
         if major == 3 and ("--rollback-on-failure" in str(exc) or "--wait=" in str(exc)):
-            return _err(f"Error: {exc}")  # what Helm 3 says about Helm 4 flags
+            return err(f"Error: {exc}")  # what Helm 3 says about Helm 4 flags
         raise
     cluster, error = _cluster_for_context(
         state, flags.one("--kubeconfig"), flags.one("--kube-context")
     )
     if error:
-        return _err(f"Error: kubernetes cluster unreachable: {error}")
+        return err(f"Error: kubernetes cluster unreachable: {error}")
     namespace = flags.one("--namespace") or "default"
     if args[:1] == ["history"]:
         (name,) = flags.positionals
         release = state["releases"].get(f"{namespace}/{name}")
         if release is None or release.get("_cluster") != cluster:
-            return _err("Error: release: not found")
+            return err("Error: release: not found")
         if flags.one("-o") != "json" or flags.one("--max") != "1":
             raise Unexpected("helm history without --max 1 -o json")
         meta = release["chart"]["metadata"]
-        return _out(
+        return out(
             [
                 {
                     "revision": release["version"],
@@ -606,13 +467,26 @@ def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> tuple[str
             "_cluster": cluster,
         }
         state["releases"][key] = release
-        return _out({k: v for k, v in release.items() if not k.startswith("_")})
+        return out({k: v for k, v in release.items() if not k.startswith("_")})
     raise Unexpected("helm")
 
 
 # --------------------------------------------------------------------------- dispatch
 
-TOOLS = {"kind": kind, "docker": docker, "kubectl": kubectl, "helm": helm}
+
+def served_ports(state: dict[str, Any]) -> set[int]:
+    """Host ports a registry answers on: a running kind cluster's mapped ports while the
+    registry release is deployed on it (the NodePort behind them), and the ports running
+    containers publish."""
+    ports = fake_docker.published_ports(state)
+    for name, cluster in state["clusters"].items():
+        deployed = any(r.get("_cluster") == name for r in state["releases"].values())
+        if deployed and cluster["running"]:
+            ports |= {int(p["hostPort"]) for p in cluster["ports"]}
+    return ports
+
+
+TOOLS = {"kind": kind, "docker": fake_docker.docker, "kubectl": kubectl, "helm": helm}
 
 
 def injected_failure(tool: str, args: list[str], state: dict[str, Any]) -> dict[str, Any] | None:
@@ -627,9 +501,7 @@ def injected_failure(tool: str, args: list[str], state: dict[str, Any]) -> dict[
     return None
 
 
-def handle(
-    tool: str, args: list[str], stdin: str | None, state: dict[str, Any]
-) -> tuple[str, str, int]:
+def handle(tool: str, args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     """Answer one call: (stdout, stderr, exit code). Raises Unexpected on unknown argv."""
     failure = injected_failure(tool, args, state)
     if failure is not None:
@@ -656,17 +528,18 @@ def _serve(tool: str, args: list[str], stdin: str | None, state_path: Path) -> i
     state = json.loads(state_path.read_text())
     entry: dict[str, Any] = {"tool": tool, "argv": [tool, *args]}
     try:
-        out, err, code = handle(tool, args, stdin or None, state)
+        stdout, stderr, code = handle(tool, args, stdin or None, state)
     except Unexpected as exc:
         entry["unexpected"] = str(exc)
-        out, err, code = "", f"fake {tool}: unexpected argv {[tool, *args]} ({exc})\n", UNEXPECTED
+        stdout, stderr = "", f"fake {tool}: unexpected argv {[tool, *args]} ({exc})\n"
+        code = UNEXPECTED
     entry["exit"] = code
     state_path.with_suffix(".tmp").write_text(json.dumps(state, indent=1))
     state_path.with_suffix(".tmp").replace(state_path)  # the test's watcher never reads half
     with open(os.environ["FAKE_TOOLS_LOG"], "a", encoding="utf-8") as log:
         log.write(json.dumps(entry) + "\n")
-    sys.stdout.write(out)
-    sys.stderr.write(err)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
     return code
 
 

@@ -1,9 +1,10 @@
 """The fake tools at the runner seam: same world as the PATH fakes, in memory, fast.
 
 Every call is recorded; argv the fakes do not know raises AssertionError (loudly,
-past the backend's error handling). While a cluster exists with the registry
-release deployed, a real registry-like HTTP server answers on the cluster's host
-port, as the NodePort behind kind's port mapping would.
+past the backend's error handling). A real registry-like HTTP server answers on every
+port the world serves (``fake_tool.served_ports``): a cluster's host port while the
+registry release is deployed, as the NodePort behind kind's port mapping would, and
+the port a running container publishes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ def command_words(argv: Sequence[str]) -> str:
     return " ".join(words)
 
 
+class RegistryServers:
+    """One registry-like HTTP server on each port the fake world serves, kept in step."""
+
+    def __init__(self) -> None:
+        self.servers: dict[int, FakeRegistryServer] = {}
+
+    def sync(self, wanted: set[int]) -> None:
+        for port in set(self.servers) - wanted:
+            self.servers.pop(port).stop()
+        for port in wanted - set(self.servers):
+            server = FakeRegistryServer(port)
+            # a short poll interval: stopping it (every test's teardown) takes that long
+            server.thread = threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
+            )
+            self.servers[port] = server.start()
+
+    def close(self) -> None:
+        self.sync(set())
+
+
 class FakeToolsRunner(Runner):
     def __init__(self, state: dict[str, Any] | None = None, tools: Sequence[str] = TOOLS):
         super().__init__()
@@ -42,7 +64,7 @@ class FakeToolsRunner(Runner):
         self.calls: list[list[str]] = []
         self.inputs: list[str | None] = []
         self.timeouts: list[float] = []
-        self.servers: dict[int, FakeRegistryServer] = {}
+        self.registries = RegistryServers()
         self.serve_registry = True
 
     def has(self, tool: str) -> bool:
@@ -77,34 +99,22 @@ class FakeToolsRunner(Runner):
                 out, err, code = fake_tool.handle(tool, argv[1:], kwargs.get("input"), self.state)
             except fake_tool.Unexpected as exc:
                 raise AssertionError(f"fake {tool}: unexpected argv {argv} ({exc})") from None
-        self._sync_servers()
+        self.sync_servers()
         result = CommandResult(tuple(argv), int(code), out, err, 0.0)
         if code != 0 and kwargs.get("check", True):
             raise CommandFailed(argv, int(code), out, err)
         return result
 
-    def _sync_servers(self) -> None:
-        wanted: set[int] = set()
-        for name, cluster in self.state["clusters"].items():
-            deployed = any(
-                release.get("_cluster") == name for release in self.state["releases"].values()
-            )
-            if deployed and cluster["running"] and self.serve_registry:
-                wanted |= {int(p["hostPort"]) for p in cluster["ports"]}
-        for port in set(self.servers) - wanted:
-            self.servers.pop(port).stop()
-        for port in wanted - set(self.servers):
-            server = FakeRegistryServer(port)
-            # a short poll interval: stopping it (every test's teardown) takes that long
-            server.thread = threading.Thread(
-                target=server.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
-            )
-            self.servers[port] = server.start()
+    def sync_servers(self) -> None:
+        """Start or stop registry servers after the world changed (each call does this)."""
+        self.registries.sync(fake_tool.served_ports(self.state) if self.serve_registry else set())
+
+    @property
+    def servers(self) -> dict[int, FakeRegistryServer]:
+        return self.registries.servers
 
     def close(self) -> None:
-        for server in self.servers.values():
-            server.stop()
-        self.servers.clear()
+        self.registries.close()
 
     # assertions helpers
     def commands(self) -> list[str]:

@@ -15,7 +15,7 @@ from pallet_dev.backends.kind_agents import chart_values, fingerprint, find_agen
 from pallet_dev.config import Config, load_config
 from pallet_dev.errors import ConfigError
 from pallet_dev.tools.docker import Docker
-from tests.support.fake_docker import FakeDockerRunner
+from tests.fakes.runner import FakeToolsRunner
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pallet"
 
@@ -189,7 +189,7 @@ def test_docker_agent_spec_by_digest_on_the_network_with_limits() -> None:
     planned = deployments(
         config.agents, images_for(config), env_name="e", registry_address="e-registry:5000"
     )
-    agents = DockerAgents(Docker(FakeDockerRunner()), "e")
+    agents = DockerAgents(Docker(FakeToolsRunner(tools=("docker",))), "e")
     spec = agents.spec(planned[0], 1, None)
     argv = spec.run_argv()
     assert spec.name == container_name("e", "planner", 1) == "e-agent-planner"
@@ -258,7 +258,6 @@ def test_the_kind_plan_deploys_the_agents_chart_by_digest(tmp_path: Path) -> Non
     from pallet_dev.backends.base import UpOptions
     from pallet_dev.backends.kind import KindBackend
     from pallet_dev.paths import Paths
-    from tests.fakes.runner import FakeToolsRunner
 
     config = example_config()
     paths = Paths(tmp_path / "data", tmp_path / "state", tmp_path / "logs")

@@ -21,7 +21,8 @@ from pallet_dev.errors import (
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.tools.docker import LABEL_MANAGED, LABEL_SPEC
-from tests.support.fake_docker import FakeContainer, FakeDockerRunner
+from tests.fakes.fake_docker import new_container
+from tests.fakes.runner import FakeToolsRunner
 from tests.support.http_servers import free_port, registry_server
 
 
@@ -31,14 +32,14 @@ def paths(tmp_path: Path) -> Paths:
 
 
 @pytest.fixture
-def runner() -> Iterator[FakeDockerRunner]:
-    fake = FakeDockerRunner()
+def runner() -> Iterator[FakeToolsRunner]:
+    fake = FakeToolsRunner(tools=("docker",))
     yield fake
     fake.close()
 
 
 def make(
-    runner: FakeDockerRunner, paths: Paths, port: int | None = None, **registry: str
+    runner: FakeToolsRunner, paths: Paths, port: int | None = None, **registry: str
 ) -> DockerBackend:
     config = Config(
         name="pdt-unit", registry=RegistrySettings(port=port or free_port(), **registry)
@@ -50,12 +51,17 @@ def quiet() -> Steps:
     return Steps(io.StringIO())
 
 
+def commands(runner: FakeToolsRunner) -> list[str]:
+    """The calls as "docker <sub> <sub2>" prefixes, for order assertions."""
+    return [" ".join(call[:3]) for call in runner.calls]
+
+
 def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> None:
     backend = make(runner, paths)
     result = backend.up(UpOptions(timeout=10), quiet())
     assert result.changed and result.actions == ["created-container"]
     # optimistic create: the port is free, so one `docker run` does it all
-    assert runner.commands() == ["docker run --detach"]
+    assert commands(runner) == ["docker run --detach"]
     run = runner.calls[-1]
     port = backend.config.registry.port
     assert run[run.index("--publish") + 1] == f"127.0.0.1:{port}:5000"
@@ -64,7 +70,7 @@ def test_up_from_nothing_runs_the_documented_steps_in_order(runner, paths) -> No
         "type=volume,src=pdt-unit-registry-data,dst=/var/lib/registry,"
         "volume-label=dev.pallet.environment=pdt-unit,volume-label=dev.pallet.managed=true"
     )
-    assert runner.state.volumes["pdt-unit-registry-data"] == {
+    assert runner.state["volumes"]["pdt-unit-registry-data"] == {
         "dev.pallet.environment": "pdt-unit",
         "dev.pallet.managed": "true",
     }
@@ -89,27 +95,26 @@ def test_up_twice_is_a_no_op(runner, paths) -> None:
     runner.calls.clear()
     result = backend.up(UpOptions(timeout=10), quiet())
     assert not result.changed
-    assert runner.commands() == ["docker container inspect"]
+    assert commands(runner) == ["docker container inspect"]
 
 
 def test_stopped_container_is_started_not_recreated(runner, paths) -> None:
     backend = make(runner, paths)
     backend.up(UpOptions(timeout=10), quiet())
-    container = runner.state.containers["pdt-unit-registry"]
-    container.running = False
-    assert container.server is not None
-    container.server.stop()
-    container.server = None
+    container = runner.state["containers"]["pdt-unit-registry"]
+    container["running"] = False
+    assert backend.config.registry.port in runner.servers
+    runner.sync_servers()  # a stopped container no longer answers
     runner.calls.clear()
     result = backend.up(UpOptions(timeout=10), quiet())
     assert result.actions == ["started-container"]
     # the optimistic run hits the name conflict, then the stopped container is started
-    assert runner.commands() == [
+    assert commands(runner) == [
         "docker run --detach",
         "docker container inspect",
         "docker container start",
     ]
-    assert runner.state.containers["pdt-unit-registry"] is container
+    assert runner.state["containers"]["pdt-unit-registry"] is container
 
 
 def test_changed_port_recreates_container_and_keeps_volume(runner, paths) -> None:
@@ -119,8 +124,8 @@ def test_changed_port_recreates_container_and_keeps_volume(runner, paths) -> Non
     runner.calls.clear()
     result = moved.up(UpOptions(timeout=10), quiet())
     assert result.actions == ["removed-container", "created-container"]
-    assert "docker volume rm" not in runner.commands()
-    assert "pdt-unit-registry-data" in runner.state.volumes
+    assert "docker volume rm" not in commands(runner)
+    assert "pdt-unit-registry-data" in runner.state["volumes"]
 
 
 def test_recreate_flag_replaces_a_healthy_container(runner, paths) -> None:
@@ -131,27 +136,25 @@ def test_recreate_flag_replaces_a_healthy_container(runner, paths) -> None:
 
 
 def test_foreign_container_with_our_name_is_left_alone(runner, paths) -> None:
-    runner.state.containers["pdt-unit-registry"] = FakeContainer(
-        "pdt-unit-registry", "nginx", {}, [], running=True
-    )
+    runner.state["containers"]["pdt-unit-registry"] = new_container("nginx")
     backend = make(runner, paths)
     with pytest.raises(OperationFailed, match="not created by pallet-dev"):
         backend.up(UpOptions(timeout=5), quiet())
     with pytest.raises(OperationFailed, match="leaving it alone"):
         backend.down(clean=True, steps=quiet())
-    assert "pdt-unit-registry" in runner.state.containers
+    assert "pdt-unit-registry" in runner.state["containers"]
 
 
 def test_failed_docker_run_removes_the_half_created_container(runner, paths) -> None:
-    runner.state.fail_run = True
+    runner.state["bind_fails"] = True
     backend = make(runner, paths)
     with pytest.raises(CommandFailed, match="port is already allocated"):
         backend.up(UpOptions(timeout=5), quiet())
-    assert runner.state.containers == {}
+    assert runner.state["containers"] == {}
 
 
 def test_registry_that_never_answers_times_out_with_a_hint(runner, paths) -> None:
-    runner.state.serve_registry = False
+    runner.serve_registry = False
     backend = make(runner, paths)
     with pytest.raises(ReadinessTimeout) as caught:
         backend.up(UpOptions(timeout=0.5), quiet())
@@ -165,23 +168,23 @@ def test_port_held_by_something_else_fails_before_creating_anything(runner, path
         with pytest.raises(PortInUse) as caught:
             backend.up(UpOptions(timeout=5), quiet())
     assert f"Port {port}" in caught.value.message and "--port" in (caught.value.hint or "")
-    assert runner.state.containers == {} and runner.state.volumes == {}
+    assert runner.state["containers"] == {} and runner.state["volumes"] == {}
 
 
 def test_missing_image_that_cannot_be_pulled_says_so(runner, paths) -> None:
-    runner.state.images.clear()
+    runner.state["host_images"].clear()
     backend = make(runner, paths)
     with pytest.raises(OperationFailed, match="Cannot pull registry:3.1.2"):
         backend.up(UpOptions(timeout=5), quiet())
-    assert runner.state.containers == {}
+    assert runner.state["containers"] == {}
 
 
 def test_missing_image_is_pulled_once_then_run(runner, paths) -> None:
-    runner.state.images.clear()
-    runner.state.pullable.add("registry:3.1.2")
+    runner.state["host_images"].clear()
+    runner.state["pullable"].append("registry:3.1.2")
     result = make(runner, paths).up(UpOptions(timeout=10), quiet())
     assert result.actions == ["created-container"]
-    assert [c for c in runner.commands() if c.startswith(("docker run", "docker pull"))] == [
+    assert [c for c in commands(runner) if c.startswith(("docker run", "docker pull"))] == [
         "docker run --detach",
         "docker pull registry:3.1.2",
         "docker run --detach",
@@ -197,7 +200,7 @@ def test_present_image_is_never_pulled(runner, paths) -> None:
     ("daemon", "expected"), [("down", "not running"), ("denied", "Permission denied")]
 )
 def test_daemon_problems_are_prerequisite_errors(runner, paths, daemon, expected) -> None:
-    runner.state.daemon = daemon
+    runner.state["docker"] = daemon
     with pytest.raises(DaemonUnavailable, match=expected) as caught:
         make(runner, paths).up(UpOptions(timeout=5), quiet())
     assert caught.value.exit_code == 3
@@ -211,7 +214,7 @@ def test_down_keeps_volume_and_clean_removes_it(runner, paths) -> None:
     assert result.kept == ["volume pdt-unit-registry-data"]
     result = backend.down(clean=True, steps=quiet())
     assert result.removed == ["volume pdt-unit-registry-data"]
-    assert runner.state.volumes == {}
+    assert runner.state["volumes"] == {}
 
 
 def test_down_on_nothing_succeeds_and_removes_nothing(runner, paths) -> None:
@@ -235,7 +238,7 @@ def test_status_reports_container_and_volume(runner, paths) -> None:
 
 
 def test_spec_hash_changes_with_image_port_and_bind(paths) -> None:
-    runner = FakeDockerRunner()
+    runner = FakeToolsRunner(tools=("docker",))
     base = make(runner, paths, port=5001).container_spec().labels[LABEL_SPEC]
     assert make(runner, paths, port=5002).container_spec().labels[LABEL_SPEC] != base
     assert (

@@ -2,8 +2,8 @@
 
 tests/fakes/bin/{kind,helm,kubectl,docker} are real executables: every call is a
 real subprocess with real argv, stdin and exit codes, recorded in a log. A watcher
-thread plays the NodePort behind kind's port mapping: while the fake world has the
-release deployed, a registry-like HTTP server answers on the host port.
+thread plays the NodePort behind kind's port mapping (and a container's published
+port): on every port the fake world serves, a registry-like HTTP server answers.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pytest
 
 from pallet_dev.cli import main
 from pallet_dev.runner import Runner
-from tests.fakes.runner import command_words
-from tests.fakes.fake_tool import new_state
-from tests.support.http_servers import FakeRegistryServer, free_port
+from tests.fakes.fake_tool import new_state, served_ports
+from tests.fakes.runner import RegistryServers, command_words
+from tests.support.http_servers import free_port
 from tests.unit.test_kind_backend import from_nothing, reused_unchanged
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "bin"
@@ -33,7 +33,7 @@ class FakeWorld:
     def __init__(self, state_file: Path, log_file: Path) -> None:
         self.state_file = state_file
         self.log_file = log_file
-        self.server: FakeRegistryServer | None = None
+        self.registries = RegistryServers()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -57,18 +57,7 @@ class FakeWorld:
                 state = self.state()
             except ValueError:  # caught mid-write
                 continue
-            ports = {
-                int(port["hostPort"])
-                for name, cluster in state["clusters"].items()
-                if cluster["running"]
-                and any(r.get("_cluster") == name for r in state["releases"].values())
-                for port in cluster["ports"]
-            }
-            if ports and self.server is None:
-                self.server = FakeRegistryServer(ports.pop()).start()
-            elif not ports and self.server is not None:
-                self.server.stop()
-                self.server = None
+            self.registries.sync(served_ports(state))
 
     def start(self) -> FakeWorld:
         self._thread.start()
@@ -77,8 +66,7 @@ class FakeWorld:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        if self.server is not None:
-            self.server.stop()
+        self.registries.close()
 
 
 def same_steps(commands: list[str], expected: list[str]) -> bool:

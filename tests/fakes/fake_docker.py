@@ -1,0 +1,315 @@
+"""Fake docker: one simulated daemon behind both seams.
+
+The in-process runner (``tests.fakes.runner.FakeToolsRunner``) and the executable on PATH
+(``tests/fakes/bin/docker``, through ``fake_tool.py``) both answer with :func:`docker`, over
+the keys :func:`new_state` adds to the fake world: images, containers, volumes, networks and
+the daemon's health. A kind cluster's node is a container as well; its record stays with its
+cluster (``state["clusters"]``), so `container inspect`, `start` and `exec` on a node answer
+from there, and `exec` reads and writes the node's files (``state["node_files"]``).
+
+Answers are what the real CLI prints for the argv pallet-dev sends: JSON for `inspect` and
+`--format '{{json ...}}'`, the daemon's error sentences on stderr with its exit codes. Any
+other argv raises Unexpected. Nothing here serves HTTP: each seam starts a registry-like
+server on every port :func:`published_ports` lists.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+if __package__:
+    from tests.fakes.answers import Answer, Flags, Unexpected, err, out
+else:  # run as a program (tests/fakes/bin/*): this folder is first on sys.path
+    from answers import Answer, Flags, Unexpected, err, out
+
+CONTAINER_ID = "0123456789abcdef" * 4
+WRITE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
+RUN_VALUE_FLAGS = {
+    "--pull",
+    "--name",
+    "--restart",
+    "--label",
+    "--publish",
+    "--mount",
+    "--env",
+    "--network",
+    "--memory",
+    "--cpus",
+}
+
+
+def new_state() -> dict[str, Any]:
+    return {
+        "docker": "up",  # the daemon: up | down | denied
+        "host_images": ["registry:3.1.2"],
+        "pullable": [],  # what `docker pull` finds
+        "containers": {},  # name -> new_container(); kind's nodes live with their cluster
+        "volumes": {},  # name -> labels
+        "networks": {},  # name -> labels
+        "bind_fails": False,  # `docker run` creates the container, then cannot bind its port
+    }
+
+
+def new_container(
+    image: str,
+    labels: dict[str, str] | None = None,
+    ports: list[dict[str, str]] | None = None,
+    *,
+    running: bool = True,
+) -> dict[str, Any]:
+    """A container record; ``ports`` as ``{"hostIp", "hostPort", "containerPort"}``."""
+    return {
+        "image": image,
+        "labels": labels or {},
+        "ports": ports or [],
+        "env": [],
+        "running": running,
+    }
+
+
+def published_ports(state: dict[str, Any]) -> set[int]:
+    """The host ports running containers (not kind's nodes) publish."""
+    return {
+        int(port["hostPort"])
+        for container in state["containers"].values()
+        if container["running"]
+        for port in container["ports"]
+        if port["hostPort"].isdigit()
+    }
+
+
+def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
+    if state["docker"] == "down":
+        return err(
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?"
+        )
+    if state["docker"] == "denied":
+        return err("permission denied while trying to connect to the Docker daemon socket")
+    if args == ["version", "--format", "{{json .Server.Version}}"]:
+        return '"27.5.1"\n', "", 0
+    if args[:2] == ["info", "--format"] and len(args) == 3:
+        info = {"cgroup": "2", "security": ["name=seccomp,profile=default"], "driver_status": [],
+                "root_dir": "/var/lib/docker", **state.get("docker_info", {})}  # fmt: skip
+        return json.dumps(info) + "\n", "", 0
+    if args[:1] == ["run"]:
+        return _run(args[1:], state)
+    if args[:1] == ["exec"]:
+        return _exec(args[1:], stdin, state)
+    if args[:1] == ["pull"] and len(args) == 2:
+        if args[1] not in state["pullable"]:
+            return err(f"Error response from daemon: pull access denied for {args[1]}")
+        if args[1] not in state["host_images"]:
+            state["host_images"].append(args[1])
+        return f"Pulled {args[1]}\n", "", 0
+    if args[:3] == ["image", "inspect", "--format"] and len(args) == 5:
+        if args[4] not in state["host_images"]:
+            return err(f"Error response from daemon: No such image: {args[4]}")
+        return "sha256:feed\n", "", 0
+    if args[:1] == ["container"]:
+        return _container(args[1:], state)
+    if args[:1] == ["volume"] and len(args) == 3:
+        return _volume(args[1], args[2], state)
+    if args[:1] == ["network"]:
+        return _network(args[1:], state)
+    if args == ["system", "df", "--verbose", "--format", "{{json .Volumes}}"]:
+        return json.dumps([{"Name": n, "Size": "1.5MB"} for n in state["volumes"]]) + "\n", "", 0
+    raise Unexpected("docker")
+
+
+def _no_such_container(name: str) -> str:
+    return f"Error response from daemon: No such container: {name}"
+
+
+def _node_cluster(state: dict[str, Any], node: str) -> dict[str, Any] | None:
+    return next((c for c in state["clusters"].values() if node in c["nodes"]), None)
+
+
+def _record(state: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The container's record; a kind node's is read from its cluster."""
+    if name in state["containers"]:
+        return state["containers"][name]
+    cluster = _node_cluster(state, name)
+    if cluster is None:
+        return None
+    ports = [
+        {
+            "hostIp": p.get("listenAddress", "0.0.0.0"),
+            "hostPort": str(p["hostPort"]),
+            "containerPort": str(p["containerPort"]),
+        }
+        for p in cluster["ports"]
+    ]
+    node = new_container(cluster["image"], ports=ports, running=cluster["running"])
+    node["mounts"] = [
+        {"Source": m["hostPath"], "Destination": m["containerPath"]} for m in cluster["mounts"]
+    ]
+    return node
+
+
+def _inspect(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in record["ports"]:
+        bindings.setdefault(f"{port['containerPort']}/tcp", []).append(
+            {"HostIp": port["hostIp"], "HostPort": port["hostPort"]}
+        )
+    return {
+        "Id": CONTAINER_ID,
+        "Name": "/" + name,
+        "Image": "sha256:feed",
+        "RestartCount": 0,
+        "State": {"Status": "running" if record["running"] else "exited", "StartedAt": ""},
+        "Config": {"Image": record["image"], "Labels": record["labels"], "Env": record["env"]},
+        "HostConfig": {"PortBindings": bindings},
+        "Mounts": record.get("mounts", []),
+    }
+
+
+def _container(args: list[str], state: dict[str, Any]) -> Answer:
+    containers = state["containers"]
+    if args[:1] == ["inspect"] and len(args) >= 2:
+        found = [(name, _record(state, name)) for name in args[1:]]
+        stdout = json.dumps([_inspect(n, r) for n, r in found if r is not None], indent=2) + "\n"
+        missing = [_no_such_container(n) for n, r in found if r is None]
+        return stdout, "".join(f"{line}\n" for line in missing), 1 if missing else 0
+    if args[:1] == ["start"] and len(args) == 2:
+        holder = containers.get(args[1]) or _node_cluster(state, args[1])
+        if holder is None:
+            return err(_no_such_container(args[1]))
+        holder["running"] = True
+        return args[1] + "\n", "", 0
+    if args[:2] == ["rm", "--force"] and len(args) == 3:
+        if containers.pop(args[2], None) is None:
+            return err(_no_such_container(args[2]))
+        return args[2] + "\n", "", 0
+    if args[:1] == ["ls"]:
+        flags = Flags(args[1:], {"--format", "--filter"}, {"--all", "--no-trunc"})
+        if flags.one("--format") != "{{json .Names}}" or flags.positionals:
+            raise Unexpected("docker container ls")
+        wanted = []
+        for item in flags.all("--filter"):
+            kind, _, label = item.partition("=")
+            if kind != "label":
+                raise Unexpected(f"docker container ls --filter {item}")
+            wanted.append(label.partition("="))
+        names = [
+            name
+            for name, container in containers.items()
+            if (container["running"] or "--all" in flags.booleans)
+            and all(
+                key in container["labels"] and (not eq or container["labels"][key] == value)
+                for key, eq, value in wanted
+            )
+        ]
+        return "".join(json.dumps(name) + "\n" for name in names), "", 0
+    raise Unexpected("docker container")
+
+
+def _run(args: list[str], state: dict[str, Any]) -> Answer:
+    flags = Flags(args, RUN_VALUE_FLAGS, {"--detach"})
+    if flags.one("--pull") != "never":
+        raise Unexpected("docker run without --pull never: run must never pull by itself")
+    name, (image,) = flags.one("--name"), flags.positionals
+    if image not in state["host_images"]:
+        return err(f"docker: Error response from daemon: No such image: {image}", 125)
+    if name in state["containers"]:
+        return err(
+            f'docker: Error response from daemon: Conflict. The container name "/{name}" '
+            'is already in use by container "0123". You have to remove (or rename) that '
+            "container to be able to reuse that name.",
+            125,
+        )
+    ports = []
+    for publish in flags.all("--publish"):
+        host_ip, host_port, container_port = publish.rsplit(":", 2)
+        ports.append({"hostIp": host_ip, "hostPort": host_port, "containerPort": container_port})
+    for mount in flags.all("--mount"):
+        fields = [part.split("=", 1) for part in mount.split(",")]
+        source = next(value for key, value in fields if key == "src")
+        labels = dict(value.split("=", 1) for key, value in fields if key == "volume-label")
+        state["volumes"].setdefault(source, labels)
+    container = new_container(image, _labels(flags), ports)
+    container["env"] = flags.all("--env")
+    state["containers"][name] = container
+    if state["bind_fails"]:
+        container["running"] = False
+        return err(
+            "Error response from daemon: driver failed programming external "
+            "connectivity: Bind for 127.0.0.1:5000 failed: port is already allocated",
+            125,
+        )
+    return CONTAINER_ID[:16] + "\n", "", 0
+
+
+def _labels(flags: Flags) -> dict[str, str]:
+    return dict(label.partition("=")[::2] for label in flags.all("--label"))
+
+
+def _volume(verb: str, name: str, state: dict[str, Any]) -> Answer:
+    if verb not in ("inspect", "rm"):
+        raise Unexpected(f"docker volume {verb}")
+    if name not in state["volumes"]:
+        return err(f"Error response from daemon: get {name}: no such volume")
+    if verb == "rm":
+        del state["volumes"][name]
+        return name + "\n", "", 0
+    return out([{"Name": name, "Labels": state["volumes"][name]}])
+
+
+def _network(args: list[str], state: dict[str, Any]) -> Answer:
+    networks = state["networks"]
+    if args[:3] == ["inspect", "--format", "{{json .Labels}}"] and len(args) == 4:
+        if args[3] not in networks:
+            return err(f"Error response from daemon: network {args[3]} not found")
+        return json.dumps(networks[args[3]]) + "\n", "", 0
+    if args[:1] == ["create"]:
+        flags = Flags(args[1:], {"--label"}, set())
+        (name,) = flags.positionals
+        if name in networks:
+            return err(f"Error response from daemon: network with name {name} already exists")
+        networks[name] = _labels(flags)
+        return "f00d\n", "", 0
+    if args[:1] == ["connect"] and len(args) == 3:
+        if args[1] not in networks:
+            return err(f"Error response from daemon: network {args[1]} not found")
+        if args[2] not in state["containers"] and _node_cluster(state, args[2]) is None:
+            return err(_no_such_container(args[2]))
+        return "", "", 0
+    if args[:1] == ["rm"] and len(args) == 2:
+        if networks.pop(args[1], None) is None:
+            return err(f"Error response from daemon: network {args[1]} not found")
+        return args[1] + "\n", "", 0
+    raise Unexpected("docker network")
+
+
+def _exec(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
+    """`docker exec` into a kind node: crictl, and reading and writing the node's files."""
+    interactive = args[:1] == ["-i"]
+    if interactive:
+        args = args[1:]
+    node, command = args[0], args[1:]
+    files = state["node_files"].get(node)
+    cluster = _node_cluster(state, node)
+    if files is None or cluster is None:
+        return err(_no_such_container(node))
+    if not cluster["running"]:
+        return err(f"Error response from daemon: container {node} is not running")
+    if command[:4] == ["crictl", "inspecti", "-o", "json"] and len(command) == 5:
+        image = command[4]
+        if image not in cluster["images"]:
+            return err(
+                f'time="2026-01-01T00:00:00Z" level=fatal msg="no such image "{image}" present"'
+            )
+        return out({"status": {"id": "sha256:feed", "repoTags": [f"docker.io/library/{image}"]}})
+    if command[:1] == ["cat"] and len(command) == 2 and not interactive:
+        if command[1] not in files:
+            return err(f"cat: {command[1]}: No such file or directory")
+        return files[command[1]], "", 0
+    if interactive and command[:3] == ["sh", "-c", WRITE_SCRIPT] and len(command) == 6:
+        folder, path = command[4], command[5]
+        if command[3] != "sh" or not path.startswith(folder + "/"):
+            raise Unexpected("docker exec")
+        files[path] = stdin or ""
+        return "", "", 0
+    raise Unexpected("docker exec")
