@@ -220,7 +220,7 @@ def load_chart_inputs(config: Config, options: UpOptions, chart_dir: Path) -> Ch
 
     import yaml
 
-    from pallet_dev.chart import values as chart_values
+    from pallet_dev.chart import loader as chart_values
 
     with tempfile.TemporaryDirectory(prefix="pallet-dev-values-") as tmp:
         layer = Path(tmp) / "pallet-dev-kind-backend.yaml"
