@@ -37,11 +37,12 @@ from pallet_dev.config_sources import (
     volume_name_for,
 )
 from pallet_dev import versions
+from pallet_dev.chart.constants import DEFAULT_IMAGE
 from pallet_dev.errors import ConfigError
 from pallet_dev.yamlsource import read_yaml_mapping
 
 # CNCF distribution, the release .ci/versions.env pins (the chart's appVersion too).
-DEFAULT_REGISTRY_IMAGE = "registry:3.1.2"
+DEFAULT_REGISTRY_IMAGE = DEFAULT_IMAGE
 # the pinned kind release's own default node image (versions.KIND_NODE_IMAGES)
 DEFAULT_KIND_NODE_IMAGE = versions.KIND_NODE_IMAGES[versions.PINNED_KIND[:2]]
 # A name must be valid as a kind cluster name, a Docker container/volume name and

@@ -1,6 +1,6 @@
 """A YAML mapping read from a file, so that every error can name file:line.
 
-Used for pallet-dev.yaml (config.py) and Helm values files (chart/values.py).
+Used for pallet-dev.yaml (config.py) and Helm values files (chart/loader.py).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from pallet_dev.chart.helm_merge import merge_values
+from pallet_dev.chart.loader import load_values
 from pallet_dev.chart.schema import values_schema
-from pallet_dev.chart.values import load_values, merge_values
 from pallet_dev.errors import EXIT_USAGE, ConfigError
 from tests.chart.conftest import BAD_VALUES_DIR, CHART_DIR, Helm
 

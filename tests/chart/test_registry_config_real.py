@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pallet_dev.chart.values import REGISTRY_GID, REGISTRY_UID
+from pallet_dev.chart.constants import REGISTRY_GID, REGISTRY_UID
 from tests.chart.conftest import Helm, find_helm, one
 from tests.conftest import require_tool
 from tests.support.real_docker import TEST_IMAGE, docker, require_docker

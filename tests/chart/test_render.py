@@ -13,14 +13,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pallet_dev.chart.values import (
+from pallet_dev.chart.constants import (
     CONTAINER_PORT,
     DEFAULT_IMAGE,
     DEFAULT_NODE_PORT,
     NODE_DATA_PATH,
     REGISTRY_UID,
-    load_values,
 )
+from pallet_dev.chart.loader import load_values
 from tests.chart.conftest import (
     CHART_DIR,
     DEV_VALUES,

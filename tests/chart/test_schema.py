@@ -11,10 +11,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from pallet_dev.chart import values as chart_values
+from pallet_dev.chart import constants as chart_constants
+from pallet_dev.chart.loader import load_values
+from pallet_dev.chart.model import ChartValues
 from pallet_dev.chart.schema import main as schema_main
 from pallet_dev.chart.schema import render_schema, values_schema
-from pallet_dev.chart.values import ChartValues
 from tests.chart.conftest import CHART_DIR, DEV_VALUES, REPO, chart_kube_versions
 
 SCHEMA = CHART_DIR / "values.schema.json"
@@ -81,7 +82,7 @@ def test_values_yaml_equals_the_model_defaults() -> None:
 
 
 def test_dev_values_are_valid_and_small() -> None:
-    loaded = chart_values.load_values(CHART_DIR)
+    loaded = load_values(CHART_DIR)
     assert loaded.replica_count == 1
     assert loaded.persistence.size == "100Mi"
     dev = yaml.safe_load(DEV_VALUES.read_text())
@@ -91,8 +92,8 @@ def test_dev_values_are_valid_and_small() -> None:
 def test_chart_metadata_matches_the_constants() -> None:
     chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
-    assert chart["name"] == chart_values.CHART_NAME
-    assert chart["appVersion"] == chart_values.DEFAULT_IMAGE_TAG
+    assert chart["name"] == chart_constants.CHART_NAME
+    assert chart["appVersion"] == chart_constants.DEFAULT_IMAGE_TAG
     major, minor, patch = (int(part) for part in chart["version"].split("."))
     assert (major, minor, patch) >= (0, 1, 0)
     low, high = chart_kube_versions()
@@ -100,7 +101,7 @@ def test_chart_metadata_matches_the_constants() -> None:
 
 
 def test_default_node_port_is_in_the_static_band() -> None:
-    low, high = chart_values.STATIC_NODE_PORT_BAND
-    assert low <= chart_values.DEFAULT_NODE_PORT <= high
-    assert ChartValues().service.node_port == chart_values.DEFAULT_NODE_PORT
-    assert ChartValues().persistence.host_path.path == chart_values.NODE_DATA_PATH
+    low, high = chart_constants.STATIC_NODE_PORT_BAND
+    assert low <= chart_constants.DEFAULT_NODE_PORT <= high
+    assert ChartValues().service.node_port == chart_constants.DEFAULT_NODE_PORT
+    assert ChartValues().persistence.host_path.path == chart_constants.NODE_DATA_PATH

@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 
-from pallet_dev.chart.values import (
-    DEFAULT_NODE_PORT,
-    ChartValues,
-    load_values,
-    merge_values,
-    parse_set,
-)
+from pallet_dev.chart.constants import DEFAULT_NODE_PORT
+from pallet_dev.chart.helm_merge import merge_values, parse_set
+from pallet_dev.chart.loader import load_values
+from pallet_dev.chart.model import ChartValues
 from pallet_dev.errors import ConfigError
 from tests.chart.conftest import CHART_DIR, REPO
 

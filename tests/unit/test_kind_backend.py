@@ -32,7 +32,7 @@ from pallet_dev.chart.inputs import (
     image_values,
     pallet_dev_values,
 )
-from pallet_dev.chart.values import DEFAULT_NODE_PORT, NODE_DATA_PATH
+from pallet_dev.chart.constants import DEFAULT_NODE_PORT, NODE_DATA_PATH
 from pallet_dev.config import Config, KindSettings, RegistrySettings
 from pallet_dev.errors import (
     ConfigError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from pallet_dev.chart.values import DEFAULT_IMAGE_TAG
+from pallet_dev.chart.constants import DEFAULT_IMAGE_TAG
 from pallet_dev.config import DEFAULT_REGISTRY_IMAGE
 from tests.support.versions import pinned
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pallet_dev.backends.base import BackendStatus, DataLocation
 from pallet_dev.backends.kind_cluster import CAP_QUICK, ensure_kubeconfig
 from pallet_dev.backends.steps import Deadline
-from pallet_dev.chart.inputs import CHART_NAME, NAMESPACE, RELEASE, RELEASE_SELECTOR
+from pallet_dev.chart.constants import CHART_NAME
+from pallet_dev.chart.inputs import NAMESPACE, RELEASE, RELEASE_SELECTOR
 from pallet_dev.chart.release import DESCRIPTION_PREFIX
 from pallet_dev.errors import CommandFailed, CommandTimeout, PalletError
 

@@ -22,8 +22,8 @@ from pallet_dev.backends.registry_wiring import (
     local_registry_hosting,
 )
 from pallet_dev.backends.steps import Deadline, Step, StepWarning
+from pallet_dev.chart.constants import CHART_NAME
 from pallet_dev.chart.inputs import (
-    CHART_NAME,
     NAMESPACE,
     RELEASE,
     RELEASE_SELECTOR,

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pallet_dev.chart.constants import CHART_NAME
 from pallet_dev.chart.release import chart_fingerprint, description_for, same_release
 from pallet_dev.errors import ConfigError
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 RELEASE = "registry"
 NAMESPACE = "pallet"
-CHART_NAME = "pallet-registry"
 # the registry's own objects (the `helm test` pod has component=test)
 RELEASE_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=registry"
 CHART_DIR_ENV = "PALLET_DEV_CHART_DIR"
@@ -152,7 +152,7 @@ def load_chart_inputs(config: Config, options: ValuesOptions, chart_dir: Path) -
 
     import yaml
 
-    from pallet_dev.chart import values as chart_values
+    from pallet_dev.chart import loader as chart_values
 
     with tempfile.TemporaryDirectory(prefix="pallet-dev-values-") as tmp:
         layer = Path(tmp) / "pallet-dev-kind-backend.yaml"

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pallet_dev.chart.values import CHART_NAME, SCHEMA_FILE, ChartValues
+from pallet_dev.chart.constants import CHART_NAME, SCHEMA_FILE
+from pallet_dev.chart.model import ChartValues
 
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 _SUBSCHEMA_LISTS = ("anyOf", "allOf", "oneOf")
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = None
     if current != expected:
         print(
-            f"{target} is out of date with pallet_dev.chart.values.ChartValues; "
+            f"{target} is out of date with pallet_dev.chart.model.ChartValues; "
             "run: python -m pallet_dev.chart.schema --write",
             file=sys.stderr,
         )
