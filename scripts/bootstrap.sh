@@ -16,7 +16,8 @@ Options are passed on, e.g. --port 5001, --recreate, --dry-run, --json
 (see `pallet-dev up --help`). Tear down with scripts/kill.sh.
 
 Exit codes are pallet-dev's: 0 ok, 1 failed, 2 bad usage, 3 prerequisite
-missing (also: pallet-dev itself is not installed), 4 locked, 130 interrupted.
+missing (also: pallet-dev itself is not installed), 4 locked, 70 a bug in
+pallet-dev (please report it), 130 interrupted.
 USAGE
 }
 

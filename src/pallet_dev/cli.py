@@ -8,11 +8,11 @@ one place, :func:`pallet_dev.outcome.run_guarded`.
 from __future__ import annotations
 
 import os
-import signal
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from typer.exceptions import TyperException
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 
-# the context of the running command, so main() can name its log file in errors
+# the context of the running command, so run() can name its log file in errors
 _CURRENT: dict[str, AppContext] = {}
 
 
@@ -67,9 +67,10 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = AppContext(
-        config_file=config, verbose=verbose, debug=debug, command=ctx.invoked_subcommand or ""
-    )
+    if not isinstance(ctx.obj, AppContext):  # one injected by run(argv, context) is kept
+        ctx.obj = AppContext(
+            config_file=config, verbose=verbose, debug=debug, command=ctx.invoked_subcommand or ""
+        )
     _CURRENT["ctx"] = ctx.obj
 
 
@@ -286,31 +287,34 @@ def report_usage_error(exc: TyperException) -> int:
     return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: run the app; outcome.run_guarded turns every outcome into an exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    from pallet_dev.config_sources import env_flag
+def run(argv: Sequence[str], context: AppContext | None = None) -> int:
+    """Run the app on ``argv``; outcome.run_guarded turns every outcome into the exit code.
 
-    debug = "--debug" in args or env_flag(os.environ.get("PALLET_DEV_DEBUG"))
-    from pallet_dev.entry import _on_sigterm
+    ``context``, when given, is the run's AppContext as it is (the root callback keeps it):
+    a caller or a test chooses its paths and options. Signals are entry.main's.
+    """
+    args = list(argv)
+    from pallet_dev.config_sources import env_flag
     from pallet_dev.outcome import run_guarded
 
-    signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM takes Ctrl-C's path
+    debug = (
+        "--debug" in args
+        or env_flag(os.environ.get("PALLET_DEV_DEBUG"))
+        or (context is not None and context.debug)
+    )
+    _CURRENT.clear()  # an error before the root callback names no earlier run's log
     command = typer.main.get_command(app)
 
     def invoke() -> int:
         try:
             # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
-            result = command.main(args=args, prog_name="pallet-dev", standalone_mode=False)
+            result = command.main(
+                args=args, prog_name="pallet-dev", standalone_mode=False, obj=context
+            )
         except TyperException as exc:  # usage errors: unknown option, bad value type
             return report_usage_error(exc)
         except typer.Abort:
             raise KeyboardInterrupt from None
         return result if isinstance(result, int) else 0
 
-    code = run_guarded(invoke, debug=debug, log_file=_log_file)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    sys.exit(code)
+    return run_guarded(invoke, debug=debug, log_file=_log_file)

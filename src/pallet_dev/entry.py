@@ -1,17 +1,17 @@
 """The console script's first code: SIGTERM is handled before anything else loads.
 
 SIGTERM becomes KeyboardInterrupt, so Ctrl-C and a `kill` take the same path:
-running tools are stopped, locks released, exit code 130.
+running tools are stopped, locks released, exit code 130. This module alone
+installs signal handlers; cli.run only runs the Typer app.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
 from typing import NoReturn
-
-EXIT_INTERRUPTED = 130
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -44,14 +44,16 @@ def split_config_option(argv: list[str]) -> tuple[str | None, list[str]] | None:
 
 
 def main() -> NoReturn:
+    """The console script: the only place pallet-dev installs a signal handler."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    from pallet_dev.errors import PalletError
+    from pallet_dev.errors import EXIT_INTERRUPTED, PalletError
 
+    argv = sys.argv[1:]
     try:
         # fast paths: no Typer, pydantic or yaml while the validated config is unchanged
         code: int | None = None
         # (every way of calling: `--config FILE` before the command included)
-        split = split_config_option(sys.argv[1:])
+        split = split_config_option(argv)
         try:
             if split is not None and split[1][:1] == ["health"]:
                 from pallet_dev.commands.health import fast_health
@@ -69,11 +71,19 @@ def main() -> NoReturn:
             from pallet_dev.outcome import report_error
 
             code = report_error(exc, None)
-        if code is not None:
-            _flush()
-            sys.exit(code)
-        from pallet_dev.cli import main as cli_main
+        except Exception as exc:  # noqa: BLE001 - a bug before the command's own guard
+            from pallet_dev.config_sources import env_flag
+            from pallet_dev.outcome import report_crash
+
+            code = report_crash(
+                exc, debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")), log_file=None
+            )
+        if code is None:
+            from pallet_dev.cli import run
     except KeyboardInterrupt:
         print("pallet-dev: interrupted before it started; nothing was changed.", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    cli_main()
+    if code is None:
+        code = run(argv)
+    _flush()
+    sys.exit(code)

@@ -1,8 +1,9 @@
 """The one exception tree of pallet-dev, and the exit codes it maps to.
 
 Every error a command can end with derives from :class:`PalletError`. Each class
-carries its exit code; :func:`pallet_dev.cli.main` is the single place that turns
-an exception into an exit code and a message.
+carries its exit code; :func:`pallet_dev.outcome.run_guarded` is the single place that
+turns an exception into an exit code and a message. Any other exception is a bug in
+pallet-dev: it exits 70 with a line asking for a report (no traceback unless --debug).
 
 Exit codes (documented in README.md):
 
@@ -12,6 +13,7 @@ Exit codes (documented in README.md):
 2     bad usage or bad input: config, values, flags        (UsageError, ConfigError)
 3     a prerequisite is missing or the daemon is unreachable (PrerequisiteError)
 4     another pallet-dev run holds the environment's lock  (LockTimeout)
+70    a bug in pallet-dev: any other exception             (EX_SOFTWARE of sysexits.h)
 130   interrupted (Ctrl-C or SIGTERM)                       (Interrupted)
 ====  ==========================================================================
 
@@ -41,6 +43,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PREREQUISITE = 3
 EXIT_LOCKED = 4
+EXIT_INTERNAL = 70  # a bug of ours, not a failure to converge: EX_SOFTWARE in sysexits.h
 EXIT_INTERRUPTED = 130
 
 

@@ -1,6 +1,6 @@
 """The one place where an outcome becomes an exit code and a message on stderr.
 
-Used by the Typer CLI (cli.main) and by the fast paths (entry.py), so an error
+Used by the Typer CLI (cli.run) and by the fast paths (entry.py), so an error
 reads and exits the same whichever way a command ran.
 """
 
@@ -11,7 +11,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from pallet_dev.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, PalletError
+from pallet_dev.errors import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    Interrupted,
+    PalletError,
+)
 
 
 def report_interrupted(message: str | None = None) -> None:
@@ -34,6 +40,24 @@ def report_error(exc: PalletError, log_file: Path | None) -> int:
     if log_file is not None:
         print(f"  log: {log_file}", file=sys.stderr)
     return exc.exit_code
+
+
+def report_crash(exc: Exception, *, debug: bool, log_file: Path | None) -> int:
+    """An exception that is no PalletError is a bug of ours: say so, ask for a report.
+
+    Its own exit code (not 1) lets a script tell a bug from a failed operation.
+    """
+    if debug:
+        traceback.print_exc()
+    detail = str(exc).rstrip(".")
+    print(
+        f"pallet-dev: internal error: {type(exc).__name__}{': ' + detail if detail else ''}.",
+        file=sys.stderr,
+    )
+    attach = f", with the log file {log_file}" if log_file is not None else ""
+    rerun = "" if debug else "; re-run with --debug for the traceback"
+    print(f"  please report this bug in pallet-dev{attach}{rerun}.", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def run_guarded(
@@ -62,14 +86,7 @@ def run_guarded(
             pass
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug:
-            traceback.print_exc()
-        print(
-            f"pallet-dev: internal error: {type(exc).__name__}: {exc}. "
-            "Re-run with --debug for the traceback and report it.",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return report_crash(exc, debug=debug, log_file=log_file())
     if code == EXIT_INTERRUPTED:
         report_interrupted()  # Typer turned a KeyboardInterrupt into this code
     return code

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet_dev.cli import main
+from pallet_dev.cli import run
 from tests.support.http_servers import free_port
 from tests.support.oci import catalog, manifest_exists, pull_artifact, push_artifact
 from tests.support.real_docker import DockerEnv, docker
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.docker
 
 
 def cli(*argv: str) -> int:
-    with pytest.raises(SystemExit) as caught:
-        main(list(argv))
-    return int(caught.value.code or 0)
+    return run(list(argv))
 
 
 def test_push_survives_down_and_up_and_clean_removes_everything(

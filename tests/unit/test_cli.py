@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pallet_dev import __version__
-from pallet_dev.cli import main
+from pallet_dev.cli import run as cli_run
 from tests.conftest import clear_config_env
 from tests.support.http_servers import free_port, registry_server, silent_server
 
@@ -29,9 +29,7 @@ def no_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(*argv: str) -> int:
-    with pytest.raises(SystemExit) as caught:
-        main(list(argv))
-    return int(caught.value.code or 0)
+    return cli_run(list(argv))
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,3 +184,81 @@ def test_environment_lock_times_out_with_exit_code_4(
     assert "waiting up to 0.3 s" in capsys.readouterr().err
     with ctx.env_lock("pdt-locked", timeout=0.3):  # free again once the holder closed it
         pass
+
+
+def test_an_injected_context_is_kept(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """run(argv, context): the root callback uses the caller's AppContext, not a new one."""
+    from pallet_dev.cli import run as cli_run
+    from pallet_dev.context import AppContext
+    from pallet_dev.paths import Paths
+
+    monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))
+    config = isolated / "injected.yaml"
+    config.write_text("name: pdt-injected\n")
+    injected = isolated / "injected-home"
+    context = AppContext(
+        config_file=config,
+        command="health",
+        paths=Paths(injected / "data", injected / "state", injected / "logs"),
+    )
+    assert cli_run(["health", "--json"], context=context) == 1  # nothing answers
+    assert json.loads(capsys.readouterr().out)["status"] == "unhealthy"
+    assert context.config_path == config  # this context read the config
+    log = (injected / "logs" / "pallet-dev.log").read_text()
+    assert '"health"' in log
+    assert not (isolated / "home" / "logs" / "pallet-dev.log").exists()
+
+
+def test_a_bug_exits_70_and_asks_for_a_report_without_a_traceback(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pallet_dev.commands import status
+    from pallet_dev.errors import EXIT_INTERNAL
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))
+    monkeypatch.delenv("PALLET_DEV_DEBUG", raising=False)
+    monkeypatch.setattr(status, "run_status", broken)
+    assert EXIT_INTERNAL == 70
+    assert run("status") == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0] == "pallet-dev: internal error: ZeroDivisionError: division by zero."
+    assert lines[1].startswith("  please report this bug in pallet-dev")
+    assert "re-run with --debug for the traceback" in lines[1]
+    # with --debug: the traceback, and no advice to re-run for it
+    assert run("--debug", "status") == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" in err and 'raise ZeroDivisionError("division by zero")' in err
+    assert "re-run with --debug" not in err
+
+
+def test_a_bug_after_the_log_opened_names_the_log_file(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pallet_dev.commands import health
+
+    def broken(*args: object, **kwargs: object) -> list[object]:
+        raise KeyError("services")
+
+    monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))
+    monkeypatch.setattr(health, "probe_all", broken)  # after the config was read and logged
+    assert run("health") == 70
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    log_file = isolated / "home" / "logs" / "pallet-dev.log"
+    assert f"please report this bug in pallet-dev, with the log file {log_file};" in err
+
+
+def test_the_cli_installs_no_signal_handler() -> None:
+    """entry.main alone owns signals: an in-process run leaves SIGTERM's handler alone."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run("--version") == 0
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pallet_dev import versions
-from pallet_dev.cli import main
+from pallet_dev.cli import run
 from pallet_dev.commands.doctor import (
     CHECKS,
     CheckResult,
@@ -141,10 +141,9 @@ def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTools
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
-    with pytest.raises(SystemExit) as caught:
-        main(["doctor", "--json", *args])
+    code = run(["doctor", "--json", *args])
     out = capsys.readouterr().out
-    return int(caught.value.code or 0), json.loads(out)
+    return code, json.loads(out)
 
 
 def checks_of(document: dict[str, object]) -> dict[str, dict[str, object]]:
@@ -430,10 +429,9 @@ def test_human_report_lists_marks_and_fixes_without_colour_off_a_terminal(
     tools.set("docker", DOCKER_VERSION, docker_version(None), DENIED, 1)
     tools.set("docker", DOCKER_ROOT, "", DENIED, 1)
     tools.set("docker", DOCKER_HOST, "", DENIED, 1)
-    with pytest.raises(SystemExit) as caught:
-        main(["doctor", "--backend", "kind"])
+    code = run(["doctor", "--backend", "kind"])
     out = capsys.readouterr().out
-    assert caught.value.code == 3
+    assert code == 3
     assert "\033[" not in out
     assert " ✓ docker CLI" in out
     daemon = next(line for line in out.splitlines() if line.startswith(" ✗ Docker daemon"))

@@ -172,3 +172,53 @@ def test_httpx_loads_without_its_cli_and_still_works() -> None:
         )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "registry/2.0", "[]"]
+
+
+# a bug planted in the fast path, before the console script runs
+BROKEN_PROBES = (
+    "import pallet_dev.commands.health as health\n"
+    "def broken(*args, **kwargs):\n"
+    "    raise RuntimeError('planted bug')\n"
+    "health.probe_all = broken\n"
+)
+BROKEN_SNAPSHOT = (
+    "from pallet_dev.context import AppContext\n"
+    "def broken(*args, **kwargs):\n"
+    "    raise RuntimeError('planted bug')\n"
+    "AppContext.from_snapshot = broken\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("planted", "log_named"),
+    [(BROKEN_PROBES, True), (BROKEN_SNAPSHOT, False)],
+    ids=["in-the-command", "before-the-command"],
+)
+def test_a_bug_on_the_fast_path_exits_70_without_a_traceback(
+    tmp_path: Path, env: dict[str, str], planted: str, log_named: bool
+) -> None:
+    env["PALLET_DEV_REGISTRY_PORT"] = str(free_port())
+    assert health(tmp_path, env, "--json")[0] == 1  # the full path stores the snapshot
+
+    def broken_health(*extra_env: tuple[str, str]) -> tuple[int, str]:
+        result = subprocess.run(
+            [sys.executable, "-c", planted + PROBE, "health", "--json"],
+            cwd=tmp_path,
+            env={**env, **dict(extra_env)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.returncode, result.stderr
+
+    code, err = broken_health()
+    assert code == 70, err
+    assert err.splitlines()[-1] == "[]", err  # the fast path ran: no Typer, pydantic, yaml
+    assert "Traceback" not in err
+    assert "pallet-dev: internal error: RuntimeError: planted bug." in err
+    assert "please report this bug in pallet-dev" in err
+    assert "re-run with --debug for the traceback" in err
+    log_file = tmp_path / "home" / "logs" / "pallet-dev.log"
+    assert (f"with the log file {log_file}" in err) is log_named
+    code, err = broken_health(("PALLET_DEV_DEBUG", "1"))
+    assert code == 70 and "Traceback" in err and "RuntimeError: planted bug" in err

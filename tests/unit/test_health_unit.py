@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pallet_dev.cli import main
+from pallet_dev.cli import run
 from pallet_dev.commands.health import render_table
 from pallet_dev.output import use_color
 from pallet_dev.probe import ProbeResult, ProbeTarget, catalog, probe, probe_all, registry_target
@@ -140,9 +140,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def health(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(["health", *args])
-    return int(caught.value.code or 0), capsys.readouterr().out
+    code = run(["health", *args])
+    return code, capsys.readouterr().out
 
 
 def registry_on(monkeypatch: pytest.MonkeyPatch, url: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pallet_dev.cli import main
+from pallet_dev.cli import run as cli_run
 from tests.conftest import clear_config_env
 
 FIELDS = [
@@ -66,12 +66,7 @@ def run(args: list[str]) -> tuple[int, str, str, float]:
     out, err = io.StringIO(), io.StringIO()
     started = time.monotonic()
     with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        else:  # pragma: no cover - main always exits
-            code = 0
+        code = cli_run(args)
     return code, out.getvalue(), err.getvalue(), time.monotonic() - started
 
 

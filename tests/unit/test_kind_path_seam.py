@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pallet_dev.cli import main
+from pallet_dev.cli import run
 from pallet_dev.runner import Runner
 from tests.fakes.fake_tool import new_state, served_ports
 from tests.fakes.runner import RegistryServers, command_words
@@ -107,10 +107,9 @@ def test_unknown_argv_fails_loudly(world: FakeWorld) -> None:
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(args)
+    code = run(args)
     out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
+    return code, out, err
 
 
 @pytest.fixture

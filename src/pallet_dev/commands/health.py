@@ -6,6 +6,7 @@ Kept light: no subprocess, no httpx, no rich; one parallel round of probes.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -160,7 +161,8 @@ def fast_health(argv: list[str], config_file: str | None = None) -> int | None:
 
     Runs only when a config snapshot matches the current inputs (see config_snapshot);
     None means "take the full CLI" (no snapshot yet, other options, a bad value), which
-    also validates the config and stores the snapshot for the next run.
+    also validates the config and stores the snapshot for the next run. Errors map to exit
+    codes through outcome.run_guarded, as on the full path.
     """
     from pallet_dev import config_snapshot
     from pallet_dev.config_sources import MAX_PROBE_SECONDS
@@ -185,4 +187,11 @@ def fast_health(argv: list[str], config_file: str | None = None) -> int | None:
     if found is None:
         return None
     ctx, settings = found
-    return run_health(ctx, as_json=as_json, timeout=timeout, settings=settings)
+    from pallet_dev.config_sources import env_flag
+    from pallet_dev.outcome import run_guarded
+
+    return run_guarded(
+        lambda: run_health(ctx, as_json=as_json, timeout=timeout, settings=settings),
+        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
+        log_file=lambda: ctx.log.path,
+    )
