@@ -28,6 +28,7 @@ Tree::
     ├── OperationFailed            (1)
     │   ├── CommandFailed          (1)  a subprocess exited non-zero
     │   ├── CommandTimeout         (1)  a subprocess ran past its timeout
+    │   ├── VersionUnreadable      (1)  `<tool> version` printed no version we can read
     │   ├── PortInUse              (1)  the registry port is held by something else
     │   └── ReadinessTimeout       (1)  a wait (registry, rollout, node) ran out
     ├── LockTimeout                (4)
@@ -129,6 +130,17 @@ class CommandTimeout(OperationFailed):
             f"`{' '.join(self.argv)}` did not finish within {timeout:g} s and was stopped.",
             hint=hint,
         )
+
+
+class VersionUnreadable(OperationFailed):
+    """A tool's version could not be read; keeps what the tool printed, to quote it."""
+
+    def __init__(
+        self, message: str, *, stdout: str = "", stderr: str = "", hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 class PortInUse(OperationFailed):

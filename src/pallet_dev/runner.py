@@ -22,12 +22,11 @@ from typing import Any
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
 from pallet_dev.eventlog import NULL_LOG, EventLog
-from pallet_dev.versions import PINNED_KIND, show
+from pallet_dev.versions import KIND_INSTALL
 
 INSTALL_HINTS: dict[str, str] = {
     "docker": "Install Docker (https://docs.docker.com/get-docker/) and start it.",
-    "kind": f"Install kind: `go install sigs.k8s.io/kind@{show(PINNED_KIND)}` or "
-    "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+    "kind": f"Install kind: {KIND_INSTALL}",
     "helm": "Install Helm 3.x or 4.x: https://helm.sh/docs/intro/install/",
     "kubectl": "Install kubectl: https://kubernetes.io/docs/tasks/tools/",
 }
@@ -203,3 +202,21 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.communicate(timeout=1)
     except (subprocess.TimeoutExpired, ValueError, OSError):
         pass
+
+
+def run_lenient(runner: Runner, argv: Sequence[str], *, timeout: float, step: str) -> CommandResult:
+    """Run a query whose failure is itself an answer (the tools' `version` calls in `doctor`).
+
+    Never raises for the tool's own failure: a non-zero exit comes back as it is, and
+    a hang or a binary that cannot start as exit 124 with the reason as its stderr.
+    """
+    try:
+        return runner.run(argv, timeout=timeout, check=False, step=step)
+    except (CommandTimeout, CommandFailed) as exc:
+        return CommandResult(tuple(argv), 124, "", exc.message, timeout)
+
+
+def last_line(text: str, limit: int = 300) -> str:
+    """The last non-blank line of a tool's output, cut to ``limit`` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""

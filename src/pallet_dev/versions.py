@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 Version = tuple[int, ...]
 
@@ -58,6 +59,28 @@ def at_least(found: Version, minimum: Version) -> bool:
 
 def show(version: Version) -> str:
     return "v" + ".".join(str(part) for part in version)
+
+
+# How to install the pinned kind; every install hint for kind is built from this one.
+KIND_INSTALL = (
+    f"`go install sigs.k8s.io/kind@{show(PINNED_KIND)}` or "
+    "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
+)
+
+
+@dataclass(frozen=True)
+class ToolVersion:
+    """A version as the tool spells it (``raw``: "v1.32.4-dispatcher") and its numbers."""
+
+    raw: str
+    numbers: Version | None  # None when ``raw`` holds no MAJOR.MINOR
+
+    @classmethod
+    def of(cls, raw: str) -> ToolVersion:
+        return cls(raw, parse_version(raw))
+
+    def __str__(self) -> str:
+        return self.raw
 
 
 def node_image_kubernetes(image: str) -> Version | None:

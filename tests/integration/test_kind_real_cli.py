@@ -4,8 +4,9 @@
   `kind create cluster --config` with a node image that cannot exist fails only
   after both (at "Ensuring node image"); a broken config fails before, which the
   negative controls show.
-* `kind get clusters` / `get nodes` are parsed from kind's real output, including
-  "no clusters" (to stderr, exit 0) and names that are substrings of others.
+* `kind version` (text only) and `kind get clusters` / `get nodes` are parsed from
+  kind's real output, including "no clusters" (to stderr, exit 0) and names that are
+  substrings of others.
 * Files written into a node with `docker exec` round-trip through a real container.
 
 Needs kind (and Docker for the last two groups). Skips without them; fails instead
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from pallet_dev import versions
 from pallet_dev.backends.base import UpOptions
 from pallet_dev.backends.kind import KindBackend
 from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
@@ -137,6 +139,12 @@ def test_unknown_keys_are_rejected_by_kinds_strict_decoder(
     )
     result = _create(kind_bin, f"pdtest-{secrets.token_hex(4)}", config_file, tmp_path / "k")
     assert result.returncode != 0 and "unable to decode config" in result.stderr
+
+
+def test_version_is_read_from_kinds_text(kind_bin: str) -> None:
+    raw = subprocess.run([kind_bin, "version"], capture_output=True, text=True, timeout=30)
+    found = Kind(Runner(), binary=kind_bin).version()
+    assert len(found) == 3 and f"kind {versions.show(found)} " in raw.stdout
 
 
 def test_get_clusters_parses_the_real_output(kind_bin: str, docker_bin: str) -> None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pallet_dev.errors import CommandFailed, DaemonUnavailable, OperationFailed, PalletError
-from pallet_dev.runner import Runner
+from pallet_dev.runner import Runner, last_line, run_lenient
+from pallet_dev.versions import ToolVersion
 
 LABEL_MANAGED = "dev.pallet.managed"
 LABEL_ENV = "dev.pallet.environment"
@@ -65,6 +66,14 @@ class HostInfo:
             ),
             root_dir=str(data.get("root_dir") or ""),
         )
+
+
+@dataclass(frozen=True)
+class DockerVersion:
+    """`docker version`: the CLI's version, and the daemon's or why it did not answer."""
+
+    client: ToolVersion | None
+    server: ToolVersion | PalletError  # the daemon's version, or why it did not answer
 
 
 class ContainerExists(Exception):
@@ -260,6 +269,37 @@ class Docker:
                 hint="Start Docker Desktop, or `sudo systemctl start docker` on Linux.",
             )
         return str(version)
+
+    def version_argv(self) -> list[str]:
+        # one call for both: the CLI prints its own part even when the daemon is down
+        return ["docker", "version", "--format", "{{json .}}"]
+
+    def version(self) -> DockerVersion:
+        """The CLI's and the daemon's versions; never raises for the daemon's failure.
+
+        Without a daemon `docker version` still prints the JSON (``"Server": null``) and
+        exits 1; ``server`` then holds why (DaemonUnavailable when the error is known).
+        """
+        result = run_lenient(
+            self.runner, self.version_argv(), timeout=self.timeout, step="docker version"
+        )
+        try:
+            first = (result.stdout.strip().splitlines() or [""])[0]
+            data = docker_json(first, "docker version", "{}")
+        except OperationFailed:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        client = (data.get("Client") or {}).get("Version")
+        server = (data.get("Server") or {}).get("Version")
+        cli = ToolVersion.of(str(client)) if client else None
+        if server:
+            return DockerVersion(cli, ToolVersion.of(str(server)))
+        no_server = classify_daemon_error(result.stderr) or OperationFailed(
+            "`docker version` reports no server: "
+            f"{last_line(result.stderr) or f'exit code {result.returncode}'}.",
+            hint="Check that Docker is running and `docker version` works.",
+        )
+        return DockerVersion(cli, no_server)
 
     def host_info(self) -> HostInfo:
         """The daemon host's cgroup version, rootless mode and image store (`docker info`)."""

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pallet_dev.errors import CommandFailed, OperationFailed
+from pallet_dev.errors import CommandFailed, OperationFailed, VersionUnreadable
 from pallet_dev.runner import Runner
 
 VERSION_TEMPLATE = "{{.Version}}"
@@ -45,8 +45,9 @@ def parse_helm_version(text: str) -> HelmVersion:
     raw = text.strip()
     match = _VERSION.match(raw)
     if match is None:
-        raise OperationFailed(
+        raise VersionUnreadable(
             f"Cannot read the Helm version from {raw[:80]!r}.",
+            stdout=text,
             hint="Check that `helm` on PATH is Helm 3 or 4 (`helm version`).",
         )
     major, minor, patch = match.groups()
@@ -164,6 +165,8 @@ class Helm:
         return [self.binary, "version", "--template", VERSION_TEMPLATE]
 
     def version(self, *, timeout: float = 20.0) -> HelmVersion:
+        """Asked once per adapter; a failed call raises as any other (CommandFailed or
+        CommandTimeout, which `up` reports as they are), unreadable output VersionUnreadable."""
         if self._version is None:
             out = self.runner.run(self.version_argv(), timeout=timeout, step="helm version")
             self._version = parse_helm_version(out.stdout)

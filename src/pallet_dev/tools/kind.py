@@ -15,10 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pallet_dev.errors import CommandFailed
-from pallet_dev.runner import CommandResult, Runner
+from pallet_dev import versions
+from pallet_dev.errors import CommandFailed, VersionUnreadable
+from pallet_dev.runner import CommandResult, Runner, last_line, run_lenient
 
 KIND_CONFIG_API_VERSION = "kind.x-k8s.io/v1alpha4"
+INSTALL_PINNED = f"Install kind {versions.show(versions.PINNED_KIND)}: {versions.KIND_INSTALL}"
 # Where containerd looks for per-registry-host folders (each with a hosts.toml).
 CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
 # Turns on containerd's per-host registry config (the `config_path` folder). kind's
@@ -112,6 +114,9 @@ class Kind:
         self.binary = binary
 
     # argv builders: used by `up` and shown verbatim by `up --dry-run`
+    def version_argv(self) -> list[str]:
+        return [self.binary, "version"]
+
     def get_clusters_argv(self) -> list[str]:
         return [self.binary, "get", "clusters"]
 
@@ -145,6 +150,24 @@ class Kind:
         return [self.binary, "load", "docker-image", image, "--name", name]
 
     # calls
+    def version(self, *, timeout: float = 20.0) -> versions.Version:
+        """kind's release; `kind version` prints only text ("kind v0.33.0 go1.26.8 linux/amd64").
+
+        A failed call, a hang or output without a version raises VersionUnreadable,
+        whose message quotes the tool's last line.
+        """
+        result = run_lenient(self.runner, self.version_argv(), timeout=timeout, step="kind version")
+        found = versions.parse_version(result.stdout) if result.ok else None
+        if found is None:
+            said = last_line(result.stdout + result.stderr) or "no output"
+            raise VersionUnreadable(
+                f"Cannot read the version from `kind version`: {said}.",
+                stdout=result.stdout,
+                stderr=result.stderr,
+                hint=INSTALL_PINNED,
+            )
+        return found
+
     def get_clusters(self, *, timeout: float = 30.0) -> list[str]:
         out = self.runner.run(self.get_clusters_argv(), timeout=timeout, step="kind get clusters")
         return parse_names(out.stdout)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pallet_dev.errors import CommandFailed, OperationFailed
-from pallet_dev.runner import Runner
+from pallet_dev.errors import CommandFailed, OperationFailed, VersionUnreadable
+from pallet_dev.runner import Runner, run_lenient
+from pallet_dev.versions import ToolVersion
 
 FIELD_MANAGER = "pallet-dev"
 
@@ -152,6 +153,10 @@ class Kubectl:
         return self.runner.run(argv, timeout=timeout, step=step, input=input).stdout
 
     # argv builders
+    def version_argv(self) -> list[str]:
+        # the client only: no cluster is asked, so no --context
+        return [self.binary, "version", "--client", "-o", "json"]
+
     def get_nodes_argv(self) -> list[str]:
         return [*self.base(), "get", "nodes", "-o", "json"]
 
@@ -191,6 +196,28 @@ class Kubectl:
         ]
 
     # calls
+    def version(self, *, timeout: float = 20.0) -> ToolVersion:
+        """kubectl's own version (``clientVersion.gitVersion``), as it spells it.
+
+        A failed call, a hang or JSON without it raises VersionUnreadable.
+        """
+        result = run_lenient(
+            self.runner, self.version_argv(), timeout=timeout, step="kubectl version"
+        )
+        try:
+            data = json.loads(result.stdout) if result.ok else {}
+            git_version = str(((data or {}).get("clientVersion") or {}).get("gitVersion") or "")
+        except (ValueError, AttributeError):
+            git_version = ""
+        if not git_version:
+            raise VersionUnreadable(
+                "Cannot read kubectl's version from `kubectl version --client -o json`.",
+                stdout=result.stdout,
+                stderr=result.stderr,
+                hint="Check that `kubectl` on PATH is kubectl (`kubectl version --client`).",
+            )
+        return ToolVersion.of(git_version)
+
     def get_nodes(self, *, timeout: float = 20.0) -> list[NodeStatus]:
         return parse_nodes(self._run(self.get_nodes_argv(), timeout=timeout, step="get nodes"))
 
