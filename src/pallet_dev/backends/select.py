@@ -11,7 +11,7 @@ from pallet_dev.paths import Paths
 from pallet_dev.runner import INSTALL_HINTS, Runner
 
 if TYPE_CHECKING:
-    from pallet_dev.config import Config
+    from pallet_dev.settings import Settings
 
 KIND_TOOLS = ("docker", "kind", "helm", "kubectl")
 
@@ -34,7 +34,7 @@ def missing_kind_prerequisites(runner: Runner, *, check_daemon: bool) -> list[st
     return missing
 
 
-def make_backend(name: str, config: Config, runner: Runner, paths: Paths) -> Backend:
+def make_backend(name: str, config: Settings, runner: Runner, paths: Paths) -> Backend:
     if name == "kind":
         from pallet_dev.backends.kind import KindBackend
 
@@ -45,7 +45,7 @@ def make_backend(name: str, config: Config, runner: Runner, paths: Paths) -> Bac
 
 
 def select_backend(
-    config: Config,
+    config: Settings,
     runner: Runner,
     paths: Paths,
     *,

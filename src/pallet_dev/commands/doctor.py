@@ -43,6 +43,7 @@ from pallet_dev.errors import (
 from pallet_dev.output import use_color
 from pallet_dev.paths import Paths
 from pallet_dev.runner import INSTALL_HINTS, CommandResult, Runner
+from pallet_dev.settings import Settings
 
 SCHEMA_VERSION = 1
 BOTH = ("docker", "kind")
@@ -98,7 +99,7 @@ def needed_by(required_for: tuple[str, ...], backend: str) -> bool:
 
 @dataclass(frozen=True)
 class DoctorInputs:
-    config: Config
+    config: Settings
     runner: Runner
     paths: Paths
     platform: str = sys.platform
@@ -632,8 +633,10 @@ def run_checks(inputs: DoctorInputs, checks: tuple[Check, ...] = CHECKS) -> list
         return [result for results in pool.map(guarded, checks) for result in results]
 
 
-def config_result(config_file: Path | None) -> tuple[Config, CheckResult]:
+def config_result(config_file: Path | None) -> tuple[Settings, CheckResult]:
     """Load the config; a broken one is a reported problem and the defaults stand in."""
+    from pallet_dev.settings import from_config
+
     try:
         config, path = load_config(config_file)
     except ConfigError as exc:
@@ -641,7 +644,7 @@ def config_result(config_file: Path | None) -> tuple[Config, CheckResult]:
             fallback, _ = load_config(Path(os.devnull))
         except ConfigError:
             fallback = Config()
-        return fallback, CheckResult(
+        return from_config(fallback), CheckResult(
             "config",
             "config",
             False,
@@ -650,7 +653,7 @@ def config_result(config_file: Path | None) -> tuple[Config, CheckResult]:
             fix=exc.hint or "Fix it; the other checks ran without the file.",
         )
     found = str(path) if path else "defaults (no pallet-dev.yaml here or above)"
-    return config, CheckResult("config", "config", True, BOTH, found=found)
+    return from_config(config, path), CheckResult("config", "config", True, BOTH, found=found)
 
 
 def selected_backend(results: list[CheckResult]) -> str | None:

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 
 def collect_status(ctx: AppContext) -> dict[str, Any]:
-    config = ctx.load_config()
+    config = ctx.load_settings()
     active = ctx.active(config.name) or {}
     names = [config.backend] if config.backend != "auto" else ["docker", "kind"]
     backends: dict[str, Any] = {}
