@@ -18,6 +18,7 @@ import typer
 from typer.exceptions import TyperException
 
 from pallet_dev import __version__
+from pallet_dev.config_sources import HEALTH_PROBE_SECONDS, UP_TIMEOUT_SECONDS
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_USAGE
 
@@ -91,7 +92,7 @@ def up(
     port: Annotated[int | None, typer.Option(help="Host port of the registry.")] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the environment to be healthy.")
-    ] = 300.0,  # commands.up.DEFAULT_TIMEOUT (not imported here: --help stays light)
+    ] = UP_TIMEOUT_SECONDS,
     recreate: Annotated[
         bool, typer.Option(help="Rebuild the container or cluster (data is kept).")
     ] = False,
@@ -153,7 +154,9 @@ def down(
 def health(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds each probe may take.")] = 1.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each probe may take.")
+    ] = HEALTH_PROBE_SECONDS,
 ) -> None:
     """Probe the registry and every configured service; exit 1 if any is unhealthy."""
     from pallet_dev.commands.health import run_health
@@ -187,7 +190,7 @@ def dev(
     port: Annotated[int | None, typer.Option(help="Host port of the registry.")] = None,
     timeout: Annotated[
         float, typer.Option(help="Seconds the first `up` may take to be healthy.")
-    ] = 300.0,
+    ] = UP_TIMEOUT_SECONDS,
     cycle_timeout: Annotated[
         float, typer.Option(help="Seconds one rebuild may take until the agent serves.")
     ] = 60.0,

@@ -27,15 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-# re-exported: the names predate config_sources (health's fast path needs them without pydantic)
+# re-exported: the names predate config_sources (which settings.py reads without pydantic)
 from pallet_dev.config_sources import ENV_FIELDS as ENV_FIELDS
 from pallet_dev.config_sources import find_config_file as find_config_file
-from pallet_dev.config_sources import (
-    container_name_for,
-    is_loopback_address,
-    registry_url_for,
-    volume_name_for,
-)
 from pallet_dev import versions
 from pallet_dev.chart.constants import DEFAULT_IMAGE
 from pallet_dev.errors import ConfigError
@@ -108,10 +102,6 @@ class RegistrySettings(_Strict):
         except ValueError:
             raise ValueError("must be an IP address such as 127.0.0.1") from None
         return value
-
-    @property
-    def is_loopback(self) -> bool:
-        return is_loopback_address(self.bind_address)
 
 
 class KindSettings(_Strict):
@@ -238,23 +228,6 @@ class Config(_Strict):
     def _unique_names(cls, value: list[ServiceCheck]) -> list[ServiceCheck]:
         _check_unique([service.name for service in value], "service")
         return value
-
-    # Names derived from the environment name (config_sources): used by every backend.
-    @property
-    def container_name(self) -> str:
-        return container_name_for(self.name)
-
-    @property
-    def volume_name(self) -> str:
-        return volume_name_for(self.name)
-
-    @property
-    def kube_context(self) -> str:
-        return f"kind-{self.name}"
-
-    @property
-    def registry_url(self) -> str:
-        return registry_url_for(self.registry.bind_address, self.registry.port)
 
 
 def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

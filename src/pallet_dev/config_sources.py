@@ -1,7 +1,7 @@
 """Where configuration comes from: the file's name, how it is found, the variables.
 
-Standard library only: `health`'s fast path (config_snapshot) needs these without
-importing pydantic or yaml.
+Standard library only: the settings cache (settings.py) and the commands run without
+Typer (bypass.py) need these without importing pydantic or yaml.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def env_flag(value: str | None) -> bool:
 # upper bounds for the seconds a flag may give (`up --timeout`, `health --timeout`, ...)
 MAX_WAIT_SECONDS = 24 * 3600.0
 MAX_PROBE_SECONDS = 60.0
+# the defaults of `up --timeout` (and `dev --timeout`, its first `up`) and `health --timeout`
+UP_TIMEOUT_SECONDS = 300.0
+HEALTH_PROBE_SECONDS = 1.0
 
 
 def checked_seconds(value: float, flag: str, maximum: float = MAX_WAIT_SECONDS) -> float:
@@ -62,8 +65,7 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
-# Names and addresses derived from the settings: one place, used by the pydantic
-# Config and by the snapshot the fast paths read.
+# Names and addresses derived from the settings (settings.Settings), in one place.
 def container_name_for(env_name: str) -> str:
     return f"{env_name}-registry"
 

@@ -18,9 +18,8 @@ from pallet_dev.output import Steps
 from pallet_dev.paths import Paths, default_paths
 from pallet_dev.runner import Runner
 
-if TYPE_CHECKING:  # pydantic and yaml load only when a command reads the config
-    from pallet_dev.config import Config
-    from pallet_dev.config_snapshot import ConfigSnapshot
+if TYPE_CHECKING:
+    from pallet_dev.settings import Overrides, Settings
 
 DEFAULT_LOCK_TIMEOUT = 300.0
 
@@ -34,7 +33,7 @@ class AppContext:
     paths: Paths = field(default_factory=default_paths)
     _log: EventLog | None = None
     _runner: Runner | None = None
-    config_path: Path | None = None  # the file load_config read, if any
+    config_path: Path | None = None  # the config file the settings came from, if any
 
     @property
     def log(self) -> EventLog:
@@ -47,43 +46,25 @@ class AppContext:
         return self._log
 
     @property
+    def log_path(self) -> Path | None:
+        """The log file, once something was written to it (errors name it)."""
+        return self._log.path if self._log is not None else None
+
+    @property
     def runner(self) -> Runner:
         if self._runner is None:
             self._runner = Runner(self.log)
         return self._runner
 
-    @classmethod
-    def from_snapshot(
-        cls, command: str, config_file: str | None
-    ) -> tuple[AppContext, ConfigSnapshot] | None:
-        """A context and the validated settings of a fast path, or None (take the full CLI).
+    def load_settings(self, overrides: Overrides | None = None) -> Settings:
+        """The validated settings (settings.load_settings: cached, or validated and stored)."""
+        from pallet_dev.settings import load_settings
 
-        The settings come from the snapshot the full CLI stored for exactly these inputs
-        (config file, its stat, the PALLET_DEV_* variables): no pydantic, no yaml.
-        """
-        from pallet_dev import config_snapshot
-
-        config_path = Path(config_file) if config_file is not None else None
-        ctx = cls(config_file=config_path, command=command)
-        key = config_snapshot.inputs_key(config_path)
-        settings = config_snapshot.read(ctx.paths, key)
-        if settings is None:
-            return None
-        ctx.log.write("config", file=key["file"], name=settings.name, snapshot=True)
-        return ctx, settings
-
-    def load_config(self, overrides: Mapping[tuple[str, ...], Any] | None = None) -> Config:
-        from pallet_dev import config_snapshot
-        from pallet_dev.config import load_config
-
-        key = config_snapshot.inputs_key(self.config_file)  # before reading: never stale
-        config, path = load_config(self.config_file, overrides=overrides)
-        self.config_path = path
-        self.log.write("config", file=str(path) if path else None, name=config.name)
-        if not any(value is not None for value in (overrides or {}).values()):
-            settings = config_snapshot.ConfigSnapshot.from_config(config)
-            config_snapshot.write(self.paths, key, settings)
-        return config
+        settings, cached = load_settings(self.config_file, self.paths, overrides=overrides)
+        self.config_path = settings.config_file
+        file = str(settings.config_file) if settings.config_file else None
+        self.log.write("config", file=file, name=settings.name, cached=cached)
+        return settings
 
     def steps(self, *, quiet: bool = False) -> Steps:
         from pallet_dev.output import make_steps

@@ -50,23 +50,15 @@ def main() -> NoReturn:
 
     argv = sys.argv[1:]
     try:
-        # fast paths: no Typer, pydantic or yaml while the validated config is unchanged
+        # health, Docker `up` and push without the Typer app (bypass.py), for every way of
+        # calling: `--config FILE` before the command included
         code: int | None = None
-        # (every way of calling: `--config FILE` before the command included)
         split = split_config_option(argv)
         try:
-            if split is not None and split[1][:1] == ["health"]:
-                from pallet_dev.commands.health import fast_health
+            if split is not None:
+                from pallet_dev.bypass import run_without_typer
 
-                code = fast_health(split[1][1:], split[0])
-            elif split is not None and split[1][:1] == ["up"]:
-                from pallet_dev.commands.up import fast_up
-
-                code = fast_up(split[1][1:], split[0])
-            elif split is not None and split[1][:1] == ["push"]:
-                from pallet_dev.commands.push import fast_push
-
-                code = fast_push(split[1][1:], split[0])
+                code = run_without_typer(*split)
         except PalletError as exc:  # e.g. an unusable PALLET_DEV_HOME, before any command ran
             from pallet_dev.outcome import report_error
 

@@ -26,6 +26,7 @@ import yaml
 from pallet_dev.backends.base import UpOptions
 from pallet_dev.chart.inputs import NAMESPACE, RELEASE, load_chart_inputs
 from pallet_dev.config import Config, RegistrySettings
+from pallet_dev.settings import from_config
 from pallet_dev.runner import Runner
 from pallet_dev.tools.helm import Helm, parse_helm_version, upgrade_flags
 from tests.conftest import skip_or_fail
@@ -84,7 +85,8 @@ def test_major_version_is_detected(helm: tuple[int, Helm]) -> None:
 
 @pytest.fixture
 def values_file(tmp_path: Path) -> tuple[Path, Any]:
-    chart = load_chart_inputs(Config(registry=RegistrySettings(port=5001)), UpOptions(), CHART)
+    config = from_config(Config(registry=RegistrySettings(port=5001)))
+    chart = load_chart_inputs(config, UpOptions(), CHART)
     path = tmp_path / "values.json"
     path.write_text(json.dumps(chart.values))
     return path, chart

@@ -31,6 +31,7 @@ from pallet_dev.backends.base import UpOptions
 from pallet_dev.backends.kind import KindBackend
 from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
 from pallet_dev.config import Config, KindSettings, RegistrySettings
+from pallet_dev.settings import from_config
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
 from pallet_dev.tools.kind import Kind, KindClusterConfig, NodeFiles, parse_names
@@ -79,7 +80,7 @@ def test_generated_config_passes_kinds_loader_and_validation(
         registry=RegistrySettings(port=free_port()),
         kind=KindSettings(node_image=BOGUS_NODE_IMAGE),
     )
-    backend = KindBackend(config, Runner(), paths)
+    backend = KindBackend(from_config(config), Runner(), paths)
     plan = backend.plan_up(UpOptions())
     chart = backend.chart_inputs(UpOptions())
     kind_config = backend.kind_cluster_config(chart)

@@ -12,8 +12,9 @@ from pallet_dev.agents.images import AgentImage
 from pallet_dev.agents.spec import AgentEndpoint, deployments
 from pallet_dev.backends.docker_agents import DockerAgents, container_name, cpus, memory_bytes
 from pallet_dev.backends.kind_agents import chart_values, fingerprint, find_agents_chart
-from pallet_dev.config import Config, load_config
+from pallet_dev.config import load_config
 from pallet_dev.errors import ConfigError
+from pallet_dev.settings import Settings, from_config
 from pallet_dev.tools.docker import Docker
 from tests.fakes.runner import FakeToolsRunner
 
@@ -153,12 +154,12 @@ def test_the_example_agents_hash_apart() -> None:
 
 
 # --- what both backends deploy --------------------------------------------------------
-def example_config() -> Config:
-    config, _ = load_config(EXAMPLES / "pallet-dev.yaml", environ={})
-    return config
+def example_config() -> Settings:
+    config, path = load_config(EXAMPLES / "pallet-dev.yaml", environ={})
+    return from_config(config, path)
 
 
-def images_for(config: Config) -> list[AgentImage]:
+def images_for(config: Settings) -> list[AgentImage]:
     return [
         AgentImage(a.name, "localhost:5000", f"pallet-example/{a.name}", "t", f"sha256:{i}", True)
         for i, a in enumerate(config.agents)

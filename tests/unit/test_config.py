@@ -18,6 +18,7 @@ from pallet_dev.config import (
     load_config,
 )
 from pallet_dev.errors import ConfigError
+from pallet_dev.settings import from_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -33,9 +34,10 @@ def test_defaults_without_any_file(tmp_path: Path) -> None:
     assert config.registry.port == 5000 and config.registry.bind_address == "127.0.0.1"
     assert config.registry.image == DEFAULT_REGISTRY_IMAGE
     assert re.fullmatch(r"registry:3\.\d+\.\d+", DEFAULT_REGISTRY_IMAGE)
-    assert config.container_name == "pallet-dev-registry"
-    assert config.volume_name == "pallet-dev-registry-data"
-    assert config.kube_context == "kind-pallet-dev"
+    settings = from_config(config)  # the names every backend derives from it
+    assert settings.container_name == "pallet-dev-registry"
+    assert settings.volume_name == "pallet-dev-registry-data"
+    assert settings.kube_context == "kind-pallet-dev"
     assert config.services == []
 
 
@@ -179,7 +181,8 @@ VALID_NAMES = st.from_regex(NAME_PATTERN, fullmatch=True)
 def test_every_accepted_name_is_safe_for_kind_and_docker(name: str) -> None:
     config = Config(name=name)
     assert re.fullmatch(r"[a-z0-9.-]+", config.name)  # kind's rule
-    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", config.container_name)  # docker's rule
+    container = from_config(config).container_name
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", container)  # docker's rule
     assert not config.name.startswith("-") and len(config.name) <= 40
 
 

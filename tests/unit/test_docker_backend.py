@@ -11,6 +11,7 @@ import pytest
 from pallet_dev.backends.base import UpOptions
 from pallet_dev.backends.docker import DockerBackend
 from pallet_dev.config import Config, RegistrySettings
+from pallet_dev.settings import from_config
 from pallet_dev.errors import (
     CommandFailed,
     DaemonUnavailable,
@@ -44,7 +45,7 @@ def make(
     config = Config(
         name="pdt-unit", registry=RegistrySettings(port=port or free_port(), **registry)
     )
-    return DockerBackend(config, runner, paths)
+    return DockerBackend(from_config(config), runner, paths)
 
 
 def quiet() -> Steps:

@@ -31,6 +31,7 @@ from pallet_dev.commands.doctor import (
     run_checks,
 )
 from pallet_dev.config import Config
+from pallet_dev.settings import from_config
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
 from pallet_dev.tools.docker import HOST_INFO_TEMPLATE
@@ -470,7 +471,7 @@ def test_the_run_is_logged(
 
 def _inputs(tmp_path: Path, **kwargs: Any) -> DoctorInputs:
     paths = Paths(tmp_path / "data", tmp_path / "state", tmp_path / "logs")
-    return DoctorInputs(config=Config(), runner=Runner(), paths=paths, **kwargs)
+    return DoctorInputs(config=from_config(Config()), runner=Runner(), paths=paths, **kwargs)
 
 
 def test_inotify_limits(tmp_path: Path) -> None:

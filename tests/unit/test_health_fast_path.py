@@ -181,17 +181,17 @@ BROKEN_PROBES = (
     "    raise RuntimeError('planted bug')\n"
     "health.probe_all = broken\n"
 )
-BROKEN_SNAPSHOT = (
-    "from pallet_dev.context import AppContext\n"
+BROKEN_PARSER = (
+    "import pallet_dev.bypass as bypass\n"
     "def broken(*args, **kwargs):\n"
     "    raise RuntimeError('planted bug')\n"
-    "AppContext.from_snapshot = broken\n"
+    "bypass.parse = broken\n"
 )
 
 
 @pytest.mark.parametrize(
     ("planted", "log_named"),
-    [(BROKEN_PROBES, True), (BROKEN_SNAPSHOT, False)],
+    [(BROKEN_PROBES, True), (BROKEN_PARSER, False)],
     ids=["in-the-command", "before-the-command"],
 )
 def test_a_bug_on_the_fast_path_exits_70_without_a_traceback(

@@ -34,6 +34,7 @@ from pallet_dev.chart.inputs import (
 )
 from pallet_dev.chart.constants import DEFAULT_NODE_PORT, NODE_DATA_PATH
 from pallet_dev.config import Config, KindSettings, RegistrySettings
+from pallet_dev.settings import from_config
 from pallet_dev.errors import (
     ConfigError,
     DaemonUnavailable,
@@ -130,7 +131,7 @@ def make(
     node_image: str | None = None,
 ) -> KindBackend:
     kind = KindSettings(node_image=node_image) if node_image else KindSettings()
-    config = Config(name=NAME, registry=RegistrySettings(port=port), kind=kind)
+    config = from_config(Config(name=NAME, registry=RegistrySettings(port=port), kind=kind))
     backend = KindBackend(config, runner, paths, chart_dir=chart_dir)
     backend.poll_interval = 0.0
     backend.max_parallel = 1  # the independent steps in a fixed order
@@ -722,11 +723,11 @@ def test_chart_fullname_mirrors_the_chart_helper() -> None:
 def test_pallet_dev_layer_runs_the_pod_as_the_user(monkeypatch) -> None:
     monkeypatch.setattr("os.getuid", lambda: 1234)
     monkeypatch.setattr("os.getgid", lambda: 567)
-    layer = pallet_dev_values(Config())
+    layer = pallet_dev_values(from_config(Config()))
     assert layer["persistence"]["hostPath"] == {"enabled": True}
     assert layer["podSecurityContext"] == {"runAsUser": 1234, "runAsGroup": 567, "fsGroup": 567}
     monkeypatch.setattr("os.getuid", lambda: 0)
-    assert "podSecurityContext" not in pallet_dev_values(Config())
+    assert "podSecurityContext" not in pallet_dev_values(from_config(Config()))
 
 
 # --- preflight (pallet_dev.preflight): before anything is created ------------------------
@@ -765,7 +766,7 @@ def test_the_kind_chart_runs_the_configured_registry_image(
 ) -> None:
     """`registry.image` is the image on both backends (the chart's default is only a default)."""
     assert image_values(image) == expected
-    config = Config(name=NAME, registry=RegistrySettings(port=port, image=image))
+    config = from_config(Config(name=NAME, registry=RegistrySettings(port=port, image=image)))
     assert pallet_dev_values(config)["image"] == expected
     backend = KindBackend(config, runner, paths)
     ref = backend.chart_inputs(UpOptions(timeout=20)).image

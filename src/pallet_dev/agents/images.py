@@ -23,7 +23,7 @@ from typing import Any
 
 from pallet_dev.agents.context_hash import HASH_LENGTH, build_hash
 from pallet_dev.backends.base import PlanStep
-from pallet_dev.config import AgentSettings
+from pallet_dev.settings import AgentSettings
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.probe import manifest_digest

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # no pydantic on the Docker backend's fast path
     from pallet_dev.agents.images import AgentImage
-    from pallet_dev.config import AgentSettings
+    from pallet_dev.settings import AgentSettings
 
 
 @dataclass(frozen=True)

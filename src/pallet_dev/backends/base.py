@@ -8,54 +8,16 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from pallet_dev.config_sources import UP_TIMEOUT_SECONDS
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
 
 if TYPE_CHECKING:
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
-
-
-class RegistryView(Protocol):
-    @property
-    def image(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def bind_address(self) -> str: ...
-
-    @property
-    def is_loopback(self) -> bool: ...
-
-
-class EnvironmentView(Protocol):
-    """What the Docker backend reads of the configuration.
-
-    Both the validated :class:`pallet_dev.config.Config` and the pydantic-free
-    :class:`pallet_dev.config_snapshot.ConfigSnapshot` (the fast path of `up`) have it.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def backend(self) -> str: ...
-
-    @property
-    def registry(self) -> RegistryView: ...
-
-    @property
-    def container_name(self) -> str: ...
-
-    @property
-    def volume_name(self) -> str: ...
-
-    @property
-    def registry_url(self) -> str: ...
+    from pallet_dev.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -94,7 +56,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class UpOptions:
-    timeout: float = 120.0
+    timeout: float = UP_TIMEOUT_SECONDS
     recreate: bool = False
     values_files: tuple[str, ...] = ()
     set_overrides: tuple[str, ...] = ()
@@ -154,7 +116,7 @@ class Backend(abc.ABC):
     # the kind backend deploys Helm charts (chart.values, --set apply); Docker does not
     uses_chart: bool = False
 
-    def __init__(self, config: EnvironmentView, runner: Runner, paths: Paths) -> None:
+    def __init__(self, config: Settings, runner: Runner, paths: Paths) -> None:
         self.config = config
         self.runner = runner
         self.paths = paths

@@ -63,7 +63,7 @@ from pallet_dev.backends.kind_cluster import CAP_DELETE
 from pallet_dev.backends.kind_up import KindUp, up_steps
 from pallet_dev.backends.steps import Deadline, StepFailureNaming, plan_steps, run_steps
 from pallet_dev.chart.inputs import ChartInputs, find_chart_dir, load_chart_inputs
-from pallet_dev.config import Config
+from pallet_dev.settings import Settings
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
@@ -82,7 +82,7 @@ class KindBackend(Backend):
 
     def __init__(
         self,
-        config: Config,
+        config: Settings,
         runner: Runner,
         paths: Paths,
         *,
@@ -90,7 +90,6 @@ class KindBackend(Backend):
         helm_binary: str = "helm",
     ) -> None:
         super().__init__(config, runner, paths)
-        self.config: Config = config  # the kind backend reads all of it (kind, chart)
         self._chart_dir = chart_dir
         self.helm_binary = helm_binary
         self._chart: ChartInputs | None = None  # the registry chart inputs `up` used

@@ -13,7 +13,7 @@ from pallet_dev.config_sources import registry_push_host
 from pallet_dev.tools.kind import CONTAINERD_CERTS_DIR
 
 if TYPE_CHECKING:
-    from pallet_dev.config import Config
+    from pallet_dev.settings import Settings
 
 # KEP-1755: how tools (Tilt, Skaffold, ctlptl) discover a cluster's local registry.
 LOCAL_REGISTRY_HOSTING_NAMESPACE = "kube-public"
@@ -48,12 +48,12 @@ def hosts_toml_path(port: int) -> str:
     return f"{CONTAINERD_CERTS_DIR}/localhost:{port}/hosts.toml"
 
 
-def registry_host(config: Config) -> str:
+def registry_host(config: Settings) -> str:
     """Where tools on this machine push: ``localhost:<port>`` unless bound elsewhere."""
     return registry_push_host(config.registry.bind_address, config.registry.port)
 
 
-def local_registry_hosting(config: Config, service_host: str) -> dict[str, Any]:
+def local_registry_hosting(config: Settings, service_host: str) -> dict[str, Any]:
     """The KEP-1755 ConfigMap, so Tilt and Skaffold find the registry by themselves."""
     import yaml
 

@@ -16,7 +16,7 @@ from pallet_dev.runner import INSTALL_HINTS, Runner
 
 if TYPE_CHECKING:
     from pallet_dev.backends.base import Backend
-    from pallet_dev.config import Config
+    from pallet_dev.settings import Settings
     from pallet_dev.paths import Paths
 
 DAEMON = "a reachable Docker daemon"
@@ -33,7 +33,7 @@ class BackendEntry:
     title: str  # as a sentence names it
     needs_daemon: bool = True
 
-    def load(self, config: Config, runner: Runner, paths: Paths) -> Backend:
+    def load(self, config: Settings, runner: Runner, paths: Paths) -> Backend:
         cls: type[Backend] = getattr(import_module(self.module), self.class_name)
         return cls(config, runner, paths)
 
@@ -96,11 +96,11 @@ def entry_for(name: str) -> BackendEntry:
         raise UsageError(f"Unknown backend '{name}'.", hint=f"Use one of: {known}.") from None
 
 
-def make_backend(name: str, config: Config, runner: Runner, paths: Paths) -> Backend:
+def make_backend(name: str, config: Settings, runner: Runner, paths: Paths) -> Backend:
     return entry_for(name).load(config, runner, paths)
 
 
-def backends_for(config: Config) -> list[BackendEntry]:
+def backends_for(config: Settings) -> list[BackendEntry]:
     """What `down` and `status` look at: the configured backend, or with `auto` every one
     (an environment may have been brought up with either)."""
     if config.backend == "auto":
@@ -115,7 +115,7 @@ class Selection:
 
 
 def select_backend(
-    config: Config,
+    config: Settings,
     runner: Runner,
     paths: Paths,
     *,

@@ -20,7 +20,7 @@ from pallet_dev.chart.release import chart_fingerprint, description_for, same_re
 from pallet_dev.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pallet_dev.config import Config
+    from pallet_dev.settings import Settings
     from pallet_dev.tools.helm import HelmRevision
 
 RELEASE = "registry"
@@ -93,7 +93,7 @@ class ChartInputs:
         return description_for(self.fingerprint)
 
 
-def pallet_dev_values(config: Config) -> dict[str, Any]:
+def pallet_dev_values(config: Settings) -> dict[str, Any]:
     """The layer pallet-dev adds between the chart's dev values and the user's values.
 
     Registry data goes to the hostPath volume the kind config bind-mounts from the
@@ -139,7 +139,7 @@ def chart_fullname(values: Mapping[str, Any], release: str = RELEASE) -> str:
     return f"{release}-{name}"[:63].rstrip("-")
 
 
-def load_chart_inputs(config: Config, options: ValuesOptions, chart_dir: Path) -> ChartInputs:
+def load_chart_inputs(config: Settings, options: ValuesOptions, chart_dir: Path) -> ChartInputs:
     """Compute and validate the chart values (ConfigError before anything is created).
 
     Layers, lowest first: the chart's values.yaml and values-dev.yaml, pallet-dev's

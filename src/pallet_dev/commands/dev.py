@@ -32,7 +32,7 @@ from pallet_dev.output import Steps
 if TYPE_CHECKING:
     from pallet_dev.agents.images import AgentImage
     from pallet_dev.agents.loop import Batch
-    from pallet_dev.config import AgentSettings, Config
+    from pallet_dev.settings import AgentSettings, Settings
 
 DEFAULT_CYCLE_TIMEOUT = 60.0
 
@@ -44,7 +44,7 @@ class DevSession:
         self,
         ctx: AppContext,
         chosen: Backend,
-        config: Config,
+        config: Settings,
         images: list[AgentImage],
         *,
         as_json: bool,
@@ -188,7 +188,7 @@ def run_dev(
     timeout = checked_seconds(timeout, "--timeout")
     cycle_timeout = checked_seconds(cycle_timeout, "--cycle-timeout")
 
-    config = ctx.load_config(overrides={("backend",): backend, ("registry", "port"): port})
+    config = ctx.load_settings(overrides={("backend",): backend, ("registry", "port"): port})
     names = [a.name for a in config.agents]
     unknown = [name for name in agents if name not in names]
     if unknown:

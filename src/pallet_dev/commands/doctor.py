@@ -43,6 +43,7 @@ from pallet_dev.config import Config, load_config
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_OK, EXIT_PREREQUISITE, ConfigError
 from pallet_dev.output import use_color
+from pallet_dev.settings import Settings
 
 __all__ = [
     "CHECKS",
@@ -85,8 +86,10 @@ def run_checks(inputs: DoctorInputs, checks: tuple[Check, ...] = CHECKS) -> list
         return [result for results in pool.map(guarded, checks) for result in results]
 
 
-def config_result(config_file: Path | None) -> tuple[Config, CheckResult]:
+def config_result(config_file: Path | None) -> tuple[Settings, CheckResult]:
     """Load the config; a broken one is a reported problem and the defaults stand in."""
+    from pallet_dev.settings import from_config
+
     try:
         config, path = load_config(config_file)
     except ConfigError as exc:
@@ -95,9 +98,9 @@ def config_result(config_file: Path | None) -> tuple[Config, CheckResult]:
         except ConfigError:
             fallback = Config()
         fix = exc.hint or "Fix it; the other checks ran without the file."
-        return fallback, CheckResult.failed("config", exc.message, fix)
+        return from_config(fallback), CheckResult.failed("config", exc.message, fix)
     found = str(path) if path else "defaults (no pallet-dev.yaml here or above)"
-    return config, CheckResult.passed("config", found)
+    return from_config(config, path), CheckResult.passed("config", found)
 
 
 def selected_backend(results: list[CheckResult]) -> str | None:

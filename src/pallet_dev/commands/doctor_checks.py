@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pallet_dev import versions
-from pallet_dev.config import Config
+from pallet_dev.settings import Settings
 from pallet_dev.errors import (
     CommandFailed,
     CommandTimeout,
@@ -151,7 +151,7 @@ def needed_by(required_for: tuple[str, ...], backend: str) -> bool:
 
 @dataclass(frozen=True)
 class DoctorInputs:
-    config: Config
+    config: Settings
     runner: Runner
     paths: Paths
     platform: str = sys.platform

@@ -12,7 +12,7 @@ from pallet_dev.errors import ToolNotFound
 
 
 def run_down(ctx: AppContext, *, clean: bool, as_json: bool, backend: str | None = None) -> int:
-    config = ctx.load_config(overrides={("backend",): backend})
+    config = ctx.load_settings(overrides={("backend",): backend})
     steps = ctx.steps()
     removed: list[str] = []
     kept: list[str] = []

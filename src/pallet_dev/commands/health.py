@@ -6,18 +6,17 @@ Kept light: no subprocess, no httpx, no rich; one parallel round of probes.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.config_snapshot import ConfigSnapshot
 from pallet_dev.context import AppContext
 from pallet_dev.output import use_color
 from pallet_dev.probe import ProbeResult, ProbeTarget, probe_all, registry_target
 
 if TYPE_CHECKING:
     from pallet_dev.agents.health import AgentHealth
+    from pallet_dev.settings import Settings
 
 SCHEMA_VERSION = 1
 
@@ -95,12 +94,11 @@ def _as_probe(agent: AgentHealth) -> ProbeResult:
     )
 
 
-def agent_health(
-    settings: ConfigSnapshot, active: dict[str, Any], timeout: float
-) -> list[AgentHealth]:
+def agent_health(settings: Settings, active: dict[str, Any], timeout: float) -> list[AgentHealth]:
     """Every configured agent, from what `up` recorded (not deployed when it recorded none)."""
     recorded = active.get("agents") or {}
-    if not settings.agent_names and not recorded.get("agents"):
+    names = [agent.name for agent in settings.agents]
+    if not names and not recorded.get("agents"):
         return []
     from pallet_dev.agents.health import check_agents, not_deployed
     from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
@@ -109,22 +107,19 @@ def agent_health(
         item["name"]: AgentEndpoint.from_dict(item) for item in recorded.get("agents") or []
     }
     api = ApiAccess(**recorded["api"]) if recorded.get("api") else None
-    wanted = [endpoints[name] for name in settings.agent_names if name in endpoints]
+    wanted = [endpoints[name] for name in names if name in endpoints]
     checked = {a.name: a for a in check_agents(wanted, api, timeout)}
     backend = active.get("backend")
-    return [checked.get(name) or not_deployed(name, backend) for name in settings.agent_names]
+    return [checked.get(name) or not_deployed(name, backend) for name in names]
 
 
-def run_health(
-    ctx: AppContext, *, as_json: bool, timeout: float, settings: ConfigSnapshot | None = None
-) -> int:
+def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
     from pallet_dev.config_sources import MAX_PROBE_SECONDS, checked_seconds
 
     timeout = checked_seconds(timeout, "--timeout", MAX_PROBE_SECONDS)
     started = time.perf_counter()
     checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if settings is None:
-        settings = ConfigSnapshot.from_config(ctx.load_config())
+    settings = ctx.load_settings()
     active = ctx.active(settings.name) or {}
     endpoint = active.get("endpoint") or settings.registry_url
     backend = active.get("backend") or (None if settings.backend == "auto" else settings.backend)
@@ -154,44 +149,3 @@ def run_health(
         else:
             print(render_table(results, False, agents))
     return 0 if document["status"] == "healthy" else 1
-
-
-def fast_health(argv: list[str], config_file: str | None = None) -> int | None:
-    """`health [--json] [--timeout S]` without Typer, pydantic or yaml.
-
-    Runs only when a config snapshot matches the current inputs (see config_snapshot);
-    None means "take the full CLI" (no snapshot yet, other options, a bad value), which
-    also validates the config and stores the snapshot for the next run. Errors map to exit
-    codes through outcome.run_guarded, as on the full path.
-    """
-    from pallet_dev import config_snapshot
-    from pallet_dev.config_sources import MAX_PROBE_SECONDS
-
-    as_json, timeout, rest = False, 1.0, list(argv)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--json":
-            as_json = True
-            continue
-        if arg == "--timeout" and rest:
-            value = rest.pop(0)
-        elif arg.startswith("--timeout="):
-            value = arg.split("=", 1)[1]
-        else:
-            return None
-        parsed = config_snapshot.positive_seconds(value, MAX_PROBE_SECONDS)
-        if parsed is None:
-            return None
-        timeout = parsed
-    found = AppContext.from_snapshot("health", config_file)
-    if found is None:
-        return None
-    ctx, settings = found
-    from pallet_dev.config_sources import env_flag
-    from pallet_dev.outcome import run_guarded
-
-    return run_guarded(
-        lambda: run_health(ctx, as_json=as_json, timeout=timeout, settings=settings),
-        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
-        log_file=lambda: ctx.log.path,
-    )

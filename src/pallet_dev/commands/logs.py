@@ -11,7 +11,7 @@ FOLLOW_TIMEOUT = 7 * 24 * 3600.0
 
 
 def run_logs(ctx: AppContext, agent: str, *, follow: bool, tail: int | None) -> int:
-    config = ctx.load_config()
+    config = ctx.load_settings()
     names = [a.name for a in config.agents]
     if agent not in names:
         known = ", ".join(names) if names else "none are configured"

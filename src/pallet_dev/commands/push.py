@@ -10,7 +10,6 @@ build path pushes the same way (agents/images.py).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -64,56 +63,13 @@ def push_target(image: str, as_name: str | None) -> tuple[str, str]:
     return repository, tag
 
 
-def fast_push(argv: list[str], config_file: str | None = None) -> int | None:
-    """`push IMAGE [--as NAME] [--json]` without Typer or pydantic, from the config snapshot.
-
-    None means "take the full CLI" (no snapshot yet, another option, help).
-    """
-    image: str | None = None
-    as_name: str | None = None
-    as_json = False
-    rest = list(argv)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--json":
-            as_json = True
-        elif arg == "--as" and rest and not rest[0].startswith("-"):
-            as_name = rest.pop(0)
-        elif arg.startswith("--as=") and len(arg) > 5:
-            as_name = arg[5:]
-        elif not arg.startswith("-") and image is None:
-            image = arg
-        else:
-            return None
-    if image is None:
-        return None
-    found = AppContext.from_snapshot("push", config_file)
-    if found is None:
-        return None
-    ctx, settings = found
-    from pallet_dev.config_sources import env_flag
-    from pallet_dev.outcome import run_guarded
-
-    return run_guarded(
-        lambda: push_image(ctx, settings, image, as_name=as_name, as_json=as_json),
-        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
-        log_file=lambda: ctx.log.path,
-    )
-
-
 def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool) -> int:
-    return push_image(ctx, ctx.load_config(), image, as_name=as_name, as_json=as_json)
-
-
-def push_image(
-    ctx: AppContext, config: Any, image: str, *, as_name: str | None, as_json: bool
-) -> int:
-    """The push itself; ``config`` is the Config or its validated snapshot (same fields)."""
     from pallet_dev.config_sources import registry_push_host
     from pallet_dev.output import use_color
     from pallet_dev.probe import manifest_digest, probe, registry_target
     from pallet_dev.tools.docker import Docker
 
+    config = ctx.load_settings()
     registry = config.registry
     repository, tag = push_target(image, as_name)
     host = registry_push_host(registry.bind_address, registry.port)

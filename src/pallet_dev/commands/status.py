@@ -25,7 +25,7 @@ class StatusReport:
 
 
 def collect_status(ctx: AppContext) -> StatusReport:
-    config = ctx.load_config()
+    config = ctx.load_settings()
     active = ctx.active(config.name) or {}
     statuses: dict[str, BackendStatus] = {}
     for entry in backends_for(config):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,10 +18,7 @@ from pallet_dev.output import Steps
 if TYPE_CHECKING:
     from pallet_dev.agents.images import AgentImage, AgentImages
     from pallet_dev.agents.spec import AgentsState
-    from pallet_dev.config import AgentSettings, Config
-
-# the default of `up --timeout` (cli.py shows it in --help)
-DEFAULT_TIMEOUT = 300.0
+    from pallet_dev.settings import AgentSettings, Settings
 
 
 def render_plan(plan: Plan) -> str:
@@ -66,7 +62,7 @@ def run_up(
             hint="Give one of them: --prefer-docker (or --backend docker), or --backend "
             f"{backend}.",
         )
-    config = ctx.load_config(overrides={("backend",): backend, ("registry", "port"): port})
+    config = ctx.load_settings(overrides={("backend",): backend, ("registry", "port"): port})
     options = UpOptions(
         timeout=timeout,
         recreate=recreate,
@@ -147,7 +143,7 @@ def converge(
     with ctx.env_lock(config.name):
         result = chosen.up(options, steps)
         previous = (ctx.active(config.name) or {}).get("agents")
-        configured = getattr(config, "agents", None) or []
+        configured = config.agents
         warn_outside_contexts(ctx, configured, steps)
         if configured or previous:
             agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
@@ -227,7 +223,7 @@ def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSetting
 
 
 def plan_agents(
-    ctx: AppContext, chosen: Backend, config: Config, options: UpOptions
+    ctx: AppContext, chosen: Backend, config: Settings, options: UpOptions
 ) -> list[PlanStep]:
     """Build, push and deploy steps of the agents (digests are known only after the push)."""
     from pallet_dev.agents.images import AgentImage, repository_for
@@ -272,58 +268,3 @@ def converge_agents(
         registry_address=chosen.agent_registry_address,
     )
     return chosen.deploy_agents(planned, deadline, steps), images
-
-
-def fast_up(argv: list[str], config_file: str | None = None) -> int | None:
-    """`up` on the Docker backend without Typer, pydantic or yaml.
-
-    For `up [--prefer-docker | --backend docker] [--timeout S] [--json]` when the
-    validated config has a matching snapshot (config_snapshot) and names, or is told to
-    use, the Docker backend. None means "take the full CLI": no snapshot yet, another
-    option, a value to validate. Errors map to exit codes through outcome.run_guarded,
-    as on the full path.
-    """
-    from pallet_dev import config_snapshot
-
-    docker_requested, as_json, timeout, rest = False, False, DEFAULT_TIMEOUT, list(argv)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--json":
-            as_json = True
-        elif arg == "--prefer-docker":
-            docker_requested = True
-        elif (
-            arg in ("--backend", "--timeout")
-            and rest
-            or arg.startswith(("--backend=", "--timeout="))
-        ):
-            name, value = arg.split("=", 1) if "=" in arg else (arg, rest.pop(0))
-            if name == "--backend":
-                if value != "docker":
-                    return None
-                docker_requested = True
-                continue
-            parsed = config_snapshot.positive_seconds(value)
-            if parsed is None:
-                return None
-            timeout = parsed
-        else:
-            return None
-    found = AppContext.from_snapshot("up", config_file)
-    if found is None:
-        return None
-    ctx, snapshot = found
-    if not (docker_requested or snapshot.backend == "docker"):
-        return None
-    if snapshot.agent_names or (ctx.active(snapshot.name) or {}).get("agents"):
-        return None  # agents are built and deployed on the full path
-    from pallet_dev.backends.docker import DockerBackend
-    from pallet_dev.config_sources import env_flag
-    from pallet_dev.outcome import run_guarded
-
-    backend = DockerBackend(snapshot, ctx.runner, ctx.paths)
-    return run_guarded(
-        lambda: bring_up(ctx, backend, UpOptions(timeout=timeout), ctx.steps(), as_json=as_json),
-        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
-        log_file=lambda: ctx.log.path,
-    )
