@@ -74,13 +74,14 @@ def volume_name_for(env_name: str) -> str:
     return f"{env_name}-registry-data"
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (``[::1]:5000``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def registry_url_for(bind_address: str, port: int) -> str:
-    host = bind_address
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
+    host = "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address
+    return f"http://{host_port(host, port)}"
 
 
 def is_loopback_address(bind_address: str) -> bool:
@@ -91,5 +92,4 @@ def registry_push_host(bind_address: str, port: int) -> str:
     """Where tools on this machine push: ``localhost:<port>`` unless bound elsewhere."""
     if is_loopback_address(bind_address) or bind_address in ("0.0.0.0", "::"):
         return f"localhost:{port}"
-    host = f"[{bind_address}]" if ":" in bind_address else bind_address
-    return f"{host}:{port}"
+    return host_port(bind_address, port)

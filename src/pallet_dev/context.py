@@ -83,11 +83,15 @@ class AppContext:
         backend: str,
         endpoint: str,
         agents: Mapping[str, Any] | None = None,
+        network_pull_host: str | None = None,
     ) -> None:
-        """What `up` brought up; ``agents`` is an AgentsState.to_dict() for `health`."""
+        """What `up` brought up; ``agents`` is an AgentsState.to_dict() for `health`;
+        ``network_pull_host`` is Backend.network_pull_host, for `push`."""
         path = self._state_file(env_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data: dict[str, Any] = {"backend": backend, "endpoint": endpoint}
+        if network_pull_host is not None:
+            data["network_pull_host"] = network_pull_host
         if agents is not None:
             data["agents"] = dict(agents)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")

@@ -26,7 +26,7 @@ from pallet_dev import versions
 from pallet_dev.errors import PrerequisiteError
 
 if TYPE_CHECKING:
-    from pallet_dev.tools.docker import HostInfo
+    from pallet_dev.tools.docker_types import HostInfo
 
 # Kubernetes 1.35 turned failCgroupV1 on by default
 CGROUP_V1_LAST_MINOR = (1, 34)

@@ -125,7 +125,9 @@ class Settings:
 
     @property
     def kube_context(self) -> str:
-        return f"kind-{self.name}"
+        from pallet_dev.tools.kind import kube_context_for
+
+        return kube_context_for(self.name)
 
     @property
     def registry_url(self) -> str:

@@ -247,3 +247,17 @@ def test_spec_hash_changes_with_image_port_and_bind(paths) -> None:
         != base
     )
     assert make(runner, paths, port=5001).container_spec().labels[LABEL_MANAGED] == "true"
+
+
+def test_containers_on_the_network_pull_by_the_registry_containers_name(runner, paths) -> None:
+    from pallet_dev.context import AppContext
+
+    backend = make(runner, paths)
+    assert backend.network_pull_host == "pdt-unit-registry:5000"
+    ctx = AppContext(paths=paths)
+    ctx.record_active("pdt-unit", backend.name, backend.endpoint, None, backend.network_pull_host)
+    assert ctx.active("pdt-unit") == {
+        "backend": "docker",
+        "endpoint": backend.endpoint,
+        "network_pull_host": "pdt-unit-registry:5000",
+    }

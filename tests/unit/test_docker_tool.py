@@ -10,7 +10,8 @@ import pytest
 
 from pallet_dev.errors import CommandTimeout, DaemonUnavailable, OperationFailed
 from pallet_dev.runner import Runner
-from pallet_dev.tools.docker import ContainerInfo, Docker, _parse_size, classify_daemon_error
+from pallet_dev.tools.docker import Docker
+from pallet_dev.tools.docker_types import ContainerInfo, classify_daemon_error, parse_size
 
 FakeDocker = Callable[[str], None]
 
@@ -85,7 +86,7 @@ def test_classify_daemon_error(stderr: str, expected: str | None) -> None:
     [("0B", 0), ("12.5MB", 12_500_000), ("3kB", 3000), ("1.2GB", 1_200_000_000), ("?", None)],
 )
 def test_parse_size(text: str, size: int | None) -> None:
-    assert _parse_size(text) == size
+    assert parse_size(text) == size
 
 
 def test_container_info_tolerates_sparse_inspect_output() -> None:

@@ -34,7 +34,7 @@ from pallet_dev.config import Config
 from pallet_dev.settings import from_config
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
-from pallet_dev.tools.docker import HOST_INFO_TEMPLATE
+from pallet_dev.tools.docker_types import HOST_INFO_TEMPLATE
 from tests.conftest import clear_config_env, require_tool
 from tests.support.http_servers import free_port
 

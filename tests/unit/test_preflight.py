@@ -10,7 +10,8 @@ import pytest
 from pallet_dev import preflight, versions
 from pallet_dev.errors import EXIT_PREREQUISITE, PrerequisiteError
 from pallet_dev.runner import Runner
-from pallet_dev.tools.docker import Docker, HostInfo
+from pallet_dev.tools.docker import Docker
+from pallet_dev.tools.docker_types import HostInfo
 from tests.conftest import require_tool, skip_or_fail
 
 NEW = versions.KIND_NODE_IMAGES[(0, 33)]  # Kubernetes 1.37

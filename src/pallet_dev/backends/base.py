@@ -126,6 +126,12 @@ class Backend(abc.ABC):
         """Where clients on this host reach the registry."""
         return self.config.registry_url
 
+    @property
+    def network_pull_host(self) -> str | None:
+        """Where containers on the environment's own network pull from, when the host's
+        name does not work there (None: ``localhost:<port>`` works everywhere)."""
+        return None
+
     def await_registry(self, steps: Steps, deadline: float, timeout: float, hint: str) -> None:
         """Wait (until the monotonic ``deadline``) for `/v2/` to answer as a registry."""
         from pallet_dev.errors import ReadinessTimeout

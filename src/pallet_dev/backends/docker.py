@@ -20,6 +20,8 @@ from pallet_dev.backends.base import (
 )
 from pallet_dev.backends.docker_agents import DockerAgents
 from pallet_dev.backends.steps import Deadline, Step, StepFailureNaming, plan_steps, run_steps
+from pallet_dev.chart.constants import CONTAINER_PORT
+from pallet_dev.config_sources import host_port
 from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_is_free
@@ -29,12 +31,10 @@ from pallet_dev.tools.docker import (
     LABEL_MANAGED,
     LABEL_SPEC,
     ContainerExists,
-    ContainerInfo,
-    ContainerSpec,
     Docker,
     ImageMissing,
-    VolumeMount,
 )
+from pallet_dev.tools.docker_types import ContainerInfo, ContainerSpec, VolumeMount
 
 if TYPE_CHECKING:
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
@@ -79,7 +79,7 @@ class DockerBackend(Backend):
             name=self.config.container_name,
             image=registry.image,
             labels=self.labels(),
-            publish=[f"{_host(registry.bind_address)}:{registry.port}:5000"],
+            publish=[f"{host_port(registry.bind_address, registry.port)}:{CONTAINER_PORT}"],
             volumes=[VolumeMount(self.config.volume_name, REGISTRY_DATA_PATH, self.labels())],
             env=REGISTRY_ENV,
         )
@@ -259,6 +259,11 @@ class DockerBackend(Backend):
     def agent_registry_address(self) -> str:
         return self.agents.registry_address
 
+    @property
+    def network_pull_host(self) -> str | None:
+        # containers on the environment's network reach the registry by its name
+        return self.agents.registry_address
+
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         return self.agents.plan(deployments)
 
@@ -333,7 +338,3 @@ class DockerBackend(Backend):
             data = DataLocation(f"volume {volume}", f"data volume {volume}", size)
         image = info.image if info is not None else None
         return BackendStatus(info is not None, report, image=image, data=data)
-
-
-def _host(bind_address: str) -> str:
-    return f"[{bind_address}]" if ":" in bind_address else bind_address

@@ -19,6 +19,8 @@ from typing import Any
 
 from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState
 from pallet_dev.backends.base import PlanStep
+from pallet_dev.chart.constants import CONTAINER_PORT
+from pallet_dev.config_sources import container_name_for
 from pallet_dev.errors import OperationFailed, PortInUse, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.ports import port_is_free
@@ -29,15 +31,13 @@ from pallet_dev.tools.docker import (
     LABEL_MANAGED,
     LABEL_SPEC,
     ContainerExists,
-    ContainerInfo,
-    ContainerSpec,
     Docker,
     ImageMissing,
 )
+from pallet_dev.tools.docker_types import ContainerInfo, ContainerSpec
 
 LABEL_REPLICA = "dev.pallet.replica"
 BIND = "127.0.0.1"
-REGISTRY_CONTAINER_PORT = 5000
 _QUANTITY_UNITS = {
     "": 1,
     "k": 1000,
@@ -82,9 +82,14 @@ class DockerAgents:
         return self.env_name
 
     @property
+    def registry(self) -> str:
+        """The registry container's name."""
+        return container_name_for(self.env_name)
+
+    @property
     def registry_address(self) -> str:
         """The registry as an agent on the network sees it."""
-        return f"{self.env_name}-registry:{REGISTRY_CONTAINER_PORT}"
+        return f"{self.registry}:{CONTAINER_PORT}"
 
     def labels(self) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_ENV: self.env_name}
@@ -123,7 +128,7 @@ class DockerAgents:
             PlanStep(
                 f"Create network {self.network} (when missing) and connect the registry to it",
                 self.docker.network_create_argv(self.network, self.labels()),
-                detail=f"then `docker network connect {self.network} {self.env_name}-registry`; "
+                detail=f"then `docker network connect {self.network} {self.registry}`; "
                 f"agents reach the registry as {self.registry_address}",
             )
         ]
@@ -151,7 +156,7 @@ class DockerAgents:
         self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         docker = self.docker
-        registry = f"{self.env_name}-registry"
+        registry = self.registry
         # one inspect for the registry and every agent container: an unchanged `up` makes
         # two docker calls here (list, inspect) and nothing else
         existing = docker.inspect_containers(

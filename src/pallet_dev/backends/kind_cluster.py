@@ -92,7 +92,7 @@ def preflight(
     except (CommandFailed, CommandTimeout, OperationFailed) as exc:
         # unknown facts never block: kind itself reports what really fails
         ui.warn(f"Could not read `docker info` for the preflight checks ({exc.message}).")
-        from pallet_dev.tools.docker import HostInfo
+        from pallet_dev.tools.docker_types import HostInfo
 
         host = HostInfo()
     registry = backend.config.registry

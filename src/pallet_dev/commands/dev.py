@@ -126,6 +126,7 @@ class DevSession:
                 self.chosen.name,
                 str(active.get("endpoint") or self.chosen.endpoint),
                 state.to_dict(),
+                self.chosen.network_pull_host,
             )
         for image in built:
             self.emit(

@@ -28,9 +28,10 @@ from pallet_dev.errors import (
 )
 from pallet_dev.paths import Paths
 from pallet_dev.runner import INSTALL_HINTS, Runner, last_line
-from pallet_dev.tools.docker import Docker, DockerVersion
+from pallet_dev.tools.docker import Docker
+from pallet_dev.tools.docker_types import DockerVersion
 from pallet_dev.tools.helm import Helm, HelmVersion
-from pallet_dev.tools.kind import INSTALL_PINNED, Kind, kube_context_for
+from pallet_dev.tools.kind import INSTALL_PINNED, Kind
 from pallet_dev.tools.kubectl import Kubectl
 
 BOTH = ("docker", "kind")
@@ -266,7 +267,7 @@ def check_helm(inputs: DoctorInputs) -> list[CheckResult]:
     path = _locate(inputs, "helm")
     if isinstance(path, CheckResult):
         return [path]
-    helm = Helm(inputs.runner, kube_context=kube_context_for(inputs.config.name))
+    helm = Helm(inputs.runner, kube_context=inputs.config.kube_context)
     found: HelmVersion | None
     try:
         found = helm.version(timeout=inputs.tool_timeout)
@@ -299,7 +300,7 @@ def check_kubectl(inputs: DoctorInputs) -> list[CheckResult]:
     path = _locate(inputs, "kubectl")
     if isinstance(path, CheckResult):
         return [path]
-    kubectl = Kubectl(inputs.runner, context=kube_context_for(inputs.config.name))
+    kubectl = Kubectl(inputs.runner, context=inputs.config.kube_context)
     try:
         client: versions.ToolVersion | None = kubectl.version(timeout=inputs.tool_timeout)
     except VersionUnreadable:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from pallet_dev.commands.doctor_checks import CheckResult, DoctorInputs
 from pallet_dev.errors import CommandFailed, CommandTimeout, DaemonUnavailable, PalletError
-from pallet_dev.tools.docker import LABEL_ENV, LABEL_MANAGED, Docker, HostInfo
+from pallet_dev.tools.docker import LABEL_ENV, LABEL_MANAGED, Docker
+from pallet_dev.tools.docker_types import HostInfo
+from pallet_dev.tools.kind import CLUSTER_LABEL, control_plane_node
 
 INOTIFY_MINIMUMS = {"max_user_watches": 524288, "max_user_instances": 512}
 GIB = 1024**3
@@ -54,8 +56,8 @@ def _own_holder(inputs: DoctorInputs) -> str | None:
     docker = Docker(inputs.runner, timeout=inputs.tool_timeout)
     candidates = (
         (config.container_name, {LABEL_MANAGED: "true", LABEL_ENV: config.name}, "registry"),
-        # kind labels its nodes with the cluster name (a pallet-dev cluster has one node)
-        (f"{config.name}-control-plane", {"io.x-k8s.kind.cluster": config.name}, "kind node"),
+        # a pallet-dev cluster has one node
+        (control_plane_node(config.name), {CLUSTER_LABEL: config.name}, "kind node"),
     )
     for name, labels, what in candidates:
         try:

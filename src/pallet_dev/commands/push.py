@@ -117,9 +117,9 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
         "pull": f"{host}/{repository}@{digest}",
         "seconds": round(time.monotonic() - started, 3),
     }
-    if active.get("backend") == "docker":
-        # containers on the environment's network reach the registry by its name
-        document["pull_in_network"] = f"{config.container_name}:5000/{repository}@{digest}"
+    in_network = active.get("network_pull_host")
+    if isinstance(in_network, str):
+        document["pull_in_network"] = f"{in_network}/{repository}@{digest}"
     ctx.log.write("push", image=image, target=target, digest=digest)
     if as_json:
         print(json.dumps(document, indent=2))

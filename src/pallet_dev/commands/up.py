@@ -148,7 +148,11 @@ def converge(
         if configured or previous:
             agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
         ctx.record_active(
-            config.name, chosen.name, result.endpoint, agents.to_dict() if agents else None
+            config.name,
+            chosen.name,
+            result.endpoint,
+            agents.to_dict() if agents else None,
+            chosen.network_pull_host,
         )
     return result, agents, images
 

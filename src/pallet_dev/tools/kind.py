@@ -35,6 +35,10 @@ CONTAINERD_REGISTRY_CONFIG_PATCH = (
 _WRITE_FILE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
 
 
+# kind labels each node container with its cluster's name
+CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+
+
 def kube_context_for(cluster: str) -> str:
     """kind names the kubeconfig context of cluster NAME ``kind-NAME``."""
     return f"kind-{cluster}"
