@@ -104,11 +104,12 @@ def config_result(config_file: Path | None) -> tuple[Settings, CheckResult]:
 
 
 def selected_backend(results: list[CheckResult]) -> str | None:
-    """What `up` with backend auto would pick, by these results."""
-    if all(r.ok or r.advisory for r in results if needed_by(r.required_for, "kind")):
-        return "kind"
-    if all(r.ok or r.advisory for r in results if needed_by(r.required_for, "docker")):
-        return "docker"
+    """What `up` with backend auto would pick, by these results (the table's order)."""
+    from pallet_dev.backends.table import BACKENDS
+
+    for name in BACKENDS:
+        if all(r.ok or r.advisory for r in results if needed_by(r.required_for, name)):
+            return name
     return None
 
 
@@ -162,12 +163,14 @@ def _summary(document: dict[str, Any]) -> str:
         )
     if backend != "auto":
         return f"Ready for the {backend} backend{also}."
-    selected = document["selected_backend"]
-    if selected == "kind":
-        return f"Ready: `pallet-dev up` will use the kind backend{also}."
+    from pallet_dev.backends.table import BACKENDS, entry_for
+
+    selected, preferred = entry_for(document["selected_backend"]), next(iter(BACKENDS.values()))
+    if selected == preferred:
+        return f"Ready: `pallet-dev up` will use the {selected.title} backend{also}."
     return (
-        f"Ready: `pallet-dev up` will use the Docker backend; the kind backend lacks what is "
-        f"marked above{also}."
+        f"Ready: `pallet-dev up` will use the {selected.title} backend; the {preferred.title} "
+        f"backend lacks what is marked above{also}."
     )
 
 
