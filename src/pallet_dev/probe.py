@@ -184,40 +184,28 @@ def probe(target: ProbeTarget, timeout: float) -> ProbeResult:
         latency = (time.perf_counter() - started) * 1000
         return ProbeResult(target.name, target.url, False, None, round(latency, 1), exc.reason)
     latency = round((time.perf_counter() - started) * 1000, 1)
+    error, detail = judge(target, status, headers.get(API_VERSION_HEADER.lower()))
+    return ProbeResult(target.name, target.url, error is None, status, latency, error, detail)
+
+
+def judge(target: ProbeTarget, status: int, api: str | None) -> tuple[str | None, str | None]:
+    """Why an answer is not healthy (None: it is), and a detail worth showing."""
     if target.registry:
-        api = headers.get(API_VERSION_HEADER.lower())
         if status == 401:
-            return ProbeResult(target.name, target.url, True, status, latency, None, "auth on")
+            return None, "auth on"
         if status != 200:
-            return ProbeResult(
-                target.name, target.url, False, status, latency, f"expected 200, got {status}"
-            )
+            return f"expected 200, got {status}", None
         if api != API_VERSION_VALUE:
-            return ProbeResult(
-                target.name,
-                target.url,
-                False,
-                status,
-                latency,
+            return (
                 f"missing header {API_VERSION_HEADER}: {API_VERSION_VALUE} (not a registry?)",
+                None,
             )
-        return ProbeResult(target.name, target.url, True, status, latency, None)
+        return None, None
     if target.expect_status == ANY_2XX:
-        if 200 <= status < 300:
-            return ProbeResult(target.name, target.url, True, status, latency, None)
-        return ProbeResult(
-            target.name, target.url, False, status, latency, f"expected 2xx, got {status}"
-        )
+        return (None if 200 <= status < 300 else f"expected 2xx, got {status}"), None
     if status != target.expect_status:
-        return ProbeResult(
-            target.name,
-            target.url,
-            False,
-            status,
-            latency,
-            f"expected {target.expect_status}, got {status}",
-        )
-    return ProbeResult(target.name, target.url, True, status, latency, None)
+        return f"expected {target.expect_status}, got {status}", None
+    return None, None
 
 
 # slack past the per-probe timeout before a probe is abandoned (e.g. a hung DNS lookup,

@@ -32,7 +32,6 @@ from pallet_dev.tools.docker import (
     LABEL_SPEC,
     ContainerExists,
     Docker,
-    ImageMissing,
 )
 from pallet_dev.tools.docker_types import ContainerInfo, ContainerSpec, VolumeMount
 
@@ -236,19 +235,18 @@ class DockerBackend(Backend):
 
     def _run_container(self, run: DockerUp) -> None:
         docker, spec = run.docker, run.spec
-        for attempt in (1, 2):
-            try:
-                docker.run(spec)
-                return
-            except ImageMissing:
-                if attempt == 2:
-                    raise OperationFailed(f"Image {spec.image} is still missing after a pull.")
-                run.ui.note(f"Image {spec.image} is not present locally; pulling it")
-                docker.pull(spec.image, timeout=max(30.0, run.deadline.remaining()))
-            except CommandFailed:
-                # `docker run` can leave a created-but-not-started container
-                docker.remove(spec.name)
-                raise
+        try:
+            docker.run_pulling(
+                spec,
+                pull_timeout=max(30.0, run.deadline.remaining()),
+                on_pull=lambda image: run.ui.note(
+                    f"Image {image} is not present locally; pulling it"
+                ),
+            )
+        except CommandFailed:
+            # `docker run` can leave a created-but-not-started container
+            docker.remove(spec.name)
+            raise
 
     # --- agents ------------------------------------------------------------------------
     @property

@@ -32,7 +32,6 @@ from pallet_dev.tools.docker import (
     LABEL_SPEC,
     ContainerExists,
     Docker,
-    ImageMissing,
 )
 from pallet_dev.tools.docker_types import ContainerInfo, ContainerSpec
 
@@ -273,17 +272,11 @@ class DockerAgents:
         return info.host_port(deployment.port) if info else None
 
     def _run(self, spec: ContainerSpec) -> None:
-        docker = self.docker
-        for attempt in (1, 2):
-            try:
-                docker.run(spec)
-                return
-            except ImageMissing:
-                if attempt == 2:
-                    raise OperationFailed(f"Image {spec.image} is still missing after a pull.")
-                docker.pull(spec.image, timeout=300)
-            except ContainerExists:
-                docker.remove(spec.name)
+        try:
+            self.docker.run_pulling(spec, pull_timeout=300)
+        except ContainerExists:
+            self.docker.remove(spec.name)
+            self.docker.run_pulling(spec, pull_timeout=300)
 
     def _await_healthy(
         self, deployment: AgentDeployment, endpoint: AgentEndpoint, deadline: float

@@ -194,6 +194,21 @@ class Docker:
                 raise ContainerExists(spec.name) from None
             raise
 
+    def run_pulling(self, spec: ContainerSpec, *, pull_timeout: float, on_pull: Any = None) -> None:
+        """`docker run`, pulling the image once when it is not present locally
+        (``on_pull(image)`` says so first). ContainerExists as for :meth:`run`."""
+        try:
+            self.run(spec)
+            return
+        except ImageMissing:
+            if on_pull is not None:
+                on_pull(spec.image)
+            self.pull(spec.image, timeout=pull_timeout)
+        try:
+            self.run(spec)
+        except ImageMissing:
+            raise OperationFailed(f"Image {spec.image} is still missing after a pull.") from None
+
     def start(self, name: str) -> None:
         self._run(["docker", "container", "start", name], step="start container")
 
