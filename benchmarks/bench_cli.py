@@ -1,6 +1,6 @@
 """Speed of the pallet-dev CLI against the budgets of issue 5, in one run.
 
-    python benchmarks/bench_cli.py [--runs 15]
+    python benchmarks/bench_cli.py [--runs 15] [--only usage|help|health]
 
 Prints, side by side: the median wall time of `pallet-dev health --json` against a
 healthy registry (a real container it starts with the Docker backend under a unique
@@ -8,8 +8,11 @@ name and free port, and removes), called bare and as `pallet-dev --config FILE h
 --json`, with its ratio to `python -c "import httpx"` (the budget), `curl -s` on the
 same URL and a bare `python -c pass`; `health` with the registry down (closed port) and
 against an endpoint that accepts and never answers (`--timeout 0.5`);
-`pallet-dev --help`; the peak RSS of `health`. Each figure has its budget next to it
-and PASS or OVER. It is a report, not a test: the exit code is always 0.
+`pallet-dev --help`; the peak RSS of `health`; usage errors (an unknown option or command,
+a value of the wrong type or not among the choices, a missing value), each next to
+`python -c pass`. Each figure has its budget next to it and PASS or OVER. It is a report,
+not a test: the exit code is always 0. `--only` runs one part (`usage` and `help` start no
+container).
 
 Runs of the commands compared with each other are interleaved, so a burst of load
 on a shared machine hits all of them alike.
@@ -46,6 +49,17 @@ BUDGET_HEALTHY_RATIO = 1.25
 BUDGET_DOWN_RATIO = 1.25
 SILENT_TIMEOUT = 0.5
 BUDGET_HELP = 0.20
+# bad input fails fast (issue 13): each usage error's median, whatever the mistake
+BUDGET_USAGE_ERROR = 0.30
+USAGE_ERRORS = (
+    ("up", "--port", "abc"),
+    ("--bogus",),
+    ("up", "--backend", "bogus"),
+    ("nosuchcommand",),
+    ("up", "--bogus"),
+    ("health", "--timeout"),
+    ("push",),
+)
 BUDGET_RSS_MIB = 60.0
 
 
@@ -169,7 +183,10 @@ def registry(env: dict[str, str]) -> Iterator[str | None]:
         )
 
 
-def bench(runs: int) -> list[Row]:
+PARTS = ("health", "help", "usage")
+
+
+def bench(runs: int, parts: Sequence[str] = PARTS) -> list[Row]:
     home = tempfile.mkdtemp(prefix="pallet-dev-bench-")
     env = {
         **os.environ,
@@ -181,111 +198,143 @@ def bench(runs: int) -> list[Row]:
         "NO_COLOR": "1",
     }
     env.pop("COVERAGE_PROCESS_START", None)
-    health = [PALLET_DEV, "health", "--json"]
     rows: list[Row] = []
     bare: float | None = None  # the median of `python -c pass`, once measured
     try:
-        with registry(env) as url:
-            if url is None:
-                rows.append(Row("health --json (healthy)", "skipped", note="no Docker registry"))
-            else:
-                config = Path(home) / "team.yaml"
-                config.write_text(
-                    f"backend: docker\nregistry:\n  port: {env['PALLET_DEV_REGISTRY_PORT']}\n"
+        if "health" in parts:
+            bare = bench_health(runs, env, home, rows)
+        if "help" in parts:
+            samples = interleaved({"help": [PALLET_DEV, "--help"]}, env, runs)
+            value = median(samples["help"])
+            rows.append(
+                Row(
+                    "pallet-dev --help",
+                    seconds(value),
+                    seconds(BUDGET_HELP),
+                    verdict(value, BUDGET_HELP),
+                    f"{value / bare:.1f}x python -c pass" if bare else "",
                 )
-                with_config = [PALLET_DEV, "--config", str(config), "health", "--json"]
-                commands: dict[str, list[str]] = {
-                    "health": health,
-                    "health --config": with_config,
-                    "import httpx": [PYTHON, "-c", "import httpx"],
-                    "pass": [PYTHON, "-c", "pass"],
-                }
-                curl = shutil.which("curl")
-                if curl:
-                    commands["curl"] = [curl, "-s", "-o", os.devnull, f"{url}/v2/"]
-                samples = interleaved(commands, env, runs)
-                bare = median(samples["pass"])
-                floor = median(samples["import httpx"])
-                for label, key in (
-                    ("health --json (healthy)", "health"),
-                    ("--config FILE health --json (healthy)", "health --config"),
-                ):
-                    value = median(samples[key])
-                    ratio = value / floor
-                    extra = f"{value / bare:.1f}x python -c pass"
-                    if curl:
-                        extra += f", {value / median(samples['curl']):.1f}x curl"
-                    rows.append(
-                        Row(
-                            label,
-                            f"{seconds(value)} = {ratio:.2f}x import httpx",
-                            f"{BUDGET_HEALTHY_RATIO:.2f}x",
-                            verdict(ratio, BUDGET_HEALTHY_RATIO),
-                            f"{extra}; {codes(samples[key])}",
-                        )
-                    )
-                rows.append(Row('python -c "import httpx"', seconds(floor)))
-                if curl:
-                    rows.append(Row(f"curl -s {url}/v2/", seconds(median(samples["curl"]))))
-                rows.append(Row("python -c pass", seconds(bare)))
-                peak = max(sample[2] for sample in samples["health"]) / 1024
-                rows.append(
-                    Row(
-                        "peak RSS of health --json",
-                        f"{peak:.1f} MiB",
-                        f"{BUDGET_RSS_MIB:.0f} MiB",
-                        verdict(peak, BUDGET_RSS_MIB),
-                        f"max of {len(samples['health'])} runs (wait4 ru_maxrss)",
-                    )
-                )
-        down_env = {**env, "PALLET_DEV_REGISTRY_PORT": str(free_port())}
-        import_httpx = [PYTHON, "-c", "import httpx"]
-        samples = interleaved({"down": health, "import httpx": import_httpx}, down_env, runs)
-        value = median(samples["down"])
-        budget_down = BUDGET_DOWN_RATIO * median(samples["import httpx"])
-        rows.append(
-            Row(
-                "health --json (registry down)",
-                seconds(value),
-                seconds(budget_down),
-                verdict(value, budget_down),
-                f"closed port; {codes(samples['down'])}",
             )
-        )
-        with silent_endpoint() as port:
-            silent_env = {**env, "PALLET_DEV_REGISTRY_PORT": str(port)}
-            argv = [*health, "--timeout", str(SILENT_TIMEOUT)]
-            samples = interleaved(
-                {"silent": argv, "import httpx": import_httpx},
-                silent_env,
-                max(5, runs // 2),
-                warmup=1,
-            )
-        value = median(samples["silent"])
-        budget_silent = SILENT_TIMEOUT + BUDGET_DOWN_RATIO * median(samples["import httpx"])
-        rows.append(
-            Row(
-                f"health --json --timeout {SILENT_TIMEOUT:g} (silent)",
-                seconds(value),
-                seconds(budget_silent),
-                verdict(value, budget_silent),
-                f"accepts, never answers; {codes(samples['silent'])}",
-            )
-        )
-        samples = interleaved({"help": [PALLET_DEV, "--help"]}, env, runs)
-        value = median(samples["help"])
-        rows.append(
-            Row(
-                "pallet-dev --help",
-                seconds(value),
-                seconds(BUDGET_HELP),
-                verdict(value, BUDGET_HELP),
-                f"{value / bare:.1f}x python -c pass" if bare else "",
-            )
-        )
+        if "usage" in parts:
+            rows.extend(bench_usage_errors(runs, env))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return rows
+
+
+def bench_usage_errors(runs: int, env: Mapping[str, str]) -> list[Row]:
+    """Each usage error interleaved with `python -c pass`: the same load hits all alike."""
+    commands = {" ".join(args): [PALLET_DEV, *args] for args in USAGE_ERRORS}
+    samples = interleaved({**commands, "pass": [PYTHON, "-c", "pass"]}, env, runs)
+    bare = median(samples["pass"])
+    rows = []
+    for label in commands:
+        value = median(samples[label])
+        rows.append(
+            Row(
+                f"pallet-dev {label} (usage error)",
+                seconds(value),
+                seconds(BUDGET_USAGE_ERROR),
+                verdict(value, BUDGET_USAGE_ERROR),
+                f"{value / bare:.1f}x python -c pass; {codes(samples[label])}",
+            )
+        )
+    rows.append(Row("python -c pass", seconds(bare)))
+    return rows
+
+
+def bench_health(runs: int, env: dict[str, str], home: str, rows: list[Row]) -> float | None:
+    """The `health` rows, appended to ``rows``; the median of `python -c pass`, if measured."""
+    health = [PALLET_DEV, "health", "--json"]
+    bare: float | None = None
+    with registry(env) as url:
+        if url is None:
+            rows.append(Row("health --json (healthy)", "skipped", note="no Docker registry"))
+        else:
+            config = Path(home) / "team.yaml"
+            config.write_text(
+                f"backend: docker\nregistry:\n  port: {env['PALLET_DEV_REGISTRY_PORT']}\n"
+            )
+            with_config = [PALLET_DEV, "--config", str(config), "health", "--json"]
+            commands: dict[str, list[str]] = {
+                "health": health,
+                "health --config": with_config,
+                "import httpx": [PYTHON, "-c", "import httpx"],
+                "pass": [PYTHON, "-c", "pass"],
+            }
+            curl = shutil.which("curl")
+            if curl:
+                commands["curl"] = [curl, "-s", "-o", os.devnull, f"{url}/v2/"]
+            samples = interleaved(commands, env, runs)
+            bare = median(samples["pass"])
+            floor = median(samples["import httpx"])
+            for label, key in (
+                ("health --json (healthy)", "health"),
+                ("--config FILE health --json (healthy)", "health --config"),
+            ):
+                value = median(samples[key])
+                ratio = value / floor
+                extra = f"{value / bare:.1f}x python -c pass"
+                if curl:
+                    extra += f", {value / median(samples['curl']):.1f}x curl"
+                rows.append(
+                    Row(
+                        label,
+                        f"{seconds(value)} = {ratio:.2f}x import httpx",
+                        f"{BUDGET_HEALTHY_RATIO:.2f}x",
+                        verdict(ratio, BUDGET_HEALTHY_RATIO),
+                        f"{extra}; {codes(samples[key])}",
+                    )
+                )
+            rows.append(Row('python -c "import httpx"', seconds(floor)))
+            if curl:
+                rows.append(Row(f"curl -s {url}/v2/", seconds(median(samples["curl"]))))
+            rows.append(Row("python -c pass", seconds(bare)))
+            peak = max(sample[2] for sample in samples["health"]) / 1024
+            rows.append(
+                Row(
+                    "peak RSS of health --json",
+                    f"{peak:.1f} MiB",
+                    f"{BUDGET_RSS_MIB:.0f} MiB",
+                    verdict(peak, BUDGET_RSS_MIB),
+                    f"max of {len(samples['health'])} runs (wait4 ru_maxrss)",
+                )
+            )
+    down_env = {**env, "PALLET_DEV_REGISTRY_PORT": str(free_port())}
+    import_httpx = [PYTHON, "-c", "import httpx"]
+    samples = interleaved({"down": health, "import httpx": import_httpx}, down_env, runs)
+    value = median(samples["down"])
+    budget_down = BUDGET_DOWN_RATIO * median(samples["import httpx"])
+    rows.append(
+        Row(
+            "health --json (registry down)",
+            seconds(value),
+            seconds(budget_down),
+            verdict(value, budget_down),
+            f"closed port; {codes(samples['down'])}",
+        )
+    )
+    with silent_endpoint() as port:
+        silent_env = {**env, "PALLET_DEV_REGISTRY_PORT": str(port)}
+        argv = [*health, "--timeout", str(SILENT_TIMEOUT)]
+        samples = interleaved(
+            {"silent": argv, "import httpx": import_httpx},
+            silent_env,
+            max(5, runs // 2),
+            warmup=1,
+        )
+    value = median(samples["silent"])
+    budget_silent = SILENT_TIMEOUT + BUDGET_DOWN_RATIO * median(samples["import httpx"])
+    rows.append(
+        Row(
+            f"health --json --timeout {SILENT_TIMEOUT:g} (silent)",
+            seconds(value),
+            seconds(budget_silent),
+            verdict(value, budget_silent),
+            f"accepts, never answers; {codes(samples['silent'])}",
+        )
+    )
+    return bare
 
 
 def render(rows: list[Row], runs: int) -> str:
@@ -313,11 +362,14 @@ def render(rows: list[Row], runs: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed runs per command")
+    parser.add_argument(
+        "--only", choices=PARTS, action="append", help="run only this part (repeatable)"
+    )
     args = parser.parse_args()
     if not Path(PALLET_DEV).exists():
         print(f"{PALLET_DEV} not found: install pallet-dev into this interpreter first.")
         return 0
-    print(render(bench(args.runs), args.runs))
+    print(render(bench(args.runs, args.only or PARTS), args.runs))
     return 0
 
 
