@@ -8,7 +8,6 @@ one place, :func:`pallet_dev.outcome.run_guarded`.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -21,6 +20,7 @@ from pallet_dev import __version__
 from pallet_dev.config_sources import HEALTH_PROBE_SECONDS, UP_TIMEOUT_SECONDS
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_USAGE
+from pallet_dev.outcome import report_usage
 
 app = typer.Typer(
     name="pallet-dev",
@@ -280,13 +280,8 @@ def report_usage_error(exc: TyperException) -> int:
         return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
     format_message = getattr(exc, "format_message", None)
     message = format_message() if callable(format_message) else str(exc)
-    message = " ".join(str(message).split())
-    if len(message) > 300:
-        message = message[:297] + "..."
     ctx = getattr(exc, "ctx", None)
-    command = getattr(ctx, "command_path", None) or "pallet-dev"
-    print(f"pallet-dev: error: {message.rstrip('.')}.", file=sys.stderr)
-    print(f"  fix: see `{command} --help` for the options and their values.", file=sys.stderr)
+    report_usage(str(message), getattr(ctx, "command_path", None) or "pallet-dev")
     return int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
 
 

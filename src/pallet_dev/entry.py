@@ -25,24 +25,6 @@ def _flush() -> None:
         pass
 
 
-def split_config_option(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """Leading ``--config FILE`` / ``--config=FILE`` / ``-c FILE``, then the command's argv.
-
-    None when another global option comes first: the full CLI parses those.
-    """
-    config: str | None = None
-    rest = list(argv)
-    while rest and rest[0].startswith("-"):
-        option = rest.pop(0)
-        if option in ("--config", "-c") and rest and not rest[0].startswith("-"):
-            config = rest.pop(0)
-        elif option.startswith("--config=") and len(option) > len("--config="):
-            config = option.split("=", 1)[1]
-        else:
-            return None
-    return config, rest
-
-
 def main() -> NoReturn:
     """The console script: the only place pallet-dev installs a signal handler."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -50,15 +32,12 @@ def main() -> NoReturn:
 
     argv = sys.argv[1:]
     try:
-        # health, Docker `up` and push without the Typer app (bypass.py), for every way of
-        # calling: `--config FILE` before the command included
+        # usage errors, health, Docker `up` and push without the Typer app (bypass.py)
         code: int | None = None
-        split = split_config_option(argv)
         try:
-            if split is not None:
-                from pallet_dev.bypass import run_without_typer
+            from pallet_dev.bypass import run_without_typer
 
-                code = run_without_typer(*split)
+            code = run_without_typer(argv)
         except PalletError as exc:  # e.g. an unusable PALLET_DEV_HOME, before any command ran
             from pallet_dev.outcome import report_error
 

@@ -15,9 +15,13 @@ from pallet_dev.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     Interrupted,
     PalletError,
 )
+
+# a usage error quotes the user's words: its message is cut to this many characters
+MAX_USAGE_MESSAGE = 300
 
 
 def report_interrupted(message: str | None = None) -> None:
@@ -40,6 +44,20 @@ def report_error(exc: PalletError, log_file: Path | None) -> int:
     if log_file is not None:
         print(f"  log: {log_file}", file=sys.stderr)
     return exc.exit_code
+
+
+def report_usage(message: str, command: str) -> int:
+    """A usage error as the documented `pallet-dev: error:` and `fix:` lines (exit 2).
+
+    ``message`` is Typer's wording (cli.report_usage_error) or the same words from
+    bypass.py, which reports the usage errors it is sure of without Typer.
+    """
+    message = " ".join(message.split())
+    if len(message) > MAX_USAGE_MESSAGE:
+        message = message[: MAX_USAGE_MESSAGE - 3] + "..."
+    print(f"pallet-dev: error: {message.rstrip('.')}.", file=sys.stderr)
+    print(f"  fix: see `{command} --help` for the options and their values.", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def report_crash(exc: Exception, *, debug: bool, log_file: Path | None) -> int:

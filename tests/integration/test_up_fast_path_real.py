@@ -75,7 +75,7 @@ def test_fast_path_errors_read_and_exit_like_the_full_cli(
         ("up", "--prefer-docker", "--port", "5999", "--dry-run"),
         ("up", "--prefer-docker", "--recreate"),
         ("up", "--prefer-docker", "--dry-run"),
-        ("up", "--prefer-docker", "--timeout", "abc"),
+        ("up", "--prefer-docker", "--timeout", "-1"),  # a value only the command judges
         ("up", "--backend", "kind", "--dry-run"),
     ],
 )
@@ -83,6 +83,13 @@ def test_other_options_take_the_full_cli(docker_env: DockerEnv, args: tuple[str,
     assert run(docker_env, "up", "--prefer-docker", "--dry-run")[0] == 0  # stores the snapshot
     _, _, err = run(docker_env, *args)
     assert "'pydantic'" in heavy(err)
+
+
+def test_a_usage_error_fails_fast(docker_env: DockerEnv) -> None:
+    code, _, err = run(docker_env, "up", "--prefer-docker", "--timeout", "abc")
+    assert code == 2 and heavy(err) == "heavy: []"
+    assert err.startswith("pallet-dev: error: Invalid value for '--timeout': ")
+    assert docker_env.inspect() is None  # nothing ran
 
 
 def test_auto_backend_without_docker_flag_takes_the_full_cli(docker_env: DockerEnv) -> None:

@@ -80,8 +80,11 @@ def test_a_config_error_is_reported_even_after_a_snapshot(
 def test_other_options_take_the_full_cli(tmp_path: Path, env: dict[str, str]) -> None:
     env["PALLET_DEV_REGISTRY_PORT"] = str(free_port())
     health(tmp_path, env)  # writes the snapshot
-    code, _, err = health(tmp_path, env, "--timeout", "abc")
+    code, _, err = health(tmp_path, env, "--timeout", "-1")  # a value only the command judges
     assert code == 2 and "'pydantic'" in err.splitlines()[-1]
+    code, _, err = health(tmp_path, env, "--timeout", "abc")  # a usage error fails fast
+    assert code == 2 and err.splitlines()[-1] == "[]"
+    assert err.startswith("pallet-dev: error: Invalid value for '--timeout': ")
     code, out, _ = health(tmp_path, env, "--help")
     assert code == 0 and "--timeout" in out
 
@@ -141,19 +144,24 @@ def test_other_global_options_take_the_full_cli(tmp_path: Path, env: dict[str, s
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["health", "--json"], (None, ["health", "--json"])),
-        (["--config", "a.yaml", "up"], ("a.yaml", ["up"])),
-        (["-c", "a.yaml", "--config=b.yaml", "health"], ("b.yaml", ["health"])),
-        (["--config", "--json"], None),  # a missing value: the full CLI says so
+        (["health", "--json"], (None, "health", True)),
+        (["--config", "a.yaml", "up"], ("a.yaml", "up", True)),
+        (["-c", "a.yaml", "--config=b.yaml", "health"], ("b.yaml", "health", True)),
+        (["--config", "--json"], None),  # no command: the full CLI says so
         (["--config="], None),
-        (["--debug", "health"], None),
-        ([], (None, [])),
+        (["--debug", "health"], (None, "health", False)),  # not plain: the full CLI runs it
+        ([], None),
     ],
 )
-def test_split_config_option(argv: list[str], expected: object) -> None:
-    from pallet_dev.entry import split_config_option
+def test_global_options_before_the_command(argv: list[str], expected: object) -> None:
+    from pallet_dev.bypass import CommandLine, read_command_line
 
-    assert split_config_option(argv) == expected
+    line = read_command_line(argv)
+    if expected is None:
+        assert line is None
+    else:
+        assert isinstance(line, CommandLine)
+        assert (line.config_file, line.command, line.plain) == expected
 
 
 def test_httpx_loads_without_its_cli_and_still_works() -> None:
