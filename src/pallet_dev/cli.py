@@ -301,9 +301,9 @@ def run(argv: Sequence[str], context: AppContext | None = None) -> int:
         or (context is not None and context.debug)
     )
     _CURRENT.clear()  # an error before the root callback names no earlier run's log
-    command = typer.main.get_command(app)
 
     def invoke() -> int:
+        command = typer.main.get_command(app)  # guarded too: a signal may come meanwhile
         try:
             # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into exit code 130
             result = command.main(

@@ -28,10 +28,10 @@ def _flush() -> None:
 def main() -> NoReturn:
     """The console script: the only place pallet-dev installs a signal handler."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    from pallet_dev.errors import EXIT_INTERRUPTED, PalletError
-
     argv = sys.argv[1:]
     try:
+        from pallet_dev.errors import PalletError
+
         # usage errors, health, Docker `up` and push without the Typer app (bypass.py)
         code: int | None = None
         try:
@@ -53,8 +53,11 @@ def main() -> NoReturn:
             from pallet_dev.cli import run
     except KeyboardInterrupt:
         print("pallet-dev: interrupted before it started; nothing was changed.", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(130)  # errors.EXIT_INTERRUPTED: the signal may come before errors.py loaded
     if code is None:
         code = run(argv)
+    # the command is over: a late SIGTERM ends the process the default way, as it does once
+    # the interpreter finalizes, rather than as a KeyboardInterrupt that no guard catches
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _flush()
     sys.exit(code)

@@ -101,26 +101,101 @@ def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> N
     assert code == 0 and "Another pallet-dev run is changing" in err
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.5, 0.9, 1.6])
+class GatedDocker:
+    """A docker CLI that holds its first call until released, and records that call's pid.
+
+    The test signals pallet-dev while it waits in that call: the moment is set by what the
+    process has done, not by the machine's speed (a fixed delay lands before start-up on a
+    busy machine and after the last step on a fast one)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        folder = tmp_path / "gated-docker"
+        folder.mkdir()
+        self.calls, self.released = folder / "calls", folder / "released"
+        shim = folder / "docker"
+        shim.write_text(
+            "#!/bin/sh\n"
+            f'if [ ! -e "{self.calls}" ]; then\n'
+            f'  echo "$$ $*" > "{self.calls}"\n'
+            f'  while [ ! -e "{self.released}" ]; do sleep 0.02; done\n'
+            "fi\n"
+            f'exec {_which("docker")} "$@"\n'
+        )
+        shim.chmod(0o755)
+        self.env = {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+    def wait_for_call(self, proc: subprocess.Popen[str], timeout: float = 60) -> int:
+        """The pid of the held call, once pallet-dev has made it."""
+        deadline = time.monotonic() + timeout
+        while not self.calls.exists() or not self.calls.read_text().endswith("\n"):
+            assert proc.poll() is None, "ended before its first docker call"
+            assert time.monotonic() < deadline, "no docker call"
+            time.sleep(0.01)
+        return int(self.calls.read_text().split()[0])
+
+    def release(self) -> None:
+        self.released.touch()
+
+
+def wait_for_line(proc: subprocess.Popen[str], marker: str) -> str:
+    """stderr up to the first line holding ``marker`` (the step it names is done)."""
+    assert proc.stderr is not None
+    seen = ""
+    while marker not in seen.rpartition("\n")[0]:
+        line = proc.stderr.readline()
+        assert line, f"no {marker!r} line: {seen}"
+        seen += line
+    return seen
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+STARTED = "✓ Started the registry container"
+READY = "✓ Waiting for the registry"
+
+
+# the moments of a fresh `up` on Docker (one docker call, `run`, then HTTP polling), each
+# reached by a marker: at once (start-up, perhaps before pallet-dev's handler exists),
+# inside `docker run`, while waiting for the registry, after the last step
+@pytest.mark.parametrize("moment", ["start-up", "docker run", "waiting", "done"])
 def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
-    docker_env: DockerEnv, tmp_path: Path, delay: float
+    docker_env: DockerEnv, tmp_path: Path, moment: str
 ) -> None:
-    proc = pallet(docker_env, "up", extra=slow_docker(tmp_path))
-    time.sleep(delay)
+    gated = GatedDocker(tmp_path)
+    proc = pallet(docker_env, "up", extra=gated.env)
+    seen, held = "", 0
+    if moment == "docker run":
+        held = gated.wait_for_call(proc)
+    if moment in ("waiting", "done"):
+        gated.release()
+        seen = wait_for_line(proc, STARTED if moment == "waiting" else READY)
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc, timeout=30)
-    # The signal ends it the default way (-SIGTERM) at two moments Python runs no handler:
-    # before pallet-dev's first line (no output yet), and during interpreter shutdown
-    # after the work is done (Python restores the default handlers while it finalizes;
-    # coverage's data save makes that window wide), when up's last step is already done.
-    finished = "✓ Waiting for the registry" in err
-    assert code in (0, 130) or (code == -signal.SIGTERM and (not err.strip() or finished)), (
-        code,
-        out,
-        err,
-    )
+    gated.release()
+    err = seen + err
+    assert "Traceback" not in err, err
     if code == 130:
-        assert "Traceback" not in err and "interrupted" in err
+        assert "interrupted" in err, err
+    if moment == "start-up":
+        # the default way (-SIGTERM) before the handler was installed, or by the handler
+        assert code in (-signal.SIGTERM, 130), (code, out, err)
+        assert not gated.calls.exists()
+    elif moment == "docker run":
+        assert code == 130, (code, out, err)
+        assert not alive(held), "the docker call went on after pallet-dev stopped"
+    elif moment == "waiting":
+        # interrupted, or it was faster; -SIGTERM only once done (interpreter shutdown)
+        assert code in (0, 130) or code == -signal.SIGTERM and READY in err, (code, out, err)
+    else:  # after its last step: it ends as it was going to, or is interrupted on the way
+        assert code in (0, 130, -signal.SIGTERM), (code, out, err)
+    if moment in ("start-up", "docker run"):  # nothing was made
+        assert registry_containers(docker_env) == [] and not docker_env.volume_exists()
     # whichever way it ended: the next up converges to one healthy registry; down --clean
     # leaves nothing
     assert finish(pallet(docker_env, "up"))[0] == 0
