@@ -41,20 +41,22 @@ def _plain(text: str, *, fraction: bool) -> bool:
     return text.isascii() and digits and len(text) <= _PLAIN_LENGTH
 
 
-def integer(text: str) -> object:
-    if _plain(text, fraction=False):
-        return int(text)
-    if _no_number_in(text):
-        raise Invalid("Input should be a valid integer, unable to parse string as an integer")
-    return UNJUDGED
+def _numeric(kind: type[int] | type[float], noun: str, article: str) -> Convert:
+    """A plain number as ``kind``; pydantic's message for a text that holds none."""
+    refused = f"Input should be a valid {noun}, unable to parse string as {article} {noun}"
+
+    def convert(text: str) -> object:
+        if _plain(text, fraction=kind is float):
+            return kind(text)
+        if _no_number_in(text):
+            raise Invalid(refused)
+        return UNJUDGED
+
+    return convert
 
 
-def number(text: str) -> object:
-    if _plain(text, fraction=True):
-        return float(text)
-    if _no_number_in(text):
-        raise Invalid("Input should be a valid number, unable to parse string as a number")
-    return UNJUDGED
+integer = _numeric(int, "integer", "an")
+number = _numeric(float, "number", "a")
 
 
 def text(value: str) -> object:
