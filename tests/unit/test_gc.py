@@ -318,3 +318,17 @@ def test_a_failed_collection_still_starts_the_registry_again(
     assert run_gc(ctx, "--keep", "1") == 1
     assert runner.state["containers"]["pdt-gc-registry"]["running"]
     assert "Starting the registry container" in capsys.readouterr().err
+
+
+def test_dry_run_as_text_names_each_tag_and_the_commands(
+    env: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, runner, registry = env
+    fill(registry, 3)
+    assert run_gc(ctx, "--keep", "1", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "team/api: 3 tag(s), would delete 2, keeping 1" in out
+    assert "    - v01  sha256:" in out and "not among the 1 newest" in out
+    assert "Garbage collection (with --delete-untagged) would run:" in out
+    assert "docker container stop --time 10 pdt-gc-registry" in out
+    assert registry.store.deletes == []

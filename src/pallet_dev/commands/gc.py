@@ -78,8 +78,6 @@ def run_gc(
     dry_run: bool,
     as_json: bool,
 ) -> int:
-    from pallet_dev.registry_api import RegistryApi
-
     if keep is not None and keep < 0:
         raise UsageError("--keep must be 0 or more.", hint="For example `--keep 3`.")
     policy = Policy(
@@ -93,37 +91,58 @@ def run_gc(
     backend = make_backend(active_backend_name(config, active), config, ctx.runner, ctx.paths)
     target = GcTarget("registry", str(active.get("endpoint") or config.registry_url))
     _require_answer(target.endpoint)
-    api = RegistryApi(target.endpoint)
     steps = ctx.steps(quiet=as_json)
-    report: dict[str, Any] = {"name": target.name}
     if dry_run:
-        plan = read_plan(api, policy, agent_digests(ctx, config, backend))
-        collection = backend.plan_collect_garbage(delete_untagged=plan.delete_untagged)
-        report.update(plan.to_dict(), collection={"steps": [s.to_dict() for s in collection]})
+        plan, report = _plan_registry(ctx, config, backend, target, policy)
     else:
         with ctx.env_lock(config.name):
-            plan = read_plan(api, policy, agent_digests(ctx, config, backend))
-            report.update(plan.to_dict())
-            before = backend.registry_data_size()
-            report["deleted"] = _delete(api, plan, steps)
-            result = backend.collect_garbage(
-                delete_untagged=plan.delete_untagged, steps=steps, timeout=GC_TIMEOUT
-            )
-            after = backend.registry_data_size()
-        freed = before - after if before is not None and after is not None else None
-        report.update(
-            collection=result.to_dict(),
-            bytes_before=before,
-            bytes_after=after,
-            bytes_freed=max(0, freed) if freed is not None else None,
-        )
-        ctx.log.write("gc", deleted=len(report["deleted"]), bytes_freed=report["bytes_freed"])
+            plan, report = _clean_registry(ctx, config, backend, target, policy, steps)
     document = {"dry_run": dry_run, "backend": backend.name, "registries": [report]}
     if as_json:
         print(json.dumps(document, indent=2))
     else:
         print(render_gc(document, plan))
     return 0
+
+
+def _plan_registry(
+    ctx: AppContext, config: Settings, backend: Backend, target: GcTarget, policy: Policy
+) -> tuple[GcPlan, dict[str, Any]]:
+    from pallet_dev.registry_api import RegistryApi
+
+    plan = read_plan(RegistryApi(target.endpoint), policy, agent_digests(ctx, config, backend))
+    collection = backend.plan_collect_garbage(delete_untagged=plan.delete_untagged)
+    report = {"name": target.name, **plan.to_dict()}
+    report["collection"] = {"steps": [step.to_dict() for step in collection]}
+    return plan, report
+
+
+def _clean_registry(
+    ctx: AppContext,
+    config: Settings,
+    backend: Backend,
+    target: GcTarget,
+    policy: Policy,
+    steps: Steps,
+) -> tuple[GcPlan, dict[str, Any]]:
+    """Delete the planned tags, collect the garbage, measure the disk before and after."""
+    from pallet_dev.registry_api import RegistryApi
+
+    api = RegistryApi(target.endpoint)
+    plan = read_plan(api, policy, agent_digests(ctx, config, backend))
+    before = backend.registry_data_size()
+    deleted = _delete(api, plan, steps)
+    result = backend.collect_garbage(
+        delete_untagged=plan.delete_untagged, steps=steps, timeout=GC_TIMEOUT
+    )
+    after = backend.registry_data_size()
+    freed = max(0, before - after) if before is not None and after is not None else None
+    ctx.log.write("gc", registry=target.name, deleted=len(deleted), bytes_freed=freed)
+    report = {"name": target.name, **plan.to_dict(), "deleted": deleted}
+    report.update(
+        collection=result.to_dict(), bytes_before=before, bytes_after=after, bytes_freed=freed
+    )
+    return plan, report
 
 
 def _delete(api: RegistryApi, plan: GcPlan, steps: Steps) -> list[dict[str, Any]]:
