@@ -211,7 +211,10 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
     raise Unexpected("docker container")
 
 
-GC_OUTPUT = "pdt/app\n\n3 blobs marked, 2 blobs and 1 manifests eligible for deletion\n"
+GC_OUTPUT = (
+    "pdt/app\n\n3 blobs marked, 2 blobs and 1 manifests eligible for deletion\n"
+    "pdt/app: layer link eligible for deletion: sha256:0123\n"
+)
 
 
 def _run_once(args: list[str], state: dict[str, Any]) -> Answer:

@@ -60,6 +60,7 @@ def test_gc_keeps_the_newest_and_the_agents_digest_and_frees_the_rest(
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)["registries"][0]
         assert "stopped" in report["collection"]["method"] and report["delete_untagged"]
+        assert "blobs marked" in report["collection"]["summary"]
         assert_collected(base, repository, layers, set(digests[17:]) | {agent}, report)
 
         # the newest pulls by digest from the registry (its local copy removed first)

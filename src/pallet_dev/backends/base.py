@@ -130,10 +130,11 @@ class GcResult:
 
 
 def gc_summary(output: str) -> str:
-    """The count line of `registry garbage-collect`'s output (else its last line)."""
+    """The count line of `registry garbage-collect`'s output ("N blobs marked, M blobs and
+    K manifests eligible for deletion"; else its last line)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "eligible for deletion" in line:
+    for line in lines:
+        if "blobs marked" in line:
             return line
     return lines[-1][:300] if lines else ""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import GcResult, PlanStep, UpOptions, gc_summary
+from pallet_dev.backends.docker import REGISTRY_DATA_PATH, REGISTRY_ENV
 from pallet_dev.backends.kind_cluster import CAP_QUICK, ensure_kubeconfig
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.chart.inputs import NAMESPACE, RELEASE_SELECTOR, chart_fullname
@@ -24,9 +25,6 @@ from pallet_dev.tools.docker import Docker
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
-
-REGISTRY_DATA_PATH = "/var/lib/registry"
-GC_ENV = {"OTEL_TRACES_EXPORTER": "none", "REGISTRY_STORAGE_DELETE_ENABLED": "true"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def gc_argv(backend: KindBackend, image: str, *, delete_untagged: bool) -> list[
         image,
         mount,
         name=f"{backend.cluster}-registry-gc",
-        env=GC_ENV,
+        env=REGISTRY_ENV,
         delete_untagged=delete_untagged,
     )
 
