@@ -247,6 +247,29 @@ def push(
 
 
 @app.command()
+def gc(
+    ctx: typer.Context,
+    keep: Annotated[
+        int | None, typer.Option(help="Keep the N newest tags of each repository.")
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Delete tags older than this: 30m, 12h, 7d."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would go and the commands; change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Delete old tags from the local registry, then collect its garbage; print bytes freed."""
+    from pallet_dev.commands.gc import run_gc
+
+    raise typer.Exit(
+        run_gc(_ctx(ctx), keep=keep, older_than=older_than, dry_run=dry_run, as_json=as_json)
+    )
+
+
+@app.command()
 def doctor(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

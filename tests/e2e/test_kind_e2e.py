@@ -35,6 +35,7 @@ from pallet_dev.probe import http_get
 from tests.conftest import require_tool, skip_or_fail
 from tests.support.conformance import KNOWN_UNSUPPORTED, conformance_binary, run_conformance
 from tests.support.dev_process import DevProcess
+from tests.support.gc_scenario import assert_collected, layers_of, push_changing_tags
 from tests.support.http_servers import free_port
 from tests.support.real_docker import TEST_IMAGE
 
@@ -158,11 +159,15 @@ def _tags(port: str, repository: str) -> list[str]:
     return list(json.loads(body).get("tags") or []) if code == 200 else []
 
 
-def _run_pod(kubectl: list[str], image: str) -> str:
+def _run_pod(
+    kubectl: list[str],
+    image: str,
+    command: tuple[str, ...] = ("/bin/sh", "-c", "echo hello-from-the-registry"),
+) -> str:
     pod = f"pdtest-pull-{secrets.token_hex(3)}"
     created = _run(
         [*kubectl, "run", pod, f"--image={image}", "--image-pull-policy=Always",
-         "--restart=Never", "--command", "--", "/bin/sh", "-c", "echo hello-from-the-registry"],
+         "--restart=Never", "--command", "--", *command],
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     deadline = time.monotonic() + 300
@@ -273,6 +278,39 @@ def test_up_push_run_down_up_clean(
         assert name not in clusters
     finally:
         _run([docker, "rmi", image], timeout=120)
+
+
+def test_gc_on_kind_keeps_the_newest_and_frees_the_rest(
+    env: dict[str, str], tools: dict[str, str]
+) -> None:
+    """`gc --keep 2` with the registry Deployment scaled to 0 meanwhile: the removed tags
+    answer 404, their layers' bytes leave the host data folder, a pod pulls the newest."""
+    from tests.integration.test_push_real import local_image
+
+    docker, name = tools["docker"], env["PALLET_DEV_NAME"]
+    port = env["PALLET_DEV_REGISTRY_PORT"]
+    base, repository = f"http://127.0.0.1:{port}", "pdtest/gc"
+    kubectl = [tools["kubectl"], "--kubeconfig", env["KUBECONFIG"], "--context", f"kind-{name}"]
+    tags: list[str] = []
+    try:
+        pallet_dev(env, "up", "--json", "--timeout", "900")
+        tags, digests = push_changing_tags(
+            repository,
+            6,
+            local_image,
+            lambda tag: str(pallet_dev(env, "push", tag, "--json")["digest"]),
+        )
+        layers = {digest: layers_of(base, repository, digest) for digest in digests}
+        report = pallet_dev(env, "gc", "--keep", "2", "--json")["registries"][0]
+        assert "scaled to 0" in report["collection"]["method"]
+        assert_collected(base, repository, layers, set(digests[4:]), report)
+        newest = f"localhost:{port}/{repository}@{digests[-1]}"
+        logs = _run_pod(kubectl, newest, ("/bin/busybox", "cat", "/payload.txt"))
+        assert logs.startswith("payload 5")
+        pallet_dev(env, "down", "--clean", "--json")
+    finally:
+        pushed = [f"localhost:{port}/{tag}" for tag in tags]
+        _run([docker, "rmi", "-f", *tags, *pushed], timeout=120)
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "pallet"

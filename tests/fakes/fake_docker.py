@@ -179,6 +179,11 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
             return err(_no_such_container(args[1]))
         holder["running"] = True
         return args[1] + "\n", "", 0
+    if args[:2] == ["stop", "--time"] and len(args) == 4:
+        if args[3] not in containers:
+            return err(_no_such_container(args[3]))
+        containers[args[3]]["running"] = False
+        return args[3] + "\n", "", 0
     if args[:2] == ["rm", "--force"] and len(args) == 3:
         if containers.pop(args[2], None) is None:
             return err(_no_such_container(args[2]))
@@ -206,7 +211,39 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
     raise Unexpected("docker container")
 
 
+GC_OUTPUT = (
+    "pdt/app\n\n3 blobs marked, 2 blobs and 1 manifests eligible for deletion\n"
+    "pdt/app: layer link eligible for deletion: sha256:0123\n"
+)
+
+
+def _run_once(args: list[str], state: dict[str, Any]) -> Answer:
+    """`docker run --rm ... IMAGE garbage-collect CONFIG [--delete-untagged]` (registry gc)."""
+    command = next(i for i, arg in enumerate(args) if arg == "garbage-collect")
+    flags = Flags(args[: command - 1], RUN_VALUE_FLAGS, {"--rm"})
+    image = args[command - 1]
+    if flags.one("--pull") != "never" or flags.one("--network") != "none":
+        raise Unexpected("docker run --rm: a one-off gc runs without pulling or a network")
+    if image not in state["host_images"]:
+        return err(f"docker: Error response from daemon: No such image: {image}", 125)
+    # what ran meanwhile: the registry container, and the kind registry's replicas
+    running = [name for name, c in state["containers"].items() if c["running"]]
+    replicas = [r.get("_replicas", 1) for r in state.get("releases", {}).values()]
+    state.setdefault("gc_runs", []).append(
+        {
+            "image": image,
+            "mounts": flags.all("--mount"),
+            "args": args[command:],
+            "running": running,
+            "registry_replicas": replicas,
+        }
+    )
+    return GC_OUTPUT, "", 0
+
+
 def _run(args: list[str], state: dict[str, Any]) -> Answer:
+    if args[:1] == ["--rm"] and "garbage-collect" in args:
+        return _run_once(args, state)
     flags = Flags(args, RUN_VALUE_FLAGS, {"--detach"})
     if flags.one("--pull") != "never":
         raise Unexpected("docker run without --pull never: run must never pull by itself")

@@ -318,6 +318,29 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer
                     }
                 ]
         return out({"kind": "List", "items": items})
+    if args[:2] == ["get", "deployments"]:
+        flags = Flags(args[2:], {"--namespace", "-l", "-o"}, set())
+        release = state["releases"].get(f"{flags.one('--namespace')}/registry")
+        items = []
+        if release and release.get("_cluster") == cluster:
+            name, replicas = "registry-pallet-registry", release.get("_replicas", 1)
+            items = [{"metadata": {"name": name}, "spec": {"replicas": replicas}}]
+        return out({"kind": "List", "items": items})
+    if args[:1] == ["scale"]:
+        flags = Flags(args[1:], {"--namespace", "--replicas"}, set())
+        release = state["releases"].get(f"{flags.one('--namespace')}/registry")
+        if flags.positionals != ["deployment/registry-pallet-registry"] or not release:
+            return err(f"Error from server (NotFound): {flags.positionals} not found")
+        release["_replicas"] = int(flags.one("--replicas") or 0)
+        return "deployment.apps/registry-pallet-registry scaled\n", "", 0
+    if args[:3] == ["wait", "--for=delete", "pods"]:
+        flags = Flags(args[3:], {"--namespace", "-l", "--timeout"}, set())
+        release = state["releases"].get(f"{flags.one('--namespace')}/registry")
+        if release and release.get("_replicas", 1):
+            return err("error: timed out waiting for the condition on pods/registry-pallet")
+        return err("error: no matching resources found")
+    if args[:3] == ["rollout", "status", "--namespace"]:
+        return 'deployment "registry-pallet-registry" successfully rolled out\n', "", 0
     if args[:3] == ["rollout", "status", "deployment"]:
         flags = Flags(args[3:], {"--namespace", "-l", "--timeout"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")
@@ -480,7 +503,9 @@ def served_ports(state: dict[str, Any]) -> set[int]:
     containers publish."""
     ports = fake_docker.published_ports(state)
     for name, cluster in state["clusters"].items():
-        deployed = any(r.get("_cluster") == name for r in state["releases"].values())
+        deployed = any(
+            r.get("_cluster") == name and r.get("_replicas", 1) for r in state["releases"].values()
+        )
         if deployed and cluster["running"]:
             ports |= {int(p["hostPort"]) for p in cluster["ports"]}
     return ports

@@ -774,3 +774,66 @@ def test_the_kind_chart_runs_the_configured_registry_image(
         assert ref == f"{expected['repository']}@{expected['digest']}"
     else:
         assert ref == f"{expected['repository']}:{expected['tag']}"
+
+
+# --- gc: the registry Deployment scaled to 0 while the collection runs -------------------
+def test_gc_plan_scales_to_zero_and_collects_on_the_host_data_folder(runner, paths, port) -> None:
+    backend = make(runner, paths, port)
+    steps = backend.plan_collect_garbage(delete_untagged=True)
+    assert runner.calls == []  # a plan runs nothing
+    scale = steps[0].argv
+    assert scale[:5] == [
+        "kubectl",
+        "--kubeconfig",
+        str(backend.kubeconfig_path),
+        "--context",
+        CONTEXT,
+    ]
+    assert scale[5:] == ["scale", "--namespace", NAMESPACE, "deployment/registry-pallet-registry",
+                         "--replicas=0"]  # fmt: skip
+    gc = steps[2].argv
+    assert f"type=bind,src={backend.data_dir.absolute()},dst=/var/lib/registry" in gc
+    assert gc[-3:] == ["garbage-collect", "/etc/distribution/config.yml", "--delete-untagged"]
+
+
+def test_gc_runs_while_no_registry_pod_runs_and_scales_back(runner, paths, port) -> None:
+    backend = make(runner, paths, port)
+    up(backend)
+    runner.reset_calls()
+    stream = io.StringIO()
+    result = backend.collect_garbage(delete_untagged=False, steps=Steps(stream), timeout=60)
+    assert runner.commands() == [
+        "kind get clusters",
+        "kubectl get deployments",
+        "kubectl scale",
+        "kubectl wait",
+        "docker run",
+        "kubectl scale",
+        "kubectl rollout status",
+    ]
+    run = runner.state["gc_runs"][-1]
+    assert run["registry_replicas"] == [0] and "--delete-untagged" not in run["args"]
+    assert runner.calls[-2][-1] == "--replicas=1"
+    assert "scaled to 0" in result.method and str(backend.data_dir) in result.method
+    assert result.summary.endswith("eligible for deletion")
+    assert " ✓ Scaling the registry Deployment back to 1" in stream.getvalue()
+    assert backend.registry_data_size() is not None
+
+
+def test_gc_scales_back_even_when_the_collection_fails(runner, paths, port) -> None:
+    backend = make(runner, paths, port)
+    up(backend)
+    runner.state["host_images"].remove("registry:3.1.2")
+    with pytest.raises(OperationFailed, match="not in this host's Docker"):
+        backend.collect_garbage(delete_untagged=True, steps=quiet(), timeout=60)
+    assert runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]["_replicas"] == 1
+
+
+def test_gc_refuses_data_outside_the_host_folder(runner, paths, port) -> None:
+    backend = make(runner, paths, port)
+    up(backend)
+    deployed = json.loads(backend.values_path.read_text())
+    deployed["persistence"]["hostPath"]["enabled"] = False  # as `up --set ...` would leave it
+    backend.values_path.write_text(json.dumps(deployed))
+    with pytest.raises(OperationFailed, match="not in the host data folder"):
+        backend.plan_collect_garbage(delete_untagged=True)

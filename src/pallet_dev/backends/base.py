@@ -7,6 +7,7 @@ on backend names.
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,9 @@ from pallet_dev.runner import Runner
 if TYPE_CHECKING:
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
     from pallet_dev.settings import Settings
+
+# seconds for the registry to answer again after the garbage collection
+GC_RESTART_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,32 @@ class DownResult:
         return bool(self.removed)
 
 
+@dataclass(frozen=True)
+class GcResult:
+    """One run of the registry's garbage collection, and how writes were kept out of it."""
+
+    method: str  # a sentence: how no push could race it
+    seconds_stopped: float  # how long the registry did not accept requests
+    summary: str  # the collector's own count line ("N blobs marked, M ... eligible ...")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "seconds_stopped": round(self.seconds_stopped, 3),
+            "summary": self.summary,
+        }
+
+
+def gc_summary(output: str) -> str:
+    """The count line of `registry garbage-collect`'s output ("N blobs marked, M blobs and
+    K manifests eligible for deletion"; else its last line)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "blobs marked" in line:
+            return line
+    return lines[-1][:300] if lines else ""
+
+
 class Backend(abc.ABC):
     """A way to run the registry: a Docker container, or a chart in a kind cluster."""
 
@@ -146,6 +176,10 @@ class Backend(abc.ABC):
                     hint=hint,
                 )
 
+    def await_registry_again(self, steps: Steps, *, hint: str) -> None:
+        """After the garbage collection: until the registry answers as before."""
+        self.await_registry(steps, time.monotonic() + GC_RESTART_WAIT, GC_RESTART_WAIT, hint)
+
     @abc.abstractmethod
     def plan_up(self, options: UpOptions) -> Plan:
         """The steps `up` would run from nothing; runs no subprocess."""
@@ -161,6 +195,20 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> BackendStatus:
         """What exists for this backend; a failed query is recorded in it, not raised."""
+
+    # --- gc: the registry's garbage collection, with no push racing it ---------------------
+    @abc.abstractmethod
+    def registry_data_size(self) -> int | None:
+        """Bytes the registry's data takes on disk now (None when unknown)."""
+
+    @abc.abstractmethod
+    def plan_collect_garbage(self, *, delete_untagged: bool) -> list[PlanStep]:
+        """The steps :meth:`collect_garbage` runs; runs no subprocess."""
+
+    @abc.abstractmethod
+    def collect_garbage(self, *, delete_untagged: bool, steps: Steps, timeout: float) -> GcResult:
+        """Run `registry garbage-collect` on the registry's data while nothing can write to
+        it, then leave the registry as it was (answering again when it ran before)."""
 
     # --- agents (the Pallet services), deployed after the registry answers ----------------
     @property

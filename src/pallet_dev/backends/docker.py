@@ -13,10 +13,12 @@ from pallet_dev.backends.base import (
     BackendStatus,
     DataLocation,
     DownResult,
+    GcResult,
     Plan,
     PlanStep,
     UpOptions,
     UpResult,
+    gc_summary,
 )
 from pallet_dev.backends.docker_agents import DockerAgents
 from pallet_dev.backends.steps import Deadline, Step, StepFailureNaming, plan_steps, run_steps
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
+# seconds `docker stop` gives the registry: above REGISTRY_HTTP_DRAINTIMEOUT, so pushes in
+# flight finish (or are refused) before the garbage collection starts
+STOP_GRACE = 10
 REGISTRY_ENV = {
     # distribution 3.x exports traces to localhost:4318 unless told not to
     "OTEL_TRACES_EXPORTER": "none",
@@ -302,6 +307,72 @@ class DockerBackend(Backend):
         elif docker.volume_exists(volume):
             kept.append(f"volume {volume}")
         return DownResult(self.name, removed, kept)
+
+    # --- gc: with the registry container stopped, nothing can push --------------------
+    def registry_data_size(self) -> int | None:
+        volume = self.config.volume_name
+        docker = self.docker
+        return docker.volume_size_bytes(volume) if docker.volume_exists(volume) else None
+
+    def gc_argv(self, image: str, *, delete_untagged: bool) -> list[str]:
+        mount = VolumeMount(self.config.volume_name, REGISTRY_DATA_PATH).mount_arg()
+        return Docker.garbage_collect_argv(
+            image,
+            mount,
+            name=f"{self.config.container_name}-gc",
+            env=REGISTRY_ENV,
+            delete_untagged=delete_untagged,
+        )
+
+    def plan_collect_garbage(self, *, delete_untagged: bool) -> list[PlanStep]:
+        name = self.config.container_name
+        return [
+            PlanStep(
+                "Stop the registry container, so no push can race the collection",
+                ["docker", "container", "stop", "--time", str(STOP_GRACE), name],
+            ),
+            PlanStep(
+                "Collect garbage in a one-off container of the same image on the same volume",
+                self.gc_argv(self.config.registry.image, delete_untagged=delete_untagged),
+            ),
+            PlanStep("Start the registry container again", ["docker", "container", "start", name]),
+            PlanStep("Wait for the registry", [], detail=f"GET {self.endpoint}/v2/ until 200"),
+        ]
+
+    def collect_garbage(self, *, delete_untagged: bool, steps: Steps, timeout: float) -> GcResult:
+        docker = self.docker
+        name = self.config.container_name
+        info = docker.inspect_container(name)
+        if info is None or not self._ours(info):
+            raise OperationFailed(
+                f"There is no registry container '{name}' of pallet-dev's to collect garbage in.",
+                hint="Start the environment with `pallet-dev up`, then run `pallet-dev gc` again.",
+            )
+        deadline = Deadline(timeout)
+        argv = self.gc_argv(info.image, delete_untagged=delete_untagged)
+        stopped = time.monotonic()
+        if info.running:
+            with steps.step(f"Stopping the registry container {name} (no push can race gc)"):
+                docker.stop(name, grace=STOP_GRACE)
+        try:
+            with steps.step("Collecting garbage (registry garbage-collect)"):
+                output = docker.run_once(
+                    argv, timeout=deadline.cap(timeout, "collecting garbage"), step="registry gc"
+                )
+        finally:
+            if info.running:
+                with steps.step(f"Starting the registry container {name} again"):
+                    docker.start(name)
+                self.await_registry_again(
+                    steps, hint=f"See `docker logs {name}`; `pallet-dev up` starts it."
+                )
+        method = (
+            f"the registry container {name} was stopped while a one-off container ran the "
+            "collection on its volume"
+            if info.running
+            else f"the registry container {name} was not running; the collection ran on its volume"
+        )
+        return GcResult(method, time.monotonic() - stopped, gc_summary(output))
 
     def status(self) -> BackendStatus:
         docker = self.docker

@@ -53,6 +53,7 @@ from pallet_dev.backends.base import (
     Backend,
     BackendStatus,
     DownResult,
+    GcResult,
     Plan,
     PlanStep,
     UpOptions,
@@ -250,6 +251,22 @@ class KindBackend(Backend):
         from pallet_dev.backends.kind_status import kind_status
 
         return kind_status(self)
+
+    # --- gc: the registry Deployment scaled to 0 meanwhile (kind_gc) ------------------
+    def registry_data_size(self) -> int | None:
+        from pallet_dev.backends.kind_status import folder_size
+
+        return folder_size(self.data_dir) if self.data_dir.is_dir() else None
+
+    def plan_collect_garbage(self, *, delete_untagged: bool) -> list[PlanStep]:
+        from pallet_dev.backends import kind_gc
+
+        return kind_gc.plan(self, delete_untagged=delete_untagged)
+
+    def collect_garbage(self, *, delete_untagged: bool, steps: Steps, timeout: float) -> GcResult:
+        from pallet_dev.backends import kind_gc
+
+        return kind_gc.collect(self, delete_untagged=delete_untagged, steps=steps, timeout=timeout)
 
     def _write_private(self, path: Path, text: str) -> None:
         kind_cluster.write_private(path, text)

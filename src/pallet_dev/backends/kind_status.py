@@ -27,7 +27,7 @@ def kind_status(backend: KindBackend) -> BackendStatus:
     folder = backend.data_dir
     data = None
     if folder.is_dir():
-        data = DataLocation(str(folder), f"data folder {folder}", _folder_size(folder))
+        data = DataLocation(str(folder), f"data folder {folder}", folder_size(folder))
     version = (report.get("release") or {}).get("app_version")
     return BackendStatus(
         bool(report["exists"]), report, version=str(version) if version else None, data=data
@@ -111,7 +111,7 @@ def _attempt(call: Callable[[], T], report: dict[str, Any]) -> T | None:
         return None
 
 
-def _folder_size(path: Path) -> int | None:
+def folder_size(path: Path) -> int | None:
     total = 0
     try:
         for root, _, files in os.walk(path):

@@ -7,9 +7,10 @@ A new backend is one :class:`BackendEntry` in :data:`BACKENDS` and one module wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pallet_dev.errors import DaemonUnavailable, PrerequisiteError, ToolNotFound, UsageError
 from pallet_dev.runner import INSTALL_HINTS, Runner
@@ -98,6 +99,15 @@ def entry_for(name: str) -> BackendEntry:
 
 def make_backend(name: str, config: Settings, runner: Runner, paths: Paths) -> Backend:
     return entry_for(name).load(config, runner, paths)
+
+
+def active_backend_name(config: Settings, active: Mapping[str, Any]) -> str:
+    """The backend `up` last used (``active``: the state file), else the configured one, and
+    with `auto` the fallback."""
+    recorded = active.get("backend")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    return config.backend if config.backend != "auto" else FALLBACK.name
 
 
 def backends_for(config: Settings) -> list[BackendEntry]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pallet_dev.backends.table import FALLBACK, make_backend
+from pallet_dev.backends.table import active_backend_name, make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, UsageError
 
@@ -22,10 +22,7 @@ def run_logs(ctx: AppContext, agent: str, *, follow: bool, tail: int | None) -> 
     if tail is not None and tail < 0:
         raise UsageError("--tail must be 0 or more.", hint="For example `--tail 100`.")
     active = ctx.active(config.name) or {}
-    backend_name = active.get("backend") or (
-        config.backend if config.backend != "auto" else FALLBACK.name
-    )
-    backend = make_backend(str(backend_name), config, ctx.runner, ctx.paths)
+    backend = make_backend(active_backend_name(config, active), config, ctx.runner, ctx.paths)
     argv = backend.agent_logs_argv(agent, follow=follow, tail=tail)
     ctx.runner.run(
         argv, timeout=FOLLOW_TIMEOUT if follow else 60.0, to_stdout=True, step="agent logs"

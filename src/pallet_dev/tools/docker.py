@@ -212,6 +212,39 @@ class Docker:
     def start(self, name: str) -> None:
         self._run(["docker", "container", "start", name], step="start container")
 
+    def stop(self, name: str, *, grace: int = 10) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+        argv = ["docker", "container", "stop", "--time", str(grace), name]
+        self._run(argv, timeout=grace + 30.0, step="stop container")
+
+    @staticmethod
+    def garbage_collect_argv(
+        image: str, mount: str, *, name: str, env: Mapping[str, str], delete_untagged: bool
+    ) -> list[str]:
+        """A one-off container of the registry image that runs `registry garbage-collect`
+        on the registry's data (``mount``, a `--mount` value) and is removed afterwards.
+
+        The image's own config (``/etc/distribution/config.yml``) keeps the data in
+        ``/var/lib/registry``; without a network nothing can reach it while it runs.
+        """
+        argv = ["docker", "run", "--rm", "--pull", "never", "--name", name]
+        argv += ["--network", "none", "--mount", mount]
+        for key, value in sorted(env.items()):
+            argv += ["--env", f"{key}={value}"]
+        argv += [image, "garbage-collect", "/etc/distribution/config.yml"]
+        return argv + (["--delete-untagged"] if delete_untagged else [])
+
+    def run_once(self, argv: list[str], *, timeout: float, step: str) -> str:
+        """Run a one-off container to its end; its output (stdout, then stderr)."""
+        try:
+            result = self.runner.run(argv, timeout=timeout, step=step)
+        except CommandFailed as exc:
+            daemon = classify_daemon_error(exc.stderr)
+            if daemon is not None:
+                raise daemon from None
+            raise
+        return result.stdout + result.stderr
+
     def remove(self, name: str) -> bool:
         try:
             self._run(["docker", "container", "rm", "--force", name], step="remove container")

@@ -348,6 +348,44 @@ class Kubectl:
             step="rollout status",
         )
 
+    def scale_argv(self, namespace: str, deployment: str, replicas: int) -> list[str]:
+        return [
+            *self.base(),
+            "scale",
+            "--namespace",
+            namespace,
+            f"deployment/{deployment}",
+            f"--replicas={replicas}",
+        ]
+
+    def scale(self, namespace: str, deployment: str, replicas: int, *, timeout: float) -> None:
+        self._run(self.scale_argv(namespace, deployment, replicas), timeout=timeout, step="scale")
+
+    def wait_pods_gone_argv(self, namespace: str, selector: str, timeout: float) -> list[str]:
+        return [
+            *self.base(),
+            "wait",
+            "--for=delete",
+            "pods",
+            "--namespace",
+            namespace,
+            "-l",
+            selector,
+            f"--timeout={max(1, int(timeout))}s",
+        ]
+
+    def wait_pods_gone(self, namespace: str, selector: str, *, timeout: float) -> None:
+        """Until no pod matches ``selector`` (none at all is done already)."""
+        try:
+            self._run(
+                self.wait_pods_gone_argv(namespace, selector, timeout),
+                timeout=timeout + 10,
+                step="wait for pods to go",
+            )
+        except CommandFailed as exc:
+            if "no matching resources found" not in exc.stderr.lower():
+                raise
+
     def logs_argv(
         self, namespace: str, target: str, *, follow: bool = False, tail: int | None = None
     ) -> list[str]:

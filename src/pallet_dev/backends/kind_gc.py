@@ -1,0 +1,159 @@
+"""`gc` on the kind backend: the registry Deployment scaled to 0 while the collection runs.
+
+The registry's data is the host data folder the kind config bind-mounts into the node
+(the chart's hostPath volume), so the collection runs in a one-off container of the same
+registry image from the host's Docker on that folder, as on the Docker backend, while no
+registry pod runs: nothing can push. Then the Deployment gets its replicas back, and `gc`
+waits for the rollout and for `GET /v2/`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pallet_dev.backends.base import GcResult, PlanStep, UpOptions, gc_summary
+from pallet_dev.backends.docker import REGISTRY_DATA_PATH, REGISTRY_ENV
+from pallet_dev.backends.kind_cluster import CAP_QUICK, ensure_kubeconfig
+from pallet_dev.backends.steps import Deadline
+from pallet_dev.chart.inputs import NAMESPACE, RELEASE_SELECTOR, chart_fullname
+from pallet_dev.errors import CommandFailed, OperationFailed
+from pallet_dev.output import Steps
+from pallet_dev.tools.docker import Docker
+
+if TYPE_CHECKING:
+    from pallet_dev.backends.kind import KindBackend
+
+
+@dataclass(frozen=True)
+class DeployedRegistry:
+    """What `up` deployed: the Deployment's name, its image and replicas."""
+
+    deployment: str
+    image: str
+    replicas: int
+
+
+def _deployed(backend: KindBackend) -> DeployedRegistry:
+    """The release's values as `up` last wrote them (else as `up` would compute them now),
+    when its data is the host data folder; else `gc` cannot run."""
+    try:
+        values = json.loads(backend.values_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        values = backend.chart_inputs(UpOptions()).values
+    persistence: dict[str, Any] = values.get("persistence") or {}
+    if not (persistence.get("enabled") and (persistence.get("hostPath") or {}).get("enabled")):
+        raise OperationFailed(
+            "The registry's data is not in the host data folder (persistence.hostPath is off), "
+            "so pallet-dev cannot collect its garbage.",
+            hint="Remove the persistence override from your chart values, or run "
+            "`registry garbage-collect` inside the cluster yourself.",
+        )
+    image_values = values.get("image") or {}
+    image = backend.config.registry.image
+    if image_values.get("repository") and image_values.get("tag"):
+        image = f"{image_values['repository']}:{image_values['tag']}"
+    return DeployedRegistry(chart_fullname(values), image, int(values.get("replicaCount", 1)))
+
+
+def gc_argv(backend: KindBackend, image: str, *, delete_untagged: bool) -> list[str]:
+    mount = f"type=bind,src={backend.data_dir.absolute()},dst={REGISTRY_DATA_PATH}"
+    return Docker.garbage_collect_argv(
+        image,
+        mount,
+        name=f"{backend.cluster}-registry-gc",
+        env=REGISTRY_ENV,
+        delete_untagged=delete_untagged,
+    )
+
+
+def plan(backend: KindBackend, *, delete_untagged: bool) -> list[PlanStep]:
+    registry = _deployed(backend)
+    kubectl = backend.kubectl()
+    deployment = registry.deployment
+    return [
+        PlanStep(
+            "Scale the registry Deployment to 0, so no push can race the collection",
+            kubectl.scale_argv(NAMESPACE, deployment, 0),
+        ),
+        PlanStep(
+            "Wait until no registry pod runs",
+            kubectl.wait_pods_gone_argv(NAMESPACE, RELEASE_SELECTOR, CAP_QUICK),
+        ),
+        PlanStep(
+            "Collect garbage in a one-off container of the registry image on the host data folder",
+            gc_argv(backend, registry.image, delete_untagged=delete_untagged),
+        ),
+        PlanStep(
+            "Scale the Deployment back to its replicas and wait for the rollout",
+            kubectl.scale_argv(NAMESPACE, deployment, registry.replicas),
+        ),
+        PlanStep("Wait for the registry", [], detail=f"GET {backend.endpoint}/v2/ until 200"),
+    ]
+
+
+def collect(
+    backend: KindBackend, *, delete_untagged: bool, steps: Steps, timeout: float
+) -> GcResult:
+    registry = _deployed(backend)
+    kind = backend.kind()
+    if not kind.cluster_exists(backend.cluster):
+        raise OperationFailed(
+            f"The kind cluster '{backend.cluster}' does not exist, so no registry runs.",
+            hint="Start the environment with `pallet-dev up`, then run `pallet-dev gc` again.",
+        )
+    deadline = Deadline(timeout)
+    ensure_kubeconfig(backend, kind, deadline)
+    kubectl = backend.kubectl()
+    deployment = registry.deployment
+    found = kubectl.get_deployments(NAMESPACE, RELEASE_SELECTOR, timeout=CAP_QUICK)
+    current = next((d for d in found if d.get("metadata", {}).get("name") == deployment), None)
+    if current is None:
+        raise OperationFailed(
+            f"The registry Deployment {NAMESPACE}/{deployment} does not exist.",
+            hint="Run `pallet-dev up` to deploy the registry, then `pallet-dev gc` again.",
+        )
+    replicas = int((current.get("spec") or {}).get("replicas") or 0)
+    argv = gc_argv(backend, registry.image, delete_untagged=delete_untagged)
+    stopped = time.monotonic()
+    with steps.step(f"Scaling the registry Deployment {deployment} to 0 (no push can race gc)"):
+        kubectl.scale(NAMESPACE, deployment, 0, timeout=CAP_QUICK)
+    try:
+        with steps.step("Waiting until no registry pod runs"):
+            kubectl.wait_pods_gone(
+                NAMESPACE, RELEASE_SELECTOR, timeout=deadline.cap(120.0, "the pod stopped")
+            )
+        with steps.step("Collecting garbage (registry garbage-collect)"):
+            output = _run(
+                backend, argv, registry.image, deadline.cap(timeout, "collecting garbage")
+            )
+    finally:
+        if replicas:
+            with steps.step(f"Scaling the registry Deployment back to {replicas}"):
+                kubectl.scale(NAMESPACE, deployment, replicas, timeout=CAP_QUICK)
+                kubectl.rollout_status_of(NAMESPACE, deployment, timeout=120.0)
+            backend.await_registry_again(
+                steps,
+                hint=f"Check `kubectl --context {backend.context} -n {NAMESPACE} get pods`; "
+                "`pallet-dev up` converges it.",
+            )
+    method = (
+        f"the registry Deployment {NAMESPACE}/{deployment} was scaled to 0 while a one-off "
+        f"container ran the collection on the host data folder {backend.data_dir}"
+    )
+    return GcResult(method, time.monotonic() - stopped, gc_summary(output))
+
+
+def _run(backend: KindBackend, argv: list[str], image: str, timeout: float) -> str:
+    try:
+        return Docker(backend.runner).run_once(argv, timeout=timeout, step="registry gc")
+    except CommandFailed as exc:
+        if "no such image" not in exc.stderr.lower():
+            raise
+        raise OperationFailed(
+            f"The registry image {image} is not in this host's Docker, so the collection "
+            "cannot run beside the cluster.",
+            hint=f"Pull or build it on the host (`docker pull {image}`), then run `pallet-dev gc`.",
+        ) from None
