@@ -1,4 +1,4 @@
-"""The commands entry.py runs without the Typer app: `health`, `up` on Docker, `push`.
+"""The commands entry.py runs without the Typer app: `health`, `up`, `push`.
 
 Calling a Typer command imports Typer and, to convert option values, pydantic: about
 200 ms per start, more than `health`'s whole budget and most of what an already
@@ -7,12 +7,15 @@ forms are parsed here, with the settings from settings.load_settings (the cached
 when the config is unchanged: no pydantic or yaml either):
 
     [--config FILE | --config=FILE | -c FILE] health [--json] [--timeout S]
-    [--config FILE | ...] up [--prefer-docker | --backend docker] [--json] [--timeout S]
+    [--config FILE | ...] up [--prefer-docker | --backend docker|kind] [--json] [--timeout S]
     [--config FILE | ...] push IMAGE [--as NAME] [--json]
 
 (entry.py takes the global ``--config`` off first.)
-Anything else (another option, a value to judge, `--help`, `up` on kind or with agents)
-returns None and the Typer app runs, which says what is wrong as for any command.
+`up` on kind runs here only when nothing changed since the last `up`
+(commands.up.unchanged_since_last_up: one `docker inspect` and one GET /v2/).
+Anything else (another option, a value to judge, `--help`, `up` on kind with something
+to do, or with agents) returns None and the Typer app runs, which says what is wrong as
+for any command.
 Errors map to exit codes in outcome.run_guarded, as on the Typer path.
 """
 
@@ -109,28 +112,37 @@ def _health(command: str, config_file: str | None, argv: list[str]) -> int | Non
 
 
 def _up(command: str, config_file: str | None, argv: list[str]) -> int | None:
-    def docker_only(value: str) -> object | None:
-        return True if value == "docker" else None
+    def backend_name(value: str) -> object | None:
+        return value if value in ("docker", "kind") else None
 
-    valued = {"--timeout": seconds(MAX_WAIT_SECONDS), "--backend": docker_only}
+    valued = {"--timeout": seconds(MAX_WAIT_SECONDS), "--backend": backend_name}
     parsed = parse(argv, ("--json", "--prefer-docker"), valued)
     if parsed is None:
         return None
+    given = parsed.get("--backend")
+    if given == "kind" and "--prefer-docker" in parsed:
+        return None  # contradictory: the Typer path says so
     ctx = _context(command, config_file)
-    docker = "--prefer-docker" in parsed or "--backend" in parsed
     settings = ctx.load_settings()  # a config error is reported as on the Typer path
-    if not (docker or settings.backend == "docker"):
-        return None  # auto: which tools are present decides (backends.select)
     if settings.agents or (ctx.active(settings.name) or {}).get("agents"):
         return None  # agents are built and deployed on the Typer path
+    as_json = "--json" in parsed
+    backend = given or ("docker" if "--prefer-docker" in parsed else settings.backend)
+    if backend in ("auto", "kind"):
+        from pallet_dev.commands.up import report_unchanged, unchanged_since_last_up
+
+        if unchanged_since_last_up(ctx, settings):
+            return _guarded(ctx, lambda: report_unchanged(ctx, settings, as_json=as_json))
+        return None  # the full `up` on the Typer path
+    if backend != "docker":
+        return None
     from pallet_dev.backends.base import UpOptions
     from pallet_dev.backends.docker import DockerBackend
     from pallet_dev.commands.up import bring_up
 
-    backend = DockerBackend(settings, ctx.runner, ctx.paths)
+    docker = DockerBackend(settings, ctx.runner, ctx.paths)
     options = UpOptions(timeout=parsed.get("--timeout", UP_TIMEOUT_SECONDS))
-    as_json = "--json" in parsed
-    return _guarded(ctx, lambda: bring_up(ctx, backend, options, ctx.steps(), as_json=as_json))
+    return _guarded(ctx, lambda: bring_up(ctx, docker, options, ctx.steps(), as_json=as_json))
 
 
 def _push(command: str, config_file: str | None, argv: list[str]) -> int | None:
