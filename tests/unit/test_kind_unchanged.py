@@ -168,7 +168,7 @@ def test_a_restart_after_a_creating_up_is_seen_by_its_start_time(
 @pytest.mark.parametrize(
     "other",
     [
-        {"registry": {"image": "registry:3.1.1"}},
+        {"registry": {"image": "mirror.example/registry:3.1.2"}},
         {"kind": {"node_image": "kindest/node:v1.34.0@sha256:" + "b" * 64}},
         {"chart": ChartSettings(set=("registry.logLevel=debug",))},
     ],
@@ -342,3 +342,67 @@ def test_a_claim_left_waiting_for_its_volume_is_touched_once(
     assert runner.commands() == ["kubectl get pvc", "kubectl annotate", "kubectl get pvc"]
     assert runner.state["annotations"] == {"pvc/registry-pallet-registry": [runner.calls[1][-2]]}
     assert runner.calls[1][-2].startswith(f"{kind_up.BIND_NUDGE_ANNOTATION}=")
+
+
+# --- the new node wired while kind starts Kubernetes ----------------------------------------
+
+# kind's progress lines on stderr (no terminal), up to kubeadm's start
+KIND_PROGRESS = [
+    'Creating cluster "pdt-kind" ...\n',
+    " ✓ Ensuring node image (kindest/node:v1.34.4) 🖼\n",
+    " ✓ Preparing nodes 📦\n",
+    " ✓ Writing configuration 📜\n",
+    " • Starting control-plane 🕹️  ...\n",
+]
+
+
+class ProgressRunner(FakeToolsRunner):
+    """Fake tools whose `kind create cluster` also reports its progress lines."""
+
+    def run(self, argv: Any, **kwargs: Any) -> Any:
+        result = super().run(argv, **kwargs)
+        on_output = kwargs.get("on_output")
+        if on_output is not None and list(argv[:3]) == ["kind", "create", "cluster"]:
+            for line in KIND_PROGRESS:
+                on_output(line)
+        return result
+
+
+def test_hosts_toml_and_the_image_go_in_while_kind_starts_kubernetes(
+    tmp_path: Path, port: int
+) -> None:
+    from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
+    from pallet_dev.chart.constants import DEFAULT_NODE_PORT
+
+    runner = ProgressRunner()
+    try:
+        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
+        backend.poll_interval = 0.0
+        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
+    finally:
+        runner.close()
+    node = f"{NAME}-control-plane"
+    commands = runner.commands()
+    create = commands.index("kind create cluster")
+    # one write and one copy, by the early work (the steps then find both in place)
+    assert commands.count("docker exec") == 1 and commands.count("kind load docker-image") == 1
+    assert create < commands.index("docker exec") < commands.index("kind load docker-image")
+    assert commands.index("kind load docker-image") < commands.index("helm upgrade")
+    assert runner.state["node_files"][node][hosts_toml_path(port)] == hosts_toml(
+        port, node, DEFAULT_NODE_PORT
+    )
+    assert {"wrote-hosts-toml", "loaded-image", "created-cluster"} <= set(result.actions)
+
+
+def test_a_failed_early_copy_is_done_by_the_image_step(tmp_path: Path, port: int) -> None:
+    runner = ProgressRunner()
+    runner.state["fail"].append({"match": ["kind", "load"], "times": 1, "stderr": "busy"})
+    try:
+        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
+        backend.poll_interval = 0.0
+        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
+    finally:
+        runner.close()
+    assert runner.commands().count("kind load docker-image") == 2
+    assert runner.state["clusters"][NAME]["images"] == ["registry:3.1.2"]
+    assert result.actions.count("loaded-image") == 1

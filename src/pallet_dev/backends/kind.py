@@ -77,9 +77,9 @@ class KindBackend(Backend):
     name = "kind"
     uses_chart = True
     # seconds between polls of node readiness (tests set 0)
-    poll_interval = 1.0
-    # independent steps run at once (tests set 1 for a fixed command order)
-    max_parallel = 4
+    poll_interval = 0.25
+    # independent steps run at once: all five of them (tests set 1 for a fixed command order)
+    max_parallel = 5
 
     def __init__(
         self,

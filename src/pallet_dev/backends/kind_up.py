@@ -64,7 +64,8 @@ class KindUp:
     latest: HelmRevision | None = None
     node_identity: dict[str, str] | None = None  # id and StartedAt, when it was inspected
     host_image_id: str | None = None  # the registry image in the host's Docker
-    early_load: threading.Thread | None = None  # the image copy started while kind creates
+    early_load: threading.Thread | None = None  # the node wired while kind creates it
+    early_hosts_toml: bool = False
     early_loaded: bool = False
 
 
@@ -191,17 +192,23 @@ def ensure_cluster(run: KindUp) -> None:
 
 
 def load_early(run: KindUp) -> None:
-    """Start copying the registry image into the new node while kind starts Kubernetes.
+    """Wire the new node to the registry while kind starts Kubernetes on it.
 
-    The copy (`kind load`: `docker save`, then an import into the node's containerd)
-    takes seconds that otherwise come after `kind create`. It runs in the background;
-    :func:`ensure_image` waits for it, then checks and copies as usual: a failure here
-    only means that step does the copy.
+    Its containerd's ``hosts.toml``, then the registry image (`kind load`: `docker save`,
+    then an import into the node's containerd): seconds that otherwise come after `kind
+    create`. It runs in the background; :func:`write_hosts_toml` and :func:`ensure_image`
+    wait for it, then check and write or copy as usual: a failure here only means those
+    steps do the work.
     """
 
     def copy() -> None:
         b = run.backend
         try:
+            port, node = b.config.registry.port, control_plane_node(b.cluster)
+            content = hosts_toml(port, node, run.chart.node_port)
+            timeout = run.deadline.cap(CAP_QUICK, "writing hosts.toml")
+            NodeFiles(b.runner).write(node, hosts_toml_path(port), content, timeout=timeout)
+            run.early_hosts_toml = True
             docker = Docker(b.runner, timeout=run.deadline.cap(CAP_QUICK, "inspecting the image"))
             if docker.image_id(run.chart.image) is None:
                 return
@@ -256,7 +263,9 @@ def write_hosts_toml(run: KindUp) -> None:
     files = NodeFiles(b.runner)
     port = b.config.registry.port
     path = hosts_toml_path(port)
-    changed = False
+    if run.early_load is not None:
+        run.early_load.join(timeout=max(0.0, run.deadline.remaining()))
+    changed = run.early_hosts_toml
     for node in run.nodes:
         content = hosts_toml(port, node, run.chart.node_port)
         reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
