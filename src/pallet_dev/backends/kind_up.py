@@ -493,7 +493,7 @@ def deploy(run: KindUp) -> None:
 # has seen both; when the claim reaches it first, it waits for its next full resync (15 s),
 # and the registry pod waits unscheduled with it ("unbound immediate PersistentVolumeClaims").
 # Touching the claim makes it look again at once.
-BIND_NUDGE_EVERY = 1.5
+BIND_NUDGE_EVERY = 0.5
 BIND_NUDGE_ANNOTATION = "dev.pallet/bind-requested"
 
 
