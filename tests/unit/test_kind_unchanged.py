@@ -327,6 +327,7 @@ def test_a_claim_left_waiting_for_its_volume_is_touched_once(
     from pallet_dev.backends import kind_up
     from pallet_dev.backends.steps import Deadline
 
+    monkeypatch.setattr(kind_up, "BIND_NUDGE_FIRST", 0.01)
     monkeypatch.setattr(kind_up, "BIND_NUDGE_EVERY", 0.01)
     backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
     backend.poll_interval = 0.0

@@ -493,13 +493,17 @@ def deploy(run: KindUp) -> None:
 # has seen both; when the claim reaches it first, it waits for its next full resync (15 s),
 # and the registry pod waits unscheduled with it ("unbound immediate PersistentVolumeClaims").
 # Touching the claim makes it look again at once.
+# Helm takes about a second to create the objects; a quicker Helm leaves no time to look
+BIND_NUDGE_FIRST = 1.0
 BIND_NUDGE_EVERY = 0.5
 BIND_NUDGE_ANNOTATION = "dev.pallet/bind-requested"
 
 
 def nudge_binding(run: KindUp, deployed: threading.Event) -> None:
     """While Helm waits: touch the registry's claim while it waits for its volume."""
-    while not deployed.wait(BIND_NUDGE_EVERY):
+    wait = BIND_NUDGE_FIRST
+    while not deployed.wait(wait):
+        wait = BIND_NUDGE_EVERY
         try:
             for claim in run.kubectl.get_pvcs(NAMESPACE, RELEASE_SELECTOR, timeout=CAP_QUICK):
                 if claim.phase == "Pending" and claim.volume:
