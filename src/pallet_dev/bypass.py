@@ -1,4 +1,4 @@
-"""The command line read without the Typer app: usage errors, `health`, `up` on Docker, `push`.
+"""The command line read without the Typer app: usage errors, `health`, `up`, `push`.
 
 Calling a Typer command imports Typer and, to convert option values, pydantic: about
 200 ms per start, more than `health`'s whole budget and most of what an already
@@ -12,13 +12,15 @@ every command line here first, with the grammar of grammar.py and Click's rules:
   when the config is unchanged: no pydantic or yaml either):
 
     [--config FILE | --config=FILE | -c FILE] health [--json] [--timeout S]
-    [--config FILE | ...] up [--prefer-docker | --backend docker] [--json] [--timeout S]
+    [--config FILE | ...] up [--prefer-docker | --backend docker|kind] [--json] [--timeout S]
     [--config FILE | ...] push IMAGE [--as NAME] [--json]
 
-Anything else (`--help`, `--version`, `--verbose`, `--debug`, a value only Typer can judge,
-`up` on kind or with agents) returns None and the Typer app runs, which says what is
-wrong as for any command. Errors map to exit codes in outcome.run_guarded, as on the
-Typer path.
+`up` on kind (or `auto`) runs here only when nothing changed since the last `up`
+(commands.up.unchanged_since_last_up: one `docker inspect` and one GET /v2/).
+Anything else (`--help`, `--version`, `--verbose`, `--debug`, a value only Typer can
+judge, `up` on kind with something to do, `up` with agents) returns None and the Typer
+app runs, which says what is wrong as for any command. Errors map to exit codes in
+outcome.run_guarded, as on the Typer path.
 """
 
 from __future__ import annotations
@@ -256,25 +258,33 @@ def _health(line: CommandLine) -> int | None:
 
 def _up(line: CommandLine) -> int | None:
     timeout = _seconds(line, UP_TIMEOUT_SECONDS, MAX_WAIT_SECONDS)
-    if timeout is None or line.values.get("--backend", "docker") != "docker":
+    if timeout is None or not line.only("--json", "--prefer-docker", "--timeout", "--backend"):
         return None
-    if not line.only("--json", "--prefer-docker", "--timeout", "--backend"):
-        return None
+    given = line.values.get("--backend")
+    prefer_docker = bool(line.values.get("--prefer-docker"))
+    if given not in (None, "docker", "kind") or (given == "kind" and prefer_docker):
+        return None  # contradictory or to be judged: the Typer path says so
     ctx = _context(line)
-    docker = bool(line.values.get("--prefer-docker")) or "--backend" in line.values
     settings = ctx.load_settings()  # a config error is reported as on the Typer path
-    if not (docker or settings.backend == "docker"):
-        return None  # auto: which tools are present decides (backends.select)
     if settings.agents or (ctx.active(settings.name) or {}).get("agents"):
         return None  # agents are built and deployed on the Typer path
+    as_json = bool(line.values.get("--json"))
+    backend = given or ("docker" if prefer_docker else settings.backend)
+    if backend in ("auto", "kind"):
+        from pallet_dev.commands.up import report_unchanged, unchanged_since_last_up
+
+        if unchanged_since_last_up(ctx, settings):
+            return _guarded(ctx, lambda: report_unchanged(ctx, settings, as_json=as_json))
+        return None  # the full `up` on the Typer path
+    if backend != "docker":
+        return None
     from pallet_dev.backends.base import UpOptions
     from pallet_dev.backends.docker import DockerBackend
     from pallet_dev.commands.up import bring_up
 
-    backend = DockerBackend(settings, ctx.runner, ctx.paths)
+    docker = DockerBackend(settings, ctx.runner, ctx.paths)
     options = UpOptions(timeout=timeout)
-    as_json = bool(line.values.get("--json"))
-    return _guarded(ctx, lambda: bring_up(ctx, backend, options, ctx.steps(), as_json=as_json))
+    return _guarded(ctx, lambda: bring_up(ctx, docker, options, ctx.steps(), as_json=as_json))
 
 
 def _push(line: CommandLine) -> int | None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from pallet_dev.settings import Overrides, Settings
 
 DEFAULT_LOCK_TIMEOUT = 300.0
+# the key of what the last `up` verified in the state file (backends/kind_record.py)
+UP_RECORD = "up_record"
 
 
 @dataclass
@@ -84,16 +86,30 @@ class AppContext:
         endpoint: str,
         agents: Mapping[str, Any] | None = None,
         network_pull_host: str | None = None,
+        up_record: Mapping[str, Any] | None = None,
     ) -> None:
         """What `up` brought up; ``agents`` is an AgentsState.to_dict() for `health`;
-        ``network_pull_host`` is Backend.network_pull_host, for `push`."""
-        path = self._state_file(env_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ``network_pull_host`` is Backend.network_pull_host, for `push`; ``up_record`` is
+        UpResult.record, for the next `up`."""
         data: dict[str, Any] = {"backend": backend, "endpoint": endpoint}
         if network_pull_host is not None:
             data["network_pull_host"] = network_pull_host
         if agents is not None:
             data["agents"] = dict(agents)
+        if up_record is not None:
+            data[UP_RECORD] = dict(up_record)
+        self._write_state(env_name, data)
+
+    def forget_up_record(self, env_name: str) -> None:
+        """Before `up` changes anything: the last `up`'s record may no longer hold."""
+        data = self.active(env_name)
+        if data is not None and UP_RECORD in data:
+            del data[UP_RECORD]
+            self._write_state(env_name, data)
+
+    def _write_state(self, env_name: str, data: Mapping[str, Any]) -> None:
+        path = self._state_file(env_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         partial.write_text(json.dumps(data) + "\n")
         os.replace(partial, path)

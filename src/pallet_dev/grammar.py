@@ -150,5 +150,13 @@ COMMANDS: Mapping[str, Grammar] = {
         (Option(("--follow", "-f")), Option(("--tail",), integer)), (Operand("agent"),)
     ),
     "push": Grammar((Option(("--as",), text), JSON), (Operand("image"),)),
+    "gc": Grammar(
+        (
+            Option(("--keep",), integer),
+            Option(("--older-than",), text),
+            Option(("--dry-run",)),
+            JSON,
+        )
+    ),
     "doctor": Grammar((JSON, Option(("--backend",), BACKEND))),
 }

@@ -29,6 +29,10 @@ class Paths:
     def lock_file(self, env_name: str) -> Path:
         return self.state_dir / f"{env_name}.lock"
 
+    def kind_kubeconfig(self, env_name: str) -> Path:
+        """The private kubeconfig `kind create cluster` writes for the environment's cluster."""
+        return self.state_dir / f"{env_name}.kubeconfig"
+
     def log_file(self) -> Path:
         return self.log_dir / "pallet-dev.log"
 

@@ -16,6 +16,7 @@ server on every port :func:`published_ports` lists.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 if __package__:
@@ -68,6 +69,15 @@ def new_container(
     }
 
 
+def now() -> str:
+    """The daemon's clock as `inspect` spells StartedAt."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+
+
+def image_id(state: dict[str, Any], image: str) -> str:
+    return str(state.get("image_ids", {}).get(image, "sha256:feed"))
+
+
 def published_ports(state: dict[str, Any]) -> set[int]:
     """The host ports running containers (not kind's nodes) publish."""
     return {
@@ -106,7 +116,9 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     if args[:3] == ["image", "inspect", "--format"] and len(args) == 5:
         if args[4] not in state["host_images"]:
             return err(f"Error response from daemon: No such image: {args[4]}")
-        return "sha256:feed\n", "", 0
+        return image_id(state, args[4]) + "\n", "", 0
+    if args[:1] == ["inspect"] and len(args) >= 2 and not args[1].startswith("-"):
+        return _inspect_any(args[1:], state)
     if args[:1] == ["container"]:
         return _container(args[1:], state)
     if args[:1] == ["volume"] and len(args) == 3:
@@ -142,6 +154,7 @@ def _record(state: dict[str, Any], name: str) -> dict[str, Any] | None:
         for p in cluster["ports"]
     ]
     node = new_container(cluster["image"], ports=ports, running=cluster["running"])
+    node["id"], node["started_at"] = cluster.get("id"), cluster.get("started_at", "")
     node["mounts"] = [
         {"Source": m["hostPath"], "Destination": m["containerPath"]} for m in cluster["mounts"]
     ]
@@ -154,16 +167,31 @@ def _inspect(name: str, record: dict[str, Any]) -> dict[str, Any]:
         bindings.setdefault(f"{port['containerPort']}/tcp", []).append(
             {"HostIp": port["hostIp"], "HostPort": port["hostPort"]}
         )
+    status = "running" if record["running"] else "exited"
     return {
-        "Id": CONTAINER_ID,
+        "Id": record.get("id") or CONTAINER_ID,
         "Name": "/" + name,
         "Image": "sha256:feed",
         "RestartCount": 0,
-        "State": {"Status": "running" if record["running"] else "exited", "StartedAt": ""},
+        "State": {"Status": status, "StartedAt": record.get("started_at", "")},
         "Config": {"Image": record["image"], "Labels": record["labels"], "Env": record["env"]},
         "HostConfig": {"PortBindings": bindings},
         "Mounts": record.get("mounts", []),
     }
+
+
+def _inspect_any(names: list[str], state: dict[str, Any]) -> Answer:
+    """`docker inspect NAME...`: a container by that name first, else a host image."""
+    found, missing = [], []
+    for name in names:
+        record = _record(state, name)
+        if record is not None:
+            found.append(_inspect(name, record))
+        elif name in state["host_images"]:
+            found.append({"Id": image_id(state, name), "RepoTags": [name]})
+        else:
+            missing.append(f"Error: No such object: {name}\n")
+    return json.dumps(found, indent=2) + "\n", "".join(missing), 1 if missing else 0
 
 
 def _container(args: list[str], state: dict[str, Any]) -> Answer:
@@ -178,6 +206,7 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
         if holder is None:
             return err(_no_such_container(args[1]))
         holder["running"] = True
+        holder["started_at"] = now()
         return args[1] + "\n", "", 0
     if args[:2] == ["stop", "--time"] and len(args) == 4:
         if args[3] not in containers:

@@ -131,11 +131,14 @@ def kind(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
             "ports": node_spec.get("extraPortMappings", []),
             "mounts": node_spec.get("extraMounts", []),
             "running": True,
+            "id": f"{state.get('nodes_made', 0) + 1:08x}".ljust(64, "c"),  # a new container
+            "started_at": fake_docker.now(),
             "kubeconfig": _kubeconfig_for(name, 40000 + len(clusters)),
             "images": [],
             "polls": 0,
         }
         state["node_files"][node] = {}
+        state["nodes_made"] = state.get("nodes_made", 0) + 1
         kubeconfig = flags.one("--kubeconfig")
         if kubeconfig:
             Path(kubeconfig).write_text(clusters[name]["kubeconfig"])
@@ -314,7 +317,10 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer
                             "volumeName": "pallet-registry-pallet-registry-data",
                             "storageClassName": "",
                         },
-                        "status": {"phase": "Bound", "capacity": {"storage": "100Mi"}},
+                        "status": {
+                            "phase": state.get("pvc_phase", "Bound"),
+                            "capacity": {"storage": "100Mi"},
+                        },
                     }
                 ]
         return out({"kind": "List", "items": items})
@@ -341,6 +347,13 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer
         return err("error: no matching resources found")
     if args[:3] == ["rollout", "status", "--namespace"]:
         return 'deployment "registry-pallet-registry" successfully rolled out\n', "", 0
+    if args[:1] == ["annotate"]:
+        flags = Flags(args[1:], {"--namespace"}, {"--overwrite"})
+        target, annotation = flags.positionals
+        state.setdefault("annotations", {}).setdefault(target, []).append(annotation)
+        if state.get("pvc_phase") == "Pending" and target.startswith("pvc/"):
+            state["pvc_phase"] = "Bound"  # the binder looks again, and finds its volume
+        return f"{target} annotated\n", "", 0
     if args[:3] == ["rollout", "status", "deployment"]:
         flags = Flags(args[3:], {"--namespace", "-l", "--timeout"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")

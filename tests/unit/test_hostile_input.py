@@ -88,7 +88,8 @@ def nest(field: str, value: object) -> dict[str, object]:
     return {head: nest(rest, value) if rest else value}
 
 
-settings.register_profile("hostile", max_examples=60, deadline=None,
+# derandomized: the same examples on every run, so CI's verdict does not depend on luck
+settings.register_profile("hostile", max_examples=60, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 
 

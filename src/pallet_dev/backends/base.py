@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,9 @@ class UpResult:
     endpoint: str
     changed: bool
     actions: list[str]
+    # what `up` verified, kept in the environment's state for the next `up`
+    # (backends/kind_record.py); None: nothing to keep
+    record: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,12 @@ removes the entries from the user's kubeconfig again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pallet_dev.agents.spec import AgentDeployment, AgentsState
-from pallet_dev.backends import kind_cluster
+from pallet_dev.backends import kind_cluster, kind_record
 from pallet_dev.backends.base import (
     Backend,
     BackendStatus,
@@ -77,9 +78,9 @@ class KindBackend(Backend):
     name = "kind"
     uses_chart = True
     # seconds between polls of node readiness (tests set 0)
-    poll_interval = 1.0
-    # independent steps run at once (tests set 1 for a fixed command order)
-    max_parallel = 4
+    poll_interval = 0.25
+    # independent steps run at once: all five of them (tests set 1 for a fixed command order)
+    max_parallel = 5
 
     def __init__(
         self,
@@ -110,7 +111,7 @@ class KindBackend(Backend):
 
     @property
     def kubeconfig_path(self) -> Path:
-        return self.paths.state_dir / f"{self.cluster}.kubeconfig"
+        return self.paths.kind_kubeconfig(self.cluster)
 
     @property
     def kind_config_path(self) -> Path:
@@ -222,8 +223,18 @@ class KindBackend(Backend):
         deadline = Deadline(options.timeout)
         with steps.step("Validating the chart values"):
             run = self._start(options, steps, deadline)
+        inputs = self.record_inputs(options.values_files, options.set_overrides)
         run_steps(up_steps(run), run, self.naming, max_parallel=self.max_parallel)
-        return UpResult(self.name, self.endpoint, bool(run.actions), run.actions)
+        record = kind_record.make_record(
+            inputs, run.chart.image, run.node_identity, run.host_image_id, self.kubeconfig_path
+        )
+        return UpResult(self.name, self.endpoint, bool(run.actions), run.actions, record)
+
+    def record_inputs(self, values_files: Sequence[str], set_overrides: Sequence[str]) -> str:
+        """The digest of what `up` converges from (backends/kind_record.py)."""
+        return kind_record.inputs_digest(
+            self.config.to_dict(), self.chart_dir, values_files, set_overrides
+        )
 
     # --- down / status ---------------------------------------------------------------
     def down(self, *, clean: bool, steps: Steps) -> DownResult:

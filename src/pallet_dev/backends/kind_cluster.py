@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,13 @@ from pallet_dev.errors import ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_conflict_hint
 from pallet_dev.tools.docker import Docker
-from pallet_dev.tools.kind import Kind, KindClusterConfig, control_plane_node
+from pallet_dev.tools.kind import (
+    CONTROL_PLANE_STARTING,
+    Kind,
+    KindClusterConfig,
+    control_plane_node,
+    on_line,
+)
 from pallet_dev.tools.kubectl import Kubectl
 
 if TYPE_CHECKING:
@@ -37,8 +44,12 @@ def check_existing_node(
     ui: Steps,
     deadline: Deadline,
     actions: list[str],
-) -> None:
-    """An existing cluster must publish the same port and mount the same data folder."""
+) -> dict[str, str] | None:
+    """An existing cluster must publish the same port and mount the same data folder.
+
+    Returns the node's id and start time when it was running already (for the record of
+    what `up` verified, backends/kind_record.py); None when it had to be started.
+    """
     docker = Docker(backend.runner, timeout=deadline.cap(CAP_QUICK, "inspecting the node"))
     node = control_plane_node(backend.cluster)
     info = docker.inspect_container(node)
@@ -77,6 +88,8 @@ def check_existing_node(
         with backend.naming.step(ui, f"Starting the stopped node {node}"):
             docker.start(node)
         actions.append("started-node")
+        return None
+    return {"id": info.id, "started_at": info.started_at}
 
 
 def preflight(
@@ -107,8 +120,16 @@ def preflight(
 
 
 def create_cluster(
-    backend: KindBackend, kind: Kind, kind_config: KindClusterConfig, ui: Steps, deadline: Deadline
+    backend: KindBackend,
+    kind: Kind,
+    kind_config: KindClusterConfig,
+    ui: Steps,
+    deadline: Deadline,
+    *,
+    containerd_ready: Callable[[], None] | None = None,
 ) -> None:
+    """``containerd_ready`` runs (on kind's output thread: it must return at once) when the
+    node's containerd is configured for good, while kind goes on starting Kubernetes."""
     preflight(backend, kind_config, ui, deadline)
     registry = backend.config.registry
     ensure_port_free(registry.bind_address, registry.port, backend.runner)
@@ -124,6 +145,9 @@ def create_cluster(
                 str(backend.kind_config_path),
                 str(backend.kubeconfig_path),
                 timeout=deadline.cap(CAP_CREATE, "creating the cluster"),
+                on_output=(
+                    on_line(CONTROL_PLANE_STARTING, containerd_ready) if containerd_ready else None
+                ),
             )
         except CommandTimeout as exc:
             # killed mid-way, kind could not clean up: remove the half-made nodes
@@ -137,7 +161,7 @@ def create_cluster(
             delete_quietly(backend, kind)
             raise OperationFailed(
                 f"Creating the kind cluster failed: {exc.message}",
-                hint=create_hint(exc.stderr, kind_config),
+                hint=create_hint(exc.stderr or exc.stdout, kind_config),
             ) from exc
     os.chmod(backend.kubeconfig_path, 0o600)
 

@@ -8,6 +8,8 @@ after it. :func:`up_steps` is the order; a new step is one more entry there.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,7 @@ from pallet_dev.chart.inputs import (
     release_unchanged,
 )
 from pallet_dev.chart.release import PLAN_HELM_VERSION
-from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed
+from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, PalletError
 from pallet_dev.output import Steps
 from pallet_dev.tools.docker import Docker
 from pallet_dev.tools.helm import Helm, HelmRevision, HelmVersion
@@ -60,6 +62,11 @@ class KindUp:
     nodes: list[str] = field(default_factory=list)
     helm_version: HelmVersion | None = None
     latest: HelmRevision | None = None
+    node_identity: dict[str, str] | None = None  # id and StartedAt, when it was inspected
+    host_image_id: str | None = None  # the registry image in the host's Docker
+    early_load: threading.Thread | None = None  # the node wired while kind creates it
+    early_hosts_toml: bool = False
+    early_loaded: bool = False
 
 
 def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
@@ -172,12 +179,47 @@ def ensure_cluster(run: KindUp) -> None:
     b = run.backend
     kind = run.kind
     if run.exists:
-        kind_cluster.check_existing_node(b, run.kind_config, run.ui, run.deadline, run.actions)
+        run.node_identity = kind_cluster.check_existing_node(
+            b, run.kind_config, run.ui, run.deadline, run.actions
+        )
         run.ui.done(f"Cluster '{b.cluster}' exists (reused)")
         kind_cluster.ensure_kubeconfig(b, kind, run.deadline)
     else:
-        kind_cluster.create_cluster(b, kind, run.kind_config, run.ui, run.deadline)
+        kind_cluster.create_cluster(
+            b, kind, run.kind_config, run.ui, run.deadline, containerd_ready=lambda: load_early(run)
+        )
         run.actions.append("created-cluster")
+
+
+def load_early(run: KindUp) -> None:
+    """Wire the new node to the registry while kind starts Kubernetes on it.
+
+    Its containerd's ``hosts.toml``, then the registry image (`kind load`: `docker save`,
+    then an import into the node's containerd): seconds that otherwise come after `kind
+    create`. It runs in the background; :func:`write_hosts_toml` and :func:`ensure_image`
+    wait for it, then check and write or copy as usual: a failure here only means those
+    steps do the work.
+    """
+
+    def copy() -> None:
+        b = run.backend
+        try:
+            port, node = b.config.registry.port, control_plane_node(b.cluster)
+            content = hosts_toml(port, node, run.chart.node_port)
+            timeout = run.deadline.cap(CAP_QUICK, "writing hosts.toml")
+            NodeFiles(b.runner).write(node, hosts_toml_path(port), content, timeout=timeout)
+            run.early_hosts_toml = True
+            docker = Docker(b.runner, timeout=run.deadline.cap(CAP_QUICK, "inspecting the image"))
+            if docker.image_id(run.chart.image) is None:
+                return
+            timeout = run.deadline.cap(CAP_LOAD, "loading the registry image")
+            run.kind.load_docker_image(run.chart.image, b.cluster, timeout=timeout)
+            run.early_loaded = True
+        except PalletError:
+            pass
+
+    run.early_load = threading.Thread(target=copy, name="pallet-dev-image-load", daemon=True)
+    run.early_load.start()
 
 
 def plan_nodes(run: KindUp) -> list[PlanStep]:
@@ -221,7 +263,9 @@ def write_hosts_toml(run: KindUp) -> None:
     files = NodeFiles(b.runner)
     port = b.config.registry.port
     path = hosts_toml_path(port)
-    changed = False
+    if run.early_load is not None:
+        run.early_load.join(timeout=max(0.0, run.deadline.remaining()))
+    changed = run.early_hosts_toml
     for node in run.nodes:
         content = hosts_toml(port, node, run.chart.node_port)
         reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
@@ -357,8 +401,10 @@ def ensure_image(run: KindUp) -> StepWarning | None:
     """
     b = run.backend
     image, deadline = run.chart.image, run.deadline
+    if run.early_load is not None:
+        run.early_load.join(timeout=max(0.0, deadline.remaining()))
     docker = Docker(b.runner, timeout=deadline.cap(CAP_QUICK, "inspecting the image"))
-    host_id = docker.image_id(image)
+    host_id = run.host_image_id = docker.image_id(image)
     if host_id is None:
         return StepWarning(
             f"{image} is not in the host's Docker: the node pulls it from its "
@@ -370,6 +416,8 @@ def ensure_image(run: KindUp) -> StepWarning | None:
         == host_id
         for node in run.nodes
     ):
+        if run.early_loaded:
+            run.actions.append("loaded-image")
         return None
     timeout = deadline.cap(CAP_LOAD, "loading the registry image")
     run.kind.load_docker_image(image, b.cluster, timeout=timeout)
@@ -422,16 +470,54 @@ def deploy(run: KindUp) -> None:
     kind_cluster.write_private(b.values_path, json.dumps(chart.values, indent=2, sort_keys=True))
     verb = "Installing" if latest is None else "Upgrading"
     name = f"{verb} chart {CHART_NAME} as release '{RELEASE}' (Helm {run.helm_version.major})"
+    deployed = threading.Event()
+    nudge = threading.Thread(target=nudge_binding, args=(run, deployed), daemon=True)
     with run.ui.step(name):
-        run.helm.upgrade_install(
-            RELEASE,
-            str(chart.chart_dir),
-            NAMESPACE,
-            values_files=[str(b.values_path)],
-            timeout=deadline.cap(CAP_CREATE, "deploying the chart"),
-            description=chart.description,
-        )
+        nudge.start()
+        try:
+            run.helm.upgrade_install(
+                RELEASE,
+                str(chart.chart_dir),
+                NAMESPACE,
+                values_files=[str(b.values_path)],
+                timeout=deadline.cap(CAP_CREATE, "deploying the chart"),
+                description=chart.description,
+            )
+        finally:
+            deployed.set()
+            nudge.join(timeout=CAP_QUICK)
     run.actions.append("deployed-release")
+
+
+# kube-controller-manager binds the chart's claim to its pre-bound hostPath volume when it
+# has seen both; when the claim reaches it first, it waits for its next full resync (15 s),
+# and the registry pod waits unscheduled with it ("unbound immediate PersistentVolumeClaims").
+# Touching the claim makes it look again at once.
+# Helm takes about a second to create the objects; a quicker Helm leaves no time to look
+BIND_NUDGE_FIRST = 1.0
+BIND_NUDGE_EVERY = 0.5
+BIND_NUDGE_ANNOTATION = "dev.pallet/bind-requested"
+
+
+def nudge_binding(run: KindUp, deployed: threading.Event) -> None:
+    """While Helm waits: touch the registry's claim while it waits for its volume."""
+    wait = BIND_NUDGE_FIRST
+    while not deployed.wait(wait):
+        wait = BIND_NUDGE_EVERY
+        try:
+            for claim in run.kubectl.get_pvcs(NAMESPACE, RELEASE_SELECTOR, timeout=CAP_QUICK):
+                if claim.phase == "Pending" and claim.volume:
+                    run.kubectl.annotate(
+                        NAMESPACE,
+                        f"pvc/{claim.name}",
+                        BIND_NUDGE_ANNOTATION,
+                        f"{time.time():.0f}",
+                        timeout=CAP_QUICK,
+                    )
+                elif claim.phase == "Bound":
+                    return
+        except PalletError:
+            return
 
 
 def plan_wait_registry(run: KindUp) -> list[PlanStep]:

@@ -97,14 +97,28 @@ def bring_up(
     ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps, *, as_json: bool
 ) -> int:
     """Converge ``chosen`` under the environment's lock and print where the registry is."""
-    config = chosen.config
+    announce(chosen.config, chosen.name, steps)
+    result, agents, images = converge(ctx, chosen, options, steps)
+    return report(result, agents, images, as_json=as_json)
+
+
+def announce(config: Settings, backend: str, steps: Steps) -> None:
     if not config.registry.is_loopback:
         steps.warn(
             f"registry.bind_address is {config.registry.bind_address}: the registry has no "
             "authentication and will be reachable from other machines."
         )
-    steps.title(f"Bringing up '{config.name}' with the {chosen.name} backend ...")
-    result, agents, images = converge(ctx, chosen, options, steps)
+    steps.title(f"Bringing up '{config.name}' with the {backend} backend ...")
+
+
+def report(
+    result: UpResult,
+    agents: AgentsState | None,
+    images: Sequence[AgentImage],
+    *,
+    as_json: bool,
+) -> int:
+    """Where the registry (and the agents) are: JSON, or lines for people."""
     summary: dict[str, Any] = {
         "backend": result.backend,
         "endpoint": result.endpoint,
@@ -132,6 +146,56 @@ def bring_up(
     return 0
 
 
+def unchanged_since_last_up(ctx: AppContext, config: Settings) -> bool:
+    """Whether `up` on kind has nothing to do: the last `up`'s record still holds.
+
+    The record (backends/kind_record.py) must match the inputs and the kubeconfig files
+    (no subprocess), then one `docker inspect` of the node and the registry image and one
+    GET /v2/, at once. Any doubt or error is a False: the full `up` then runs, and finds
+    and reports what is wrong. Prints nothing.
+    """
+    from pallet_dev.backends import kind_record
+    from pallet_dev.backends.table import KIND
+    from pallet_dev.chart.inputs import find_chart_dir
+    from pallet_dev.context import UP_RECORD
+    from pallet_dev.errors import PalletError
+
+    active = ctx.active(config.name) or {}
+    record = active.get(UP_RECORD)
+    if (
+        active.get("backend") != KIND.name
+        or active.get("endpoint") != config.registry_url
+        or not isinstance(record, dict)
+        or KIND.missing(ctx.runner, check_daemon=False)
+    ):
+        return False
+    try:
+        values_files = chart_values_files(ctx, config.chart.values, ())
+        inputs = kind_record.inputs_digest(
+            config.to_dict(), find_chart_dir(), values_files, config.chart.set
+        )
+        if not kind_record.holds_here(record, inputs, ctx.paths.kind_kubeconfig(config.name)):
+            return False
+        with ctx.env_lock(config.name):
+            return kind_record.verify(ctx.runner, config, record)
+    except PalletError:
+        return False
+
+
+def report_unchanged(ctx: AppContext, config: Settings, *, as_json: bool) -> int:
+    """`up`'s lines and summary when :func:`unchanged_since_last_up` said so."""
+    from pallet_dev.backends.table import KIND
+
+    steps = ctx.steps()
+    announce(config, KIND.name, steps)
+    steps.done(
+        f"Cluster '{config.name}' unchanged since the last `up` (same node, config, chart, "
+        "values, image and kubeconfig)"
+    )
+    steps.done(f"Registry answers at {config.registry_url}/v2/")
+    return report(UpResult(KIND.name, config.registry_url, False, []), None, [], as_json=as_json)
+
+
 def converge(
     ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps
 ) -> tuple[UpResult, AgentsState | None, list[AgentImage]]:
@@ -141,6 +205,7 @@ def converge(
     agents: AgentsState | None = None
     images: list[AgentImage] = []
     with ctx.env_lock(config.name):
+        ctx.forget_up_record(config.name)
         result = chosen.up(options, steps)
         previous = (ctx.active(config.name) or {}).get("agents")
         configured = config.agents
@@ -153,6 +218,7 @@ def converge(
             result.endpoint,
             agents.to_dict() if agents else None,
             chosen.network_pull_host,
+            result.record,
         )
     return result, agents, images
 

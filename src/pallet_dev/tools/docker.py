@@ -139,6 +139,25 @@ class Docker:
         items = json_list(out, "docker container inspect")
         return ContainerInfo.from_inspect(items[0]) if items else None
 
+    @staticmethod
+    def inspect_argv(names: Sequence[str]) -> list[str]:
+        return ["docker", "inspect", *names]
+
+    def inspect_objects(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """Objects of any kind by name, in one call (a container name before an image's):
+        those that exist; a missing one is only absent from the list."""
+        result = self.runner.run(
+            self.inspect_argv(names), timeout=self.timeout, check=False, step="docker inspect"
+        )
+        if result.returncode != 0:
+            failed = CommandFailed(result.argv, result.returncode, result.stdout, result.stderr)
+            daemon = classify_daemon_error(result.stderr)
+            if daemon is not None:
+                raise daemon
+            if not _not_found(failed):
+                raise failed
+        return [item for item in json_list(result.stdout or "[]", "docker inspect") if item]
+
     def image_id(self, image: str) -> str | None:
         try:
             out = self._run(

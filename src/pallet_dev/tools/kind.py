@@ -12,6 +12,7 @@ them the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,21 @@ _WRITE_FILE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
 
 # kind labels each node container with its cluster's name
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+# kind's progress line when kubeadm starts: by then its "Writing configuration" action has
+# restarted each node's containerd with the config patches, and containerd stays up
+CONTROL_PLANE_STARTING = "Starting control-plane"
+
+
+def on_line(marker: str, action: Callable[[], None]) -> Callable[[str], None]:
+    """A progress-line callback that runs ``action`` once, at the first line with ``marker``."""
+    fired: list[bool] = []
+
+    def seen(line: str) -> None:
+        if not fired and marker in line:
+            fired.append(True)
+            action()
+
+    return seen
 
 
 def kube_context_for(cluster: str) -> str:
@@ -180,12 +196,21 @@ class Kind:
         return name in self.get_clusters(timeout=timeout)
 
     def create_cluster(
-        self, name: str, config_path: str, kubeconfig: str, *, timeout: float
+        self,
+        name: str,
+        config_path: str,
+        kubeconfig: str,
+        *,
+        timeout: float,
+        on_output: Callable[[str], None] | None = None,
     ) -> CommandResult:
+        """``on_output`` gets kind's progress lines as they come (stdout and stderr
+        together end up in the result's stdout then)."""
         return self.runner.run(
             self.create_cluster_argv(name, config_path, kubeconfig),
             timeout=timeout,
             step="kind create cluster",
+            on_output=on_output,
         )
 
     def delete_cluster(self, name: str, *, timeout: float = 120.0) -> None:

@@ -254,6 +254,24 @@ class Kubectl:
             self.apply_argv(), timeout=timeout, step="kubectl apply", input=json.dumps(manifest)
         )
 
+    def annotate_argv(self, namespace: str, target: str, key: str, value: str) -> list[str]:
+        return [
+            *self.base(),
+            "annotate",
+            "--namespace",
+            namespace,
+            target,
+            f"{key}={value}",
+            "--overwrite",
+        ]
+
+    def annotate(
+        self, namespace: str, target: str, key: str, value: str, *, timeout: float
+    ) -> None:
+        self._run(
+            self.annotate_argv(namespace, target, key, value), timeout=timeout, step="annotate"
+        )
+
     def rollout_status(
         self, namespace: str, selector: str, *, timeout: float, kind: str = "deployment"
     ) -> None:
