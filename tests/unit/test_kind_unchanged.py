@@ -324,25 +324,25 @@ def test_a_claim_left_waiting_for_its_volume_is_touched_once(
 ) -> None:
     import threading
 
-    from pallet_dev.backends import kind_up
+    from pallet_dev.backends import kind_deploy
     from pallet_dev.backends.steps import Deadline
 
-    monkeypatch.setattr(kind_up, "BIND_NUDGE_FIRST", 0.01)
-    monkeypatch.setattr(kind_up, "BIND_NUDGE_EVERY", 0.01)
+    monkeypatch.setattr(kind_deploy, "BIND_NUDGE_FIRST", 0.01)
+    monkeypatch.setattr(kind_deploy, "BIND_NUDGE_EVERY", 0.01)
     backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
     backend.poll_interval = 0.0
     backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
     runner.state["pvc_phase"] = "Pending"  # the binder saw the claim before its volume
     run = backend._start(UpOptions(timeout=20), Steps(io.StringIO()), Deadline(20))
     deployed = threading.Event()
-    nudge = threading.Thread(target=kind_up.nudge_binding, args=(run, deployed))
+    nudge = threading.Thread(target=kind_deploy.nudge_binding, args=(run, deployed))
     runner.reset_calls()
     nudge.start()
     nudge.join(timeout=10)
     assert not nudge.is_alive()  # it stops once the claim is bound, before Helm is done
     assert runner.commands() == ["kubectl get pvc", "kubectl annotate", "kubectl get pvc"]
     assert runner.state["annotations"] == {"pvc/registry-pallet-registry": [runner.calls[1][-2]]}
-    assert runner.calls[1][-2].startswith(f"{kind_up.BIND_NUDGE_ANNOTATION}=")
+    assert runner.calls[1][-2].startswith(f"{kind_deploy.BIND_NUDGE_ANNOTATION}=")
 
 
 # --- the new node wired while kind starts Kubernetes ----------------------------------------

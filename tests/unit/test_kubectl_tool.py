@@ -7,10 +7,9 @@ import json
 import pytest
 
 from pallet_dev.errors import OperationFailed
+from pallet_dev.tools.kubeconfig import UserKubeconfig, entry_from_kubeconfig
 from pallet_dev.tools.kubectl import (
     Kubectl,
-    UserKubeconfig,
-    entry_from_kubeconfig,
     parse_nodes,
     parse_pods,
     parse_pvcs,

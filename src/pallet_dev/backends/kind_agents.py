@@ -26,7 +26,7 @@ from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, Re
 from pallet_dev.output import Steps
 from pallet_dev.chart.release import PLAN_HELM_VERSION, description_for, same_release
 from pallet_dev.chart.release import chart_fingerprint as fingerprint
-from pallet_dev.tools.kubectl import entry_from_kubeconfig
+from pallet_dev.tools.kubeconfig import entry_from_kubeconfig
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend

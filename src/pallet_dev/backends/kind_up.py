@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pallet_dev.backends import kind_cluster
 from pallet_dev.backends.base import PlanStep, UpOptions
-from pallet_dev.backends.kind_cluster import CAP_CREATE, CAP_DELETE, CAP_LOAD, CAP_QUICK
+from pallet_dev.backends.kind_deploy import deploy, plan_deploy, plan_wait_registry, wait_registry
+from pallet_dev.backends.kind_cluster import CAP_DELETE, CAP_LOAD, CAP_QUICK
 from pallet_dev.backends.registry_wiring import (
     LOCAL_REGISTRY_HOSTING_NAME,
     LOCAL_REGISTRY_HOSTING_NAMESPACE,
@@ -24,21 +24,14 @@ from pallet_dev.backends.registry_wiring import (
     local_registry_hosting,
 )
 from pallet_dev.backends.steps import Deadline, Step, StepWarning
-from pallet_dev.chart.constants import CHART_NAME
-from pallet_dev.chart.inputs import (
-    NAMESPACE,
-    RELEASE,
-    RELEASE_SELECTOR,
-    ChartInputs,
-    release_unchanged,
-)
-from pallet_dev.chart.release import PLAN_HELM_VERSION
+from pallet_dev.chart.inputs import NAMESPACE, RELEASE, ChartInputs
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, PalletError
 from pallet_dev.output import Steps
 from pallet_dev.tools.docker import Docker
 from pallet_dev.tools.helm import Helm, HelmRevision, HelmVersion
 from pallet_dev.tools.kind import Kind, KindClusterConfig, NodeFiles, NodeImages, control_plane_node
-from pallet_dev.tools.kubectl import Kubectl, UserKubeconfig, entry_from_kubeconfig
+from pallet_dev.tools.kubeconfig import UserKubeconfig, entry_from_kubeconfig
+from pallet_dev.tools.kubectl import Kubectl
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
@@ -423,120 +416,3 @@ def ensure_image(run: KindUp) -> StepWarning | None:
     run.kind.load_docker_image(image, b.cluster, timeout=timeout)
     run.actions.append("loaded-image")
     return None
-
-
-def plan_deploy(run: KindUp) -> list[PlanStep]:
-    b = run.backend
-    chart, timeout = run.chart, run.options.timeout
-    upgrade = run.helm.upgrade_install_argv(
-        RELEASE,
-        str(chart.chart_dir),
-        NAMESPACE,
-        values_files=[str(b.values_path)],
-        timeout=timeout,
-        description=chart.description,
-        version=PLAN_HELM_VERSION,
-    )
-    return [
-        PlanStep(
-            "Deploy the chart (only when chart or values changed), waiting for the rollout",
-            upgrade,
-            detail=f"values file {b.values_path}: {json.dumps(chart.values, sort_keys=True)}"
-            "; with Helm 3 `--atomic --wait` replace `--rollback-on-failure --wait=watcher "
-            "--force-conflicts`",
-        ),
-        PlanStep(
-            "Check the rollout (when the release was unchanged; helm waits after a deploy)",
-            run.kubectl.rollout_status_argv(NAMESPACE, RELEASE_SELECTOR, timeout),
-        ),
-    ]
-
-
-def deploy(run: KindUp) -> None:
-    """`helm upgrade --install` (Helm waits for the rollout), unless nothing changed."""
-    b = run.backend
-    chart, latest, deadline = run.chart, run.latest, run.deadline
-    if release_unchanged(latest, chart):
-        assert latest is not None
-        run.ui.done(f"Release '{RELEASE}' unchanged (revision {latest.revision}, {latest.chart})")
-        with b.naming.step(run.ui, "Waiting for the registry rollout"):
-            run.kubectl.rollout_status(
-                NAMESPACE,
-                RELEASE_SELECTOR,
-                timeout=deadline.cap(run.options.timeout, "waiting for rollout"),
-            )
-        return
-    assert run.helm_version is not None
-    kind_cluster.write_private(b.values_path, json.dumps(chart.values, indent=2, sort_keys=True))
-    verb = "Installing" if latest is None else "Upgrading"
-    name = f"{verb} chart {CHART_NAME} as release '{RELEASE}' (Helm {run.helm_version.major})"
-    deployed = threading.Event()
-    nudge = threading.Thread(target=nudge_binding, args=(run, deployed), daemon=True)
-    with run.ui.step(name):
-        nudge.start()
-        try:
-            run.helm.upgrade_install(
-                RELEASE,
-                str(chart.chart_dir),
-                NAMESPACE,
-                values_files=[str(b.values_path)],
-                timeout=deadline.cap(CAP_CREATE, "deploying the chart"),
-                description=chart.description,
-            )
-        finally:
-            deployed.set()
-            nudge.join(timeout=CAP_QUICK)
-    run.actions.append("deployed-release")
-
-
-# kube-controller-manager binds the chart's claim to its pre-bound hostPath volume when it
-# has seen both; when the claim reaches it first, it waits for its next full resync (15 s),
-# and the registry pod waits unscheduled with it ("unbound immediate PersistentVolumeClaims").
-# Touching the claim makes it look again at once.
-# Helm takes about a second to create the objects; a quicker Helm leaves no time to look
-BIND_NUDGE_FIRST = 1.0
-BIND_NUDGE_EVERY = 0.5
-BIND_NUDGE_ANNOTATION = "dev.pallet/bind-requested"
-
-
-def nudge_binding(run: KindUp, deployed: threading.Event) -> None:
-    """While Helm waits: touch the registry's claim while it waits for its volume."""
-    wait = BIND_NUDGE_FIRST
-    while not deployed.wait(wait):
-        wait = BIND_NUDGE_EVERY
-        try:
-            for claim in run.kubectl.get_pvcs(NAMESPACE, RELEASE_SELECTOR, timeout=CAP_QUICK):
-                if claim.phase == "Pending" and claim.volume:
-                    run.kubectl.annotate(
-                        NAMESPACE,
-                        f"pvc/{claim.name}",
-                        BIND_NUDGE_ANNOTATION,
-                        f"{time.time():.0f}",
-                        timeout=CAP_QUICK,
-                    )
-                elif claim.phase == "Bound":
-                    return
-        except PalletError:
-            return
-
-
-def plan_wait_registry(run: KindUp) -> list[PlanStep]:
-    b = run.backend
-    detail = (
-        f"GET {b.endpoint}/v2/ until 200 with Docker-Distribution-Api-Version: "
-        f"registry/2.0, within the {run.options.timeout:g} s deadline"
-    )
-    return [PlanStep("Wait for the registry", [], detail=detail)]
-
-
-def wait_registry(run: KindUp) -> None:
-    b = run.backend
-    context, port = b.context, b.config.registry.port
-    b.await_registry(
-        run.ui,
-        run.deadline.at,
-        run.options.timeout,
-        hint=f"See `kubectl --context {context} -n {NAMESPACE} get pods,svc` and "
-        f"`kubectl --context {context} -n {NAMESPACE} logs -l {RELEASE_SELECTOR}`; check "
-        f"nothing else holds port {port}.",
-    )

@@ -3,20 +3,14 @@
 Every call that talks to a cluster carries ``--context`` (and, when given, the
 kubeconfig file pallet-dev keeps for the cluster), so the user's current context
 never decides which cluster a command reaches. Text columns are never parsed.
-
-:class:`UserKubeconfig` is the exception: it edits the user's own kubeconfig (the
-files kubectl picks from ``$KUBECONFIG`` or ``~/.kube/config``) through `kubectl
-config set-*`, which add or replace entries and never touch ``current-context``.
+The user's own kubeconfig is edited in :mod:`pallet_dev.tools.kubeconfig`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pallet_dev.errors import CommandFailed, OperationFailed, VersionUnreadable
@@ -413,141 +407,3 @@ class Kubectl:
         if tail is not None:
             argv.append(f"--tail={tail}")
         return argv
-
-
-@dataclass(frozen=True)
-class KubeconfigEntry:
-    """One kind context's cluster and credentials, as kind writes them."""
-
-    name: str
-    server: str
-    certificate_authority_data: str
-    client_certificate_data: str
-    client_key_data: str
-
-
-def entry_from_kubeconfig(text: str, name: str) -> KubeconfigEntry | None:
-    """The cluster/user/context named ``name`` from a kubeconfig (YAML or JSON)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        return None
-    if not isinstance(data, dict):
-        return None
-
-    def named(section: str) -> dict[str, Any]:
-        for item in data.get(section) or []:
-            if isinstance(item, dict) and item.get("name") == name:
-                value = item.get(section[:-1]) or {}
-                return value if isinstance(value, dict) else {}
-        return {}
-
-    cluster, user, context = named("clusters"), named("users"), named("contexts")
-    if not cluster or not user or not context:
-        return None
-    return KubeconfigEntry(
-        name=name,
-        server=str(cluster.get("server", "")),
-        certificate_authority_data=str(cluster.get("certificate-authority-data", "")),
-        client_certificate_data=str(user.get("client-certificate-data", "")),
-        client_key_data=str(user.get("client-key-data", "")),
-    )
-
-
-class UserKubeconfig:
-    """The user's kubeconfig, edited only with `kubectl config set-*` (current-context untouched).
-
-    Certificates travel through files given with ``--embed-certs`` (never argv: argv
-    is visible to every local user and is logged).
-    """
-
-    def __init__(self, runner: Runner, *, binary: str = "kubectl") -> None:
-        self.runner = runner
-        self.binary = binary
-
-    def view_argv(self) -> list[str]:
-        return [self.binary, "config", "view", "--raw", "-o", "json"]
-
-    def set_cluster_argv(self, name: str, server: str, ca_file: str) -> list[str]:
-        return [
-            self.binary,
-            "config",
-            "set-cluster",
-            name,
-            f"--server={server}",
-            f"--certificate-authority={ca_file}",
-            "--embed-certs=true",
-        ]
-
-    def set_credentials_argv(self, name: str, cert_file: str, key_file: str) -> list[str]:
-        return [
-            self.binary,
-            "config",
-            "set-credentials",
-            name,
-            f"--client-certificate={cert_file}",
-            f"--client-key={key_file}",
-            "--embed-certs=true",
-        ]
-
-    def set_context_argv(self, name: str) -> list[str]:
-        return [self.binary, "config", "set-context", name, f"--cluster={name}", f"--user={name}"]
-
-    def entry(self, name: str, *, timeout: float = 20.0) -> KubeconfigEntry | None:
-        out = self.runner.run(self.view_argv(), timeout=timeout, step="kubectl config view").stdout
-        return entry_from_kubeconfig(out, name)
-
-    def set_entry(
-        self, name: str, server: str, files: tuple[str, str, str], *, timeout: float = 20.0
-    ) -> None:
-        ca_file, cert_file, key_file = files
-        for argv in (
-            self.set_cluster_argv(name, server, ca_file),
-            self.set_credentials_argv(name, cert_file, key_file),
-            self.set_context_argv(name),
-        ):
-            self.runner.run(argv, timeout=timeout, step="kubectl config set")
-
-    @staticmethod
-    def cert_files(certs_dir: Path) -> tuple[Path, Path, Path]:
-        """Where :meth:`publish` keeps the certificates while `kubectl config` reads them."""
-        return (certs_dir / "ca.crt", certs_dir / "client.crt", certs_dir / "client.key")
-
-    def publish(
-        self, name: str, ours: KubeconfigEntry, certs_dir: Path, *, timeout: float = 20.0
-    ) -> bool:
-        """Make context ``name`` equal ``ours`` in the user's kubeconfig; never switch to it.
-
-        Nothing runs when the user's entry already matches (False). Otherwise the
-        certificates go to 0600 files in ``certs_dir`` (0700) only while the three
-        `kubectl config set-*` calls read them, and are removed again whatever happens.
-        ``timeout`` bounds each call.
-        """
-        if self.entry(name, timeout=timeout) == ours:
-            return False
-        files = self.cert_files(certs_dir)
-        data = (
-            ours.certificate_authority_data,
-            ours.client_certificate_data,
-            ours.client_key_data,
-        )
-        try:
-            certs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(certs_dir, 0o700)
-            for path, encoded in zip(files, data):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(base64.b64decode(encoded))
-            self.set_entry(
-                name, ours.server, (str(files[0]), str(files[1]), str(files[2])), timeout=timeout
-            )
-        finally:
-            for path in files:
-                path.unlink(missing_ok=True)
-            try:
-                certs_dir.rmdir()
-            except OSError:
-                pass
-        return True
