@@ -40,8 +40,14 @@ class RegistryServers:
 
     def __init__(self) -> None:
         self.servers: dict[int, FakeRegistryServer] = {}
+        # steps run tools from several threads (concurrent steps, the claim nudge)
+        self.lock = threading.Lock()
 
     def sync(self, wanted: set[int]) -> None:
+        with self.lock:
+            self._sync(wanted)
+
+    def _sync(self, wanted: set[int]) -> None:
         for port in set(self.servers) - wanted:
             self.servers.pop(port).stop()
         for port in wanted - set(self.servers):
