@@ -50,3 +50,11 @@ def test_no_tracked_file_names_another_registry_release() -> None:
         for number, line in enumerate(text.splitlines(), 1):
             stale += [f"{name}:{number}" for m in pattern.finditer(line) if m.group(1) != release]
     assert stale == [], f"registry releases other than {release}: {stale}"
+
+
+def test_the_package_pins_the_kind_release_of_versions_env() -> None:
+    from pallet_dev import versions
+
+    assert versions.show(versions.PINNED_KIND) == pinned("KIND_VERSION")
+    # the default node image is taken from the pinned release's entry: it must have one
+    assert versions.PINNED_KIND[:2] in versions.KIND_NODE_IMAGES
