@@ -2,7 +2,8 @@
 
 SIGTERM becomes KeyboardInterrupt, so Ctrl-C and a `kill` take the same path:
 running tools are stopped, locks released, exit code 130. This module alone
-installs signal handlers; cli.run only runs the Typer app.
+installs signal handlers (interrupts.on_signal, which holds a signal back while the
+runner starts a tool); cli.run only runs the Typer app.
 """
 
 from __future__ import annotations
@@ -10,12 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from types import FrameType
 from typing import NoReturn
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _flush() -> None:
@@ -27,7 +23,10 @@ def _flush() -> None:
 
 def main() -> NoReturn:
     """The console script: the only place pallet-dev installs a signal handler."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from pallet_dev.interrupts import on_signal
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # Ctrl-C too is held while a tool starts
     argv = sys.argv[1:]
     try:
         from pallet_dev.errors import PalletError
@@ -59,5 +58,6 @@ def main() -> NoReturn:
     # the command is over: a late SIGTERM ends the process the default way, as it does once
     # the interpreter finalizes, rather than as a KeyboardInterrupt that no guard catches
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _flush()
     sys.exit(code)

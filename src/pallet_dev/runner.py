@@ -22,6 +22,7 @@ from typing import Any
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
 from pallet_dev.eventlog import NULL_LOG, EventLog
+from pallet_dev.interrupts import Held
 from pallet_dev.versions import KIND_INSTALL
 
 INSTALL_HINTS: dict[str, str] = {
@@ -88,26 +89,30 @@ class Runner:
             raise ValueError("empty argv")
         argv = [str(arg) for arg in argv]
         if on_output is not None:
-            proc, started = self._spawn(
-                argv, env, step, subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT
-            )
-            lines: list[str] = []
-            reader = threading.Thread(target=_pump, args=(proc, lines, on_output), daemon=True)
-            reader.start()
-            with self._bounded(proc, argv, step, timeout):
-                proc.wait(timeout=timeout)
+            with Held() as held:
+                proc, started = self._spawn(
+                    argv, env, step, subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT
+                )
+                lines: list[str] = []
+                reader = threading.Thread(target=_pump, args=(proc, lines, on_output), daemon=True)
+                reader.start()
+                with self._bounded(proc, argv, step, timeout):
+                    held.release()
+                    proc.wait(timeout=timeout)
             reader.join(5)
             return self._finish(proc, started, argv, step, "".join(lines), "", check)
-        proc, started = self._spawn(
-            argv,
-            env,
-            step,
-            subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            sys.stdout if to_stdout else sys.stderr if stream else subprocess.PIPE,
-            sys.stderr if stream or to_stdout else subprocess.PIPE,
-        )
-        with self._bounded(proc, argv, step, timeout):
-            stdout, stderr = proc.communicate(input=input, timeout=timeout)
+        with Held() as held:  # a signal while the tool starts is raised once it is watched
+            proc, started = self._spawn(
+                argv,
+                env,
+                step,
+                subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                sys.stdout if to_stdout else sys.stderr if stream else subprocess.PIPE,
+                sys.stderr if stream or to_stdout else subprocess.PIPE,
+            )
+            with self._bounded(proc, argv, step, timeout):
+                held.release()
+                stdout, stderr = proc.communicate(input=input, timeout=timeout)
         return self._finish(proc, started, argv, step, stdout or "", stderr or "", check)
 
     def _spawn(
@@ -147,11 +152,13 @@ class Runner:
         try:
             yield
         except subprocess.TimeoutExpired:
-            _stop(proc)
+            with Held():  # a Ctrl-C now still stops the tool first
+                _stop(proc)
             self.log.write("timeout", step=step, argv=argv, timeout=timeout)
             raise CommandTimeout(argv, timeout) from None
         except (KeyboardInterrupt, Interrupted):
-            _stop(proc)
+            with Held():  # a second Ctrl-C does not leave the tool running
+                _stop(proc)
             self.log.write("interrupted", step=step, argv=argv)
             raise
 
