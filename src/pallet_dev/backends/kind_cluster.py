@@ -205,8 +205,14 @@ def write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline) -> None:
-    """Poll until every node is Ready; a timeout says what the last answer was."""
+def wait_nodes_ready(
+    backend: KindBackend, kubectl: Kubectl, deadline: Deadline, *, until_ready: bool = True
+) -> bool:
+    """Poll the nodes until every one is Ready (or, without ``until_ready``, until the API
+    server lists them, Ready or not); whether they were all Ready at the last answer.
+
+    A timeout says what the last answer was.
+    """
     last = "no answer yet"
     while True:
         remaining = deadline.remaining()
@@ -217,8 +223,8 @@ def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline)
                 nodes, last = [], exc.stderr_tail or exc.message
             else:
                 waiting = [node.name for node in nodes if not node.ready]
-                if nodes and not waiting:
-                    return
+                if nodes and (not waiting or not until_ready):
+                    return not waiting
                 last = f"not Ready: {', '.join(waiting)}" if waiting else "no nodes registered"
         if deadline.remaining() <= backend.poll_interval:
             raise ReadinessTimeout(

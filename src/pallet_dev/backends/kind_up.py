@@ -60,6 +60,7 @@ class KindUp:
     early_load: threading.Thread | None = None  # the node wired while kind creates it
     early_hosts_toml: bool = False
     early_loaded: bool = False
+    nodes_ready: bool = False  # every node was Ready when the API server first answered
 
 
 def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
@@ -71,7 +72,10 @@ def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
         Step("Looking for the cluster", plan_find, find_cluster),
         Step("Deleting the cluster (--recreate)", plan_recreate, recreate),
         Step("Creating or reusing the cluster", plan_cluster, ensure_cluster),
-        Step("Waiting for the nodes", plan_nodes, wait_nodes),
+        Step("Waiting for the API server", plan_nodes, wait_api_server),
+        # the steps below need the API server and the node containers, not Ready nodes: on a
+        # new cluster they run while the node turns Ready (3-5 s), and only the chart waits
+        Step(nodes_ready_step_name(run), plan_nodes_ready, wait_nodes, concurrent=True),
         Step(
             f"Pointing containerd at the registry for localhost:{port}",
             plan_hosts_toml,
@@ -215,19 +219,25 @@ def load_early(run: KindUp) -> None:
     run.early_load.start()
 
 
+def nodes_ready_step_name(run: KindUp) -> str:
+    return f"Waiting for {_plural(len(run.kind_config.to_dict()['nodes']), 'node')} to be Ready"
+
+
 def plan_nodes(run: KindUp) -> list[PlanStep]:
     b = run.backend
     return [
         PlanStep("List the nodes", run.kind.get_nodes_argv(b.cluster)),
         PlanStep(
-            "Wait until every node is Ready",
+            "Wait until the API server lists the nodes",
             run.kubectl.get_nodes_argv(),
-            detail=f"polled until all Ready, at most {run.options.timeout:g} s in all",
+            detail=f"polled, at most {run.options.timeout:g} s in all",
         ),
     ]
 
 
-def wait_nodes(run: KindUp) -> None:
+def wait_api_server(run: KindUp) -> None:
+    """List the nodes, then wait until the API server answers (on a new cluster it already
+    does; a restarted node takes a few seconds). Silent: the Ready step names the wait."""
     b = run.backend
     run.nodes = run.kind.get_nodes(b.cluster, timeout=run.deadline.cap(CAP_QUICK, "listing nodes"))
     if not run.nodes:
@@ -235,8 +245,32 @@ def wait_nodes(run: KindUp) -> None:
             f"kind lists no nodes for cluster '{b.cluster}'.",
             hint="Recreate it: `pallet-dev up --recreate`.",
         )
-    with b.naming.step(run.ui, f"Waiting for {_plural(len(run.nodes), 'node')} to be Ready"):
-        kind_cluster.wait_nodes_ready(b, run.kubectl, run.deadline)
+    name = nodes_ready_step_name(run)
+    try:
+        run.nodes_ready = kind_cluster.wait_nodes_ready(
+            b, run.kubectl, run.deadline, until_ready=False
+        )
+    except PalletError as exc:
+        run.ui.failed(name)
+        named = b.naming.named(name, exc)
+        if named is exc:
+            raise
+        raise named from exc
+
+
+def plan_nodes_ready(run: KindUp) -> list[PlanStep]:
+    return [
+        PlanStep(
+            "Wait until every node is Ready (beside the steps up to the chart's deploy)",
+            run.kubectl.get_nodes_argv(),
+            detail=f"polled until all Ready, within the {run.options.timeout:g} s deadline",
+        )
+    ]
+
+
+def wait_nodes(run: KindUp) -> None:
+    if not run.nodes_ready:
+        kind_cluster.wait_nodes_ready(run.backend, run.kubectl, run.deadline)
 
 
 def plan_hosts_toml(run: KindUp) -> list[PlanStep]:
