@@ -12,7 +12,7 @@ import io
 import json
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -557,6 +557,37 @@ def test_nodes_that_never_get_ready_time_out(runner, paths, port) -> None:
     backend.poll_interval = 0.01
     with pytest.raises(ReadinessTimeout, match="not Ready: pdt-kind-control-plane"):
         up(backend, timeout=3.0)
+
+
+class ReadyAfterTheOtherSteps(FakeToolsRunner):
+    """Nodes turn Ready only once the independent steps have all run their commands."""
+
+    AWAITED = ("kubectl apply", "helm history registry", "kind load docker-image")
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> Any:
+        seen = set(self.commands())
+        if all(any(c.startswith(w) for c in seen) for w in self.AWAITED):
+            self.state["nodes_ready_after"] = 0
+        return super().run(argv, **kwargs)
+
+
+def test_the_independent_steps_run_while_the_node_turns_ready(paths, port) -> None:
+    """On a new cluster only the chart's deploy waits for Ready nodes: were the node wait
+    before the independent steps (or they after it), this up would time out."""
+    runner = ReadyAfterTheOtherSteps()
+    runner.state["nodes_ready_after"] = 10**9
+    try:
+        backend = make(runner, paths, port)
+        backend.poll_interval = 0.01
+        backend.max_parallel = 6
+        result = up(backend, timeout=10.0)
+        commands = runner.commands()
+        assert result.changed and commands[-1] == "helm upgrade"
+        last_poll = max(i for i, c in enumerate(commands) if c == "kubectl get nodes")
+        assert last_poll < commands.index("helm upgrade")  # the deploy waited for Ready
+        assert commands.index("kubectl apply") < last_poll
+    finally:
+        runner.close()
 
 
 def test_registry_that_never_answers_times_out_with_a_hint(runner, paths, port) -> None:
