@@ -560,34 +560,50 @@ def test_nodes_that_never_get_ready_time_out(runner, paths, port) -> None:
 
 
 class ReadyAfterTheOtherSteps(FakeToolsRunner):
-    """Nodes turn Ready only once the independent steps have all run their commands."""
+    """Nodes turn Ready only once the given commands have all run."""
 
-    AWAITED = ("kubectl apply", "helm history registry", "kind load docker-image")
+    awaited: tuple[str, ...] = ()
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> Any:
         seen = set(self.commands())
-        if all(any(c.startswith(w) for c in seen) for w in self.AWAITED):
+        if all(any(c.startswith(w) for c in seen) for w in self.awaited):
             self.state["nodes_ready_after"] = 0
         return super().run(argv, **kwargs)
 
 
-def test_the_independent_steps_run_while_the_node_turns_ready(paths, port) -> None:
-    """On a new cluster only the chart's deploy waits for Ready nodes: were the node wait
-    before the independent steps (or they after it), this up would time out."""
-    runner = ReadyAfterTheOtherSteps()
-    runner.state["nodes_ready_after"] = 10**9
-    try:
-        backend = make(runner, paths, port)
-        backend.poll_interval = 0.01
-        backend.max_parallel = 6
-        result = up(backend, timeout=10.0)
-        commands = runner.commands()
-        assert result.changed and commands[-1] == "helm upgrade"
-        last_poll = max(i for i, c in enumerate(commands) if c == "kubectl get nodes")
-        assert last_poll < commands.index("helm upgrade")  # the deploy waited for Ready
-        assert commands.index("kubectl apply") < last_poll
-    finally:
-        runner.close()
+@pytest.fixture
+def late_nodes() -> Iterator[ReadyAfterTheOtherSteps]:
+    fake = ReadyAfterTheOtherSteps()
+    fake.state["nodes_ready_after"] = 10**9
+    yield fake
+    fake.close()
+
+
+def test_the_steps_up_to_the_chart_run_while_the_node_turns_ready(late_nodes, paths, port) -> None:
+    """On a new cluster nothing before Helm's own wait waits for Ready nodes: the node
+    turns Ready here only once the independent steps and `helm upgrade` have run, so a
+    wait before any of them would time out."""
+    late_nodes.awaited = ("kubectl apply", "helm history registry", "kind load", "helm upgrade")
+    backend = make(late_nodes, paths, port)
+    backend.poll_interval = 0.01
+    backend.max_parallel = 5
+    stream = io.StringIO()
+    result = backend.up(UpOptions(timeout=10.0), Steps(stream))
+    assert result.changed and "deployed-release" in result.actions
+    lines = stream.getvalue().splitlines()
+    ready = next(i for i, line in enumerate(lines) if "Waiting for 1 node to be Ready" in line)
+    assert lines[ready].startswith(" ✓") and "Installing chart" in lines[ready + 1]
+
+
+def test_a_helm_failure_while_the_node_turns_ready_is_helms(late_nodes, paths, port) -> None:
+    """Helm failing at once (not at the deadline) says Helm's reason, not the nodes'."""
+    _fail(late_nodes, "helm", "upgrade", stderr="Error: chart requires kubeVersion >= 9")
+    backend = make(late_nodes, paths, port)
+    backend.poll_interval = 0.01
+    stream = io.StringIO()
+    with pytest.raises(OperationFailed, match="kubeVersion"):
+        backend.up(UpOptions(timeout=10.0), Steps(stream))
+    assert "✗ Waiting for 1 node" not in stream.getvalue()
 
 
 def test_registry_that_never_answers_times_out_with_a_hint(runner, paths, port) -> None:

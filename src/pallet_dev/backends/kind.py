@@ -79,8 +79,8 @@ class KindBackend(Backend):
     uses_chart = True
     # seconds between polls of node readiness (tests set 0)
     poll_interval = 0.25
-    # independent steps run at once: all six of them (tests set 1 for a fixed command order)
-    max_parallel = 6
+    # independent steps run at once: all five of them (tests set 1 for a fixed command order)
+    max_parallel = 5
 
     def __init__(
         self,
