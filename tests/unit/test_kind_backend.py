@@ -12,7 +12,7 @@ import io
 import json
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -557,6 +557,53 @@ def test_nodes_that_never_get_ready_time_out(runner, paths, port) -> None:
     backend.poll_interval = 0.01
     with pytest.raises(ReadinessTimeout, match="not Ready: pdt-kind-control-plane"):
         up(backend, timeout=3.0)
+
+
+class ReadyAfterTheOtherSteps(FakeToolsRunner):
+    """Nodes turn Ready only once the given commands have all run."""
+
+    awaited: tuple[str, ...] = ()
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> Any:
+        seen = set(self.commands())
+        if all(any(c.startswith(w) for c in seen) for w in self.awaited):
+            self.state["nodes_ready_after"] = 0
+        return super().run(argv, **kwargs)
+
+
+@pytest.fixture
+def late_nodes() -> Iterator[ReadyAfterTheOtherSteps]:
+    fake = ReadyAfterTheOtherSteps()
+    fake.state["nodes_ready_after"] = 10**9
+    yield fake
+    fake.close()
+
+
+def test_the_steps_up_to_the_chart_run_while_the_node_turns_ready(late_nodes, paths, port) -> None:
+    """On a new cluster nothing before Helm's own wait waits for Ready nodes: the node
+    turns Ready here only once the independent steps and `helm upgrade` have run, so a
+    wait before any of them would time out."""
+    late_nodes.awaited = ("kubectl apply", "helm history registry", "kind load", "helm upgrade")
+    backend = make(late_nodes, paths, port)
+    backend.poll_interval = 0.01
+    backend.max_parallel = 5
+    stream = io.StringIO()
+    result = backend.up(UpOptions(timeout=10.0), Steps(stream))
+    assert result.changed and "deployed-release" in result.actions
+    lines = stream.getvalue().splitlines()
+    ready = next(i for i, line in enumerate(lines) if "Waiting for 1 node to be Ready" in line)
+    assert lines[ready].startswith(" ✓") and "Installing chart" in lines[ready + 1]
+
+
+def test_a_helm_failure_while_the_node_turns_ready_is_helms(late_nodes, paths, port) -> None:
+    """Helm failing at once (not at the deadline) says Helm's reason, not the nodes'."""
+    _fail(late_nodes, "helm", "upgrade", stderr="Error: chart requires kubeVersion >= 9")
+    backend = make(late_nodes, paths, port)
+    backend.poll_interval = 0.01
+    stream = io.StringIO()
+    with pytest.raises(OperationFailed, match="kubeVersion"):
+        backend.up(UpOptions(timeout=10.0), Steps(stream))
+    assert "✗ Waiting for 1 node" not in stream.getvalue()
 
 
 def test_registry_that_never_answers_times_out_with_a_hint(runner, paths, port) -> None:

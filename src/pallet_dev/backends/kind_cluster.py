@@ -8,6 +8,7 @@ cluster itself (not what runs in it). Each draws its timeouts from the run's
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -205,8 +206,19 @@ def write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline) -> None:
-    """Poll until every node is Ready; a timeout says what the last answer was."""
+def wait_nodes_ready(
+    backend: KindBackend,
+    kubectl: Kubectl,
+    deadline: Deadline,
+    *,
+    until_ready: bool = True,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Poll the nodes until every one is Ready (or, without ``until_ready``, until the API
+    server lists them, Ready or not); whether they were all Ready at the last answer.
+
+    A timeout says what the last answer was; ``stop`` ends the polling early (False).
+    """
     last = "no answer yet"
     while True:
         remaining = deadline.remaining()
@@ -217,8 +229,8 @@ def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline)
                 nodes, last = [], exc.stderr_tail or exc.message
             else:
                 waiting = [node.name for node in nodes if not node.ready]
-                if nodes and not waiting:
-                    return
+                if nodes and (not waiting or not until_ready):
+                    return not waiting
                 last = f"not Ready: {', '.join(waiting)}" if waiting else "no nodes registered"
         if deadline.remaining() <= backend.poll_interval:
             raise ReadinessTimeout(
@@ -226,7 +238,49 @@ def wait_nodes_ready(backend: KindBackend, kubectl: Kubectl, deadline: Deadline)
                 hint=f"See `kubectl --context {backend.context} describe nodes`; retry with a "
                 "larger --timeout.",
             )
-        time.sleep(backend.poll_interval)
+        if stop is None:
+            time.sleep(backend.poll_interval)
+        elif stop.wait(backend.poll_interval):
+            return False
+
+
+class NodeWaiter:
+    """The wait for Ready nodes, in the background while `up` goes on to the chart.
+
+    The chart's deploy needs Ready nodes and Helm waits for its pods anyway, so on a new
+    cluster Helm starts while the node turns Ready (3-5 s on a 2-core machine) instead
+    of after it. Only `kubectl get nodes` calls run in the thread; every tool that changes
+    something stays on the main thread.
+    """
+
+    def __init__(self, backend: KindBackend, kubectl: Kubectl, deadline: Deadline) -> None:
+        self.error: PalletError | None = None
+        self.ready = False
+        self.elapsed = 0.0
+        self._stop = threading.Event()
+        self._args = (backend, kubectl, deadline)
+        self._thread = threading.Thread(target=self._poll, name="pallet-dev-nodes", daemon=True)
+
+    def start(self) -> NodeWaiter:
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        started = time.monotonic()
+        try:
+            self.ready = wait_nodes_ready(*self._args, stop=self._stop)
+        except PalletError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - reported on the main thread, never here
+            self.error = OperationFailed(f"Polling the nodes failed: {exc}")
+        self.elapsed = time.monotonic() - started
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` s for the polling to end (Ready, failed or stopped)."""
+        self._thread.join(max(0.0, timeout))
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _short_image(image: str) -> str:

@@ -16,6 +16,7 @@ from pallet_dev.backends.kind_cluster import CAP_CREATE, CAP_QUICK
 from pallet_dev.chart.constants import CHART_NAME
 from pallet_dev.chart.inputs import NAMESPACE, RELEASE, RELEASE_SELECTOR, release_unchanged
 from pallet_dev.chart.release import PLAN_HELM_VERSION
+from pallet_dev.errors import PalletError, ReadinessTimeout
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind_up import KindUp
@@ -48,12 +49,53 @@ def plan_deploy(run: KindUp) -> list[PlanStep]:
     ]
 
 
+def nodes_step_name(run: KindUp) -> str:
+    count = len(run.nodes)
+    return f"Waiting for {count} node{'' if count == 1 else 's'} to be Ready"
+
+
+def await_nodes(run: KindUp, *, helm_failed: bool = False) -> None:
+    """The background node wait's ✓/✗ line; its error when the nodes never turned Ready.
+
+    Called once Helm is done (its pods ran, so the nodes are Ready within a poll), or
+    before the rollout check of an unchanged release. When Helm failed, the node wait is
+    reported only if it timed out too (it says more than Helm's timeout); otherwise it
+    stops and Helm's error stands.
+    """
+    waiter = run.node_waiter
+    if waiter is None:
+        return
+    run.node_waiter = None
+    # Helm fails at the deadline when the nodes never turn Ready, and the wait a poll before
+    waiter.join(2 * run.backend.poll_interval if helm_failed else run.deadline.remaining())
+    waiter.stop()
+    if waiter.ready:
+        run.ui.done(nodes_step_name(run), waiter.elapsed)
+        return
+    error = waiter.error
+    if helm_failed and not isinstance(error, ReadinessTimeout):
+        return
+    if error is None:  # the deadline passed while the last poll was still out
+        error = ReadinessTimeout(
+            f"The cluster's nodes were not Ready within {run.deadline.total:g} s.",
+            hint=f"See `kubectl --context {run.backend.context} describe nodes`; retry with "
+            "a larger --timeout.",
+        )
+    name = nodes_step_name(run)
+    run.ui.failed(name)
+    named = run.backend.naming.named(name, error)
+    if named is error:
+        raise error
+    raise named from error
+
+
 def deploy(run: KindUp) -> None:
     """`helm upgrade --install` (Helm waits for the rollout), unless nothing changed."""
     b = run.backend
     chart, latest, deadline = run.chart, run.latest, run.deadline
     if release_unchanged(latest, chart):
         assert latest is not None
+        await_nodes(run)
         run.ui.done(f"Release '{RELEASE}' unchanged (revision {latest.revision}, {latest.chart})")
         with b.naming.step(run.ui, "Waiting for the registry rollout"):
             run.kubectl.rollout_status(
@@ -79,9 +121,17 @@ def deploy(run: KindUp) -> None:
                 timeout=deadline.cap(CAP_CREATE, "deploying the chart"),
                 description=chart.description,
             )
+        except PalletError:
+            await_nodes(run, helm_failed=True)  # nodes never Ready: that is the error
+            raise
+        except BaseException:  # interrupted: stop polling the nodes too
+            if run.node_waiter is not None:
+                run.node_waiter.stop()
+            raise
         finally:
             deployed.set()
             nudge.join(timeout=CAP_QUICK)
+        await_nodes(run)  # its ✓ line just before the chart's (the two waits overlap)
     run.actions.append("deployed-release")
 
 

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pallet_dev.backends import kind_cluster
 from pallet_dev.backends.base import PlanStep, UpOptions
-from pallet_dev.backends.kind_deploy import deploy, plan_deploy, plan_wait_registry, wait_registry
+from pallet_dev.backends.kind_deploy import (
+    deploy,
+    nodes_step_name,
+    plan_deploy,
+    plan_wait_registry,
+    wait_registry,
+)
 from pallet_dev.backends.kind_cluster import CAP_DELETE, CAP_LOAD, CAP_QUICK
 from pallet_dev.backends.registry_wiring import (
     LOCAL_REGISTRY_HOSTING_NAME,
@@ -60,6 +67,7 @@ class KindUp:
     early_load: threading.Thread | None = None  # the node wired while kind creates it
     early_hosts_toml: bool = False
     early_loaded: bool = False
+    node_waiter: kind_cluster.NodeWaiter | None = None  # nodes not Ready yet: the chart waits
 
 
 def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
@@ -71,6 +79,8 @@ def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
         Step("Looking for the cluster", plan_find, find_cluster),
         Step("Deleting the cluster (--recreate)", plan_recreate, recreate),
         Step("Creating or reusing the cluster", plan_cluster, ensure_cluster),
+        # the steps up to the chart need the API server and the node containers, not Ready
+        # nodes: on a new cluster they and Helm run while the node turns Ready (3-5 s)
         Step("Waiting for the nodes", plan_nodes, wait_nodes),
         Step(
             f"Pointing containerd at the registry for localhost:{port}",
@@ -220,14 +230,18 @@ def plan_nodes(run: KindUp) -> list[PlanStep]:
     return [
         PlanStep("List the nodes", run.kind.get_nodes_argv(b.cluster)),
         PlanStep(
-            "Wait until every node is Ready",
+            "Wait until every node is Ready (in the background from the API server's first "
+            "answer on: the steps up to the chart's deploy go on meanwhile)",
             run.kubectl.get_nodes_argv(),
-            detail=f"polled until all Ready, at most {run.options.timeout:g} s in all",
+            detail=f"polled until all Ready, within the {run.options.timeout:g} s deadline",
         ),
     ]
 
 
 def wait_nodes(run: KindUp) -> None:
+    """List the nodes and wait until the API server answers (a new cluster's already does;
+    a restarted node's takes seconds). Nodes not Ready yet are waited for in the
+    background: the chart's deploy reports that wait (:func:`kind_deploy.await_nodes`)."""
     b = run.backend
     run.nodes = run.kind.get_nodes(b.cluster, timeout=run.deadline.cap(CAP_QUICK, "listing nodes"))
     if not run.nodes:
@@ -235,8 +249,20 @@ def wait_nodes(run: KindUp) -> None:
             f"kind lists no nodes for cluster '{b.cluster}'.",
             hint="Recreate it: `pallet-dev up --recreate`.",
         )
-    with b.naming.step(run.ui, f"Waiting for {_plural(len(run.nodes), 'node')} to be Ready"):
-        kind_cluster.wait_nodes_ready(b, run.kubectl, run.deadline)
+    name = nodes_step_name(run)
+    started = time.monotonic()
+    try:
+        ready = kind_cluster.wait_nodes_ready(b, run.kubectl, run.deadline, until_ready=False)
+    except PalletError as exc:
+        run.ui.failed(name)
+        named = b.naming.named(name, exc)
+        if named is exc:
+            raise
+        raise named from exc
+    if ready:
+        run.ui.done(name, time.monotonic() - started)
+    else:
+        run.node_waiter = kind_cluster.NodeWaiter(b, run.kubectl, run.deadline).start()
 
 
 def plan_hosts_toml(run: KindUp) -> list[PlanStep]:
