@@ -107,7 +107,9 @@ def selected_backend(results: list[CheckResult]) -> str | None:
     """What `up` with backend auto would pick, by these results (the table's order)."""
     from pallet_dev.backends.table import BACKENDS
 
-    for name in BACKENDS:
+    for name, entry in BACKENDS.items():
+        if not entry.auto:
+            continue
         if all(r.ok or r.advisory for r in results if needed_by(r.required_for, name)):
             return name
     return None
