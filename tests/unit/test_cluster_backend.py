@@ -334,7 +334,7 @@ def test_agents_go_to_the_users_folder_and_namespace(tmp_path: Path) -> None:
         "registry.team.example",
         "pallet/alice",
     )
-    assert backend.agent_registry_address == "registry.team.example/pallet"
+    assert backend.agent_registry_address == "registry.team.example"
     from pallet_dev.agents.spec import AgentDeployment
 
     planned = [

@@ -345,7 +345,13 @@ class ClusterBackend(Backend):
         if annotations.get(CREATED_ANNOTATION) != MANAGED_VALUE:
             kept.append(f"namespace {self.namespace} (pallet-dev did not create it)")
             return
-        kubectl.delete("namespace", self.namespace, timeout=CAP_QUICK)
+        try:
+            kubectl.delete("namespace", self.namespace, timeout=CAP_QUICK)
+        except CommandFailed as exc:
+            if not forbidden(exc):
+                raise
+            kept.append(f"namespace {self.namespace} (no permission to delete it)")
+            return
         removed.append(f"namespace {self.namespace}")
 
     def status(self) -> BackendStatus:
@@ -401,7 +407,9 @@ class ClusterBackend(Backend):
 
     @property
     def agent_registry_address(self) -> str:
-        return self.registry.address
+        """host[:port], as pods reach the team registry (the agents' images are under
+        its folder, ``<folder>/<user>/``)."""
+        return self.registry.host
 
     def agent_image_target(self) -> ImageTarget:
         registry = self.registry
