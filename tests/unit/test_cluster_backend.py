@@ -429,3 +429,29 @@ def test_auto_never_picks_the_cluster_backend(tmp_path: Path) -> None:
         settings, runner, Paths(tmp_path, tmp_path, tmp_path), dry_run=True
     ).backend
     assert chosen.name != "cluster"
+
+
+def test_the_documented_role_grants_every_permission_the_backend_uses() -> None:
+    import yaml
+
+    from pallet_dev.backends.cluster import NEEDED_PERMISSIONS
+
+    repo = Path(__file__).resolve().parents[2]
+    documents = list(yaml.safe_load_all((repo / "docs" / "shared-cluster-rbac.yaml").read_text()))
+    assert [d["kind"] for d in documents] == ["Role"]
+    granted = {
+        (verb, f"{resource}.{group}" if group else resource)
+        for rule in documents[0]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    for verb, resource, sub in NEEDED_PERMISSIONS:
+        name, _, group = resource.partition(".")
+        wanted = f"{name}/{sub}" if sub else name
+        assert (verb, f"{wanted}.{group}" if group else wanted) in granted, (verb, resource, sub)
+    namespaces = yaml.safe_load((repo / "docs" / "shared-cluster-namespaces.yaml").read_text())
+    assert namespaces["kind"] == "ClusterRole"
+    assert namespaces["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}
+    ]

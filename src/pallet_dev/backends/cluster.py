@@ -67,6 +67,20 @@ MANAGED_VALUE = "pallet-dev"
 CREATED_ANNOTATION = "dev.pallet/created-by"
 CAP_QUICK = 30.0
 CAP_UNINSTALL = 120.0
+# (verb, resource, subresource) in the namespace: what `up`, `down`, `health`, `logs` and
+# `dev` ask of the API (docs/shared-cluster-rbac.yaml grants them; `doctor` checks them)
+NEEDED_PERMISSIONS: tuple[tuple[str, str, str | None], ...] = (
+    ("get", "namespaces", None),
+    *(
+        (verb, resource, None)
+        for resource in ("deployments.apps", "services", "secrets")
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete")
+    ),
+    *((verb, "replicasets.apps", None) for verb in ("get", "list", "watch")),
+    *((verb, resource, None) for resource in ("pods", "events") for verb in ("get", "list")),
+    ("get", "pods", "log"),
+    ("get", "services", "proxy"),
+)
 
 
 class ClusterBackend(Backend):

@@ -101,3 +101,59 @@ def docker_login(host: str, path: Path | None = None) -> DockerLogin:
             "not read",
         )
     return DockerLogin(None, f"{path} has no login for {host} (run `docker login {host}`)")
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    """A WWW-Authenticate header: its scheme and parameters (realm, service, ...)."""
+    import re
+
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def try_push(registry: TeamRegistry, repository: str, login: DockerLogin, timeout: float) -> str:
+    """Start (and cancel) a blob upload to ``repository`` as the user, as `docker push` does:
+    a sentence of what went wrong, or "" when the registry accepts the push."""
+    from urllib.parse import urlencode
+
+    from pallet_dev.probe import http_get
+
+    url = f"{registry.url}/v2/{repository}/blobs/uploads/"
+    headers: dict[str, str] = {}
+    status, answer, _ = http_get(url, timeout, method="POST", headers=headers)
+    if status == 401:
+        scheme, params = _challenge(answer.get("www-authenticate", ""))
+        basic = f"Basic {login.auth}" if login.auth else None
+        if scheme == "bearer" and params.get("realm"):
+            query = {"scope": f"repository:{repository}:push,pull"}
+            if params.get("service"):
+                query["service"] = params["service"]
+            token_headers = {"Authorization": basic} if basic else {}
+            got, _, body = http_get(
+                f"{params['realm']}?{urlencode(query)}", timeout, headers=token_headers
+            )
+            if got != 200:
+                return f"its token service answered {got}" + _without(login)
+            data = json.loads(body or b"{}")
+            headers["Authorization"] = f"Bearer {data.get('token') or data.get('access_token')}"
+        elif basic:
+            headers["Authorization"] = basic
+        else:
+            return "it asks for a login" + _without(login)
+        status, answer, _ = http_get(url, timeout, method="POST", headers=headers)
+    if status == 202:
+        location = answer.get("location", "")
+        if location:
+            target = location if "://" in location else f"{registry.url}{location}"
+            try:
+                http_get(target, timeout, method="DELETE", headers=headers)
+            except OSError:
+                pass  # an abandoned upload session expires by itself
+        return ""
+    if status in (401, 403):
+        return f"it refused a push to {repository} ({status})" + _without(login)
+    return f"it answered {status} to the start of a push to {repository}"
+
+
+def _without(login: DockerLogin) -> str:
+    return f" ({login.missing})" if login.missing else " with your Docker login"

@@ -309,20 +309,40 @@ class Kubectl:
     ) -> None:
         self._run(self.delete_argv(kind, name, namespace), timeout=timeout, step="kubectl delete")
 
-    def can_i_argv(self, verb: str, resource: str, namespace: str | None) -> list[str]:
-        return [*self.base(), "auth", "can-i", verb, resource, *self._scope(namespace)]
+    def can_i_argv(
+        self, verb: str, resource: str, namespace: str | None, subresource: str | None = None
+    ) -> list[str]:
+        argv = [*self.base(), "auth", "can-i", verb, resource, *self._scope(namespace)]
+        return argv + ([f"--subresource={subresource}"] if subresource else [])
 
     def can_i(
-        self, verb: str, resource: str, namespace: str | None, *, timeout: float = 20.0
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        subresource: str | None = None,
+        *,
+        timeout: float = 20.0,
     ) -> tuple[bool, str]:
         """A SelfSubjectAccessReview: whether the context's user may, and kubectl's words."""
-        result = run_lenient(
-            self.runner, self.can_i_argv(verb, resource, namespace), timeout=timeout, step="can-i"
-        )
+        argv = self.can_i_argv(verb, resource, namespace, subresource)
+        result = run_lenient(self.runner, argv, timeout=timeout, step="can-i")
         answer = result.stdout.strip().lower()
         if answer.startswith("yes"):
             return True, "yes"
         return False, (result.stderr.strip() or answer or f"exit {result.returncode}")[:300]
+
+    def server_version_argv(self) -> list[str]:
+        return [*self.base(), "version", "-o", "json", "--request-timeout=10s"]
+
+    def server_version(self, *, timeout: float = 20.0) -> str:
+        """The API server's Kubernetes version (an answer proves the context works)."""
+        out = self._run(self.server_version_argv(), timeout=timeout, step="kubectl version")
+        try:
+            server = json.loads(out).get("serverVersion") or {}
+        except (json.JSONDecodeError, AttributeError):
+            server = {}
+        return str(server.get("gitVersion") or "unknown")
 
     def view_context_argv(self) -> list[str]:
         """The context's cluster and user alone, files inlined: read locally, no API call."""
