@@ -47,7 +47,9 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
     result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=1200)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr}")
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return time.perf_counter() - started
 
 

@@ -106,6 +106,8 @@ class FakeCluster(Runner):
         words = [a for a in argv[3:] if not a.startswith("-")]
         ns = self._flag(argv, "--namespace")
         if words[:2] == ["config", "view"]:
+            if not self.kubeconfig:
+                raise CommandFailed(argv, 1, "", f"error: context was not found for {CONTEXT}")
             return json.dumps(self.kubeconfig)
         verb = words[0]
         if verb == "get":
@@ -455,3 +457,76 @@ def test_the_documented_role_grants_every_permission_the_backend_uses() -> None:
     assert namespaces["rules"] == [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}
     ]
+
+
+# --- doctor --backend cluster ------------------------------------------------------------
+
+
+class CanICluster(FakeCluster):
+    """`kubectl auth can-i` answered from ``may`` (``resource`` as kubectl names it)."""
+
+    def _answer(self, argv: list[str], stdin: str | None) -> str:
+        if "can-i" in argv:
+            words = argv[argv.index("can-i") + 1 :]
+            verb, resource = words[0], words[1].split("/", 1)[0].split(".", 1)[0]
+            sub = next((w.split("=", 1)[1] for w in words if w.startswith("--subresource=")), None)
+            if (verb, f"{resource}/{sub}" if sub else resource) in self.may:
+                return "yes\n"
+            raise CommandFailed(argv, 1, "no\n", "")
+        return super()._answer(argv, stdin)
+
+
+def test_doctor_lists_each_missing_permission(tmp_path: Path) -> None:
+    from pallet_dev.backends.cluster import NEEDED_PERMISSIONS
+    from pallet_dev.commands.doctor_cluster import _permissions
+
+    everything = {(v, r.split(".")[0] + (f"/{s}" if s else "")) for v, r, s in NEEDED_PERMISSIONS}
+    runner = CanICluster(
+        kubeconfig(), everything - {("get", "services/proxy"), ("delete", "secrets")}
+    )
+    runner.namespaces[NS] = {"metadata": {"name": NS}}
+    result = _permissions(backend_for(tmp_path, runner), 5.0)
+    assert not result.ok
+    assert result.problem == (
+        f"The account of context '{CONTEXT}' may not, in namespace {NS}: "
+        "delete secrets; get services/proxy."
+    )
+    assert all(argv[:3] == ["kubectl", "--context", CONTEXT] for argv in runner.calls)
+    assert all("--namespace" in argv for argv in runner.calls if "can-i" in argv)
+
+    runner.may = everything
+    assert _permissions(backend_for(tmp_path, runner), 5.0).ok
+
+
+def test_doctor_asks_for_namespace_creation_only_when_it_is_missing(tmp_path: Path) -> None:
+    from pallet_dev.backends.cluster import NEEDED_PERMISSIONS
+    from pallet_dev.commands.doctor_cluster import _permissions
+
+    everything = {(v, r.split(".")[0] + (f"/{s}" if s else "")) for v, r, s in NEEDED_PERMISSIONS}
+    runner = CanICluster(kubeconfig(), everything)
+    result = _permissions(backend_for(tmp_path, runner), 5.0)
+    assert not result.ok and "create namespaces" in str(result.problem)
+    assert "(missing: `up` would create it)" in str(result.problem)
+    create = [argv for argv in runner.calls if "can-i" in argv and "create" in argv[4:6]]
+    assert ["kubectl", "--context", CONTEXT, "auth", "can-i", "create", "namespaces"] in create
+
+
+def test_doctor_runs_the_cluster_checks_only_for_the_cluster_backend(tmp_path: Path) -> None:
+    from pallet_dev.commands.doctor_checks import DoctorInputs
+    from pallet_dev.commands.doctor_cluster import check_cluster
+
+    config, _ = load_config(cwd=tmp_path, environ={})
+    paths = Paths(tmp_path, tmp_path, tmp_path)
+    runner = FakeCluster(kubeconfig(), set())
+    assert check_cluster(DoctorInputs(from_config(config), runner, paths)) == []
+    broken = check_cluster(DoctorInputs(from_config(config), runner, paths, backend="cluster"))
+    assert [(r.name, r.ok) for r in broken] == [("cluster-context", False)]
+    assert runner.calls == []
+
+
+def test_a_context_missing_from_the_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+    runner = FakeCluster({}, set(ALL))
+    with pytest.raises(ConfigError) as caught:
+        backend_for(tmp_path, runner).up(UpOptions(timeout=30), Steps(quiet=True))
+    assert caught.value.message == "cluster.context: your kubeconfig has no context 'team-dev'."
+    assert [argv[3:5] for argv in runner.calls] == [["config", "view"]]

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pallet_dev.agents.spec import AgentDeployment, AgentsState, ApiAccess
+from pallet_dev.agents.spec import ApiAccess
 from pallet_dev.backends.base import (
     Backend,
     BackendStatus,
@@ -42,7 +42,12 @@ from pallet_dev.backends.base import (
     UpOptions,
     UpResult,
 )
-from pallet_dev.backends.kind_agents import AGENTS_RELEASE, KindAgents, write_secret_files
+from pallet_dev.backends.kind_agents import (
+    AGENTS_RELEASE,
+    KindAgents,
+    ReleasedAgents,
+    write_secret_files,
+)
 from pallet_dev.backends.team_registry import TeamRegistry, docker_login
 from pallet_dev.errors import (
     CommandFailed,
@@ -83,7 +88,7 @@ NEEDED_PERMISSIONS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-class ClusterBackend(Backend):
+class ClusterBackend(ReleasedAgents, Backend):
     name = "cluster"
     helm_binary = "helm"
 
@@ -210,7 +215,12 @@ class ClusterBackend(Backend):
     def credentials(self) -> ContextCredentials:
         """The context's API server and credentials, from the user's kubeconfig."""
         if self._credentials is None:
-            text = self.kubectl().view_context(timeout=CAP_QUICK)
+            try:
+                text = self.kubectl().view_context(timeout=CAP_QUICK)
+            except CommandFailed as exc:
+                if "not found" not in exc.stderr.lower():
+                    raise
+                text = ""  # kubectl: "context was not found for specified context"
             found = context_credentials(text, self.context)
             if found is None:
                 raise ConfigError(
@@ -456,30 +466,3 @@ class ClusterBackend(Backend):
             token_file=written.get("token"),
             insecure=creds.insecure,
         )
-
-    @property
-    def agents(self) -> KindAgents:
-        return KindAgents(self)
-
-    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
-        return self.agents.plan(deployments, options)
-
-    def deploy_agents(
-        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
-    ) -> AgentsState:
-        return self.agents.deploy(deployments, deadline, steps)
-
-    def roll_out_images(
-        self,
-        deployments: list[AgentDeployment],
-        changed: list[str],
-        deadline: float,
-        steps: Steps,
-    ) -> AgentsState:
-        return self.agents.roll_out_images(deployments, changed, deadline, steps)
-
-    def agents_status(self) -> list[dict[str, Any]]:
-        return self.agents.status()
-
-    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
-        return self.agents.logs_argv(agent, follow=follow, tail=tail)

@@ -47,9 +47,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pallet_dev.agents.spec import AgentDeployment, AgentsState, ApiAccess
+from pallet_dev.agents.spec import ApiAccess
 from pallet_dev.backends import kind_cluster, kind_record
 from pallet_dev.backends.base import (
     Backend,
@@ -61,7 +60,7 @@ from pallet_dev.backends.base import (
     UpOptions,
     UpResult,
 )
-from pallet_dev.backends.kind_agents import KindAgents, write_secret_files
+from pallet_dev.backends.kind_agents import ReleasedAgents, write_secret_files
 from pallet_dev.backends.kind_cluster import CAP_DELETE
 from pallet_dev.backends.kind_up import KindUp, up_steps
 from pallet_dev.backends.steps import Deadline, StepFailureNaming, plan_steps, run_steps
@@ -77,7 +76,7 @@ from pallet_dev.tools.kubeconfig import entry_from_kubeconfig
 from pallet_dev.tools.kubectl import Kubectl
 
 
-class KindBackend(Backend):
+class KindBackend(ReleasedAgents, Backend):
     name = "kind"
     uses_chart = True
     # seconds between polls of node readiness (tests set 0)
@@ -144,9 +143,6 @@ class KindBackend(Backend):
         return self._chart
 
     # --- agents ----------------------------------------------------------------------
-    @property
-    def agents(self) -> KindAgents:
-        return KindAgents(self)
 
     @property
     def agents_namespace(self) -> str:
@@ -182,29 +178,6 @@ class KindBackend(Backend):
         """The registry Service's DNS name and port: what pods use to reach it."""
         chart = self._chart or self.chart_inputs(UpOptions())
         return chart.service_host
-
-    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
-        return self.agents.plan(deployments, options)
-
-    def deploy_agents(
-        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
-    ) -> AgentsState:
-        return self.agents.deploy(deployments, deadline, steps)
-
-    def roll_out_images(
-        self,
-        deployments: list[AgentDeployment],
-        changed: list[str],
-        deadline: float,
-        steps: Steps,
-    ) -> AgentsState:
-        return self.agents.roll_out_images(deployments, changed, deadline, steps)
-
-    def agents_status(self) -> list[dict[str, Any]]:
-        return self.agents.status()
-
-    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
-        return self.agents.logs_argv(agent, follow=follow, tail=tail)
 
     def kind_cluster_config(self, chart: ChartInputs) -> KindClusterConfig:
         return KindClusterConfig(

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pallet_dev.agents.health import check_agents
 from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, ApiAccess
@@ -109,6 +109,39 @@ class AgentsHost(Protocol):
     def write_api_access(self, api_dir: Path) -> ApiAccess: ...
 
     def _write_private(self, path: Path, text: str) -> None: ...
+
+
+class ReleasedAgents:
+    """A backend's agent methods when its agents are the pallet-agents release (kind, and
+    a shared cluster): each hands over to :class:`KindAgents` on the backend, which must
+    be an :class:`AgentsHost`."""
+
+    @property
+    def agents(self) -> KindAgents:
+        return KindAgents(cast(AgentsHost, self))
+
+    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        return self.agents.plan(deployments, options)
+
+    def deploy_agents(
+        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        return self.agents.deploy(deployments, deadline, steps)
+
+    def roll_out_images(
+        self,
+        deployments: list[AgentDeployment],
+        changed: list[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        return self.agents.roll_out_images(deployments, changed, deadline, steps)
+
+    def agents_status(self) -> list[dict[str, Any]]:
+        return self.agents.status()
+
+    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        return self.agents.logs_argv(agent, follow=follow, tail=tail)
 
 
 class KindAgents:
