@@ -42,6 +42,7 @@ class BackendChoice(str, Enum):
     auto = "auto"
     kind = "kind"
     docker = "docker"
+    cluster = "cluster"
 
 
 def _version(value: bool) -> None:
@@ -84,7 +85,8 @@ def _ctx(ctx: typer.Context) -> AppContext:
 def up(
     ctx: typer.Context,
     backend: Annotated[
-        BackendChoice | None, typer.Option(help="auto | kind | docker (default: from config).")
+        BackendChoice | None,
+        typer.Option(help="auto | kind | docker | cluster (default: from config)."),
     ] = None,
     prefer_docker: Annotated[
         bool, typer.Option("--prefer-docker", help="Run the registry as a plain Docker container.")
@@ -182,7 +184,8 @@ def dev(
         list[str] | None, typer.Argument(help="Agents to watch (default: every built agent).")
     ] = None,
     backend: Annotated[
-        BackendChoice | None, typer.Option(help="auto | kind | docker (default: from config).")
+        BackendChoice | None,
+        typer.Option(help="auto | kind | docker | cluster (default: from config)."),
     ] = None,
     prefer_docker: Annotated[
         bool, typer.Option("--prefer-docker", help="Run on plain Docker.")

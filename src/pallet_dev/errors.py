@@ -73,8 +73,16 @@ class ConfigError(UsageError):
     """Bad configuration or values; the message names the file:line or field path."""
 
 
+class ContextNotAllowed(ConfigError):
+    """`backend: cluster` names a kube context missing from ``cluster.allowed_contexts``."""
+
+
 class PrerequisiteError(PalletError):
     exit_code = EXIT_PREREQUISITE
+
+
+class PermissionMissing(PrerequisiteError):
+    """The cluster account lacks an RBAC permission `up` needs (the message names the verb)."""
 
 
 class ToolNotFound(PrerequisiteError):

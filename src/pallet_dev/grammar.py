@@ -106,7 +106,7 @@ class Grammar:
     eager: tuple[str, ...] = ("-h", "--help")  # options that end the parse: Typer answers
 
 
-BACKEND = Choice(("auto", "kind", "docker"))
+BACKEND = Choice(("auto", "kind", "docker", "cluster"))
 JSON = Option(("--json",))
 
 GLOBAL = Grammar(

@@ -102,6 +102,19 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """`backend: cluster` (config.py checks and expands it when that backend is chosen)."""
+
+    context: str | None = None
+    allowed_contexts: tuple[str, ...] = ()
+    namespace: str = "pallet-${USER}"  # expanded: a DNS label
+    registry: str | None = None  # [scheme://]host[:port][/path]
+    pull_secret: str | None = None
+    create_pull_secret: bool = False
+    user: str | None = None  # the folder of the agents' images under `registry`
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one environment (config.py says what is valid)."""
 
@@ -113,6 +126,7 @@ class Settings:
     chart: ChartSettings = field(default_factory=ChartSettings)
     agents: tuple[AgentSettings, ...] = ()
     config_file: Path | None = None  # the pallet-dev.yaml it was read from, if any
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     # names derived from the environment name, used by every backend (config_sources)
     @property
@@ -150,6 +164,7 @@ class Settings:
             chart=ChartSettings(tuple(data["chart"]["values"]), tuple(data["chart"]["set"])),
             agents=tuple(_agent(agent) for agent in data["agents"]),
             config_file=Path(data["config_file"]) if data.get("config_file") else None,
+            cluster=_cluster(data.get("cluster") or {}),
         )
 
     def missing_build_folder(self) -> bool:
@@ -170,6 +185,12 @@ def _agent(data: Mapping[str, Any]) -> AgentSettings:
             "build": AgentBuild(**build) if build is not None else None,
             "resources": AgentResources(**data["resources"]),
         }
+    )
+
+
+def _cluster(data: Mapping[str, Any]) -> ClusterSettings:
+    return ClusterSettings(
+        **{**data, "allowed_contexts": tuple(data.get("allowed_contexts") or ())}
     )
 
 
@@ -227,6 +248,8 @@ def inputs_key(
         "file": str(path.resolve()) if path is not None else None,
         "stat": stat,
         "env": {var: environ.get(var) for var in sorted(ENV_FIELDS)},
+        # cluster.namespace and the image folder expand ${USER}
+        "user": environ.get("USER") or environ.get("LOGNAME"),
         "overrides": {".".join(path): value for path, value in sorted((overrides or {}).items())},
     }
 

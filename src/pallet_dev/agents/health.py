@@ -73,13 +73,24 @@ def _docker_agent(endpoint: AgentEndpoint, timeout: float) -> AgentHealth:
 
 
 def api_client(api: ApiAccess, timeout: float) -> Any:
-    """An httpx client that authenticates to the API server with the kind client certificate."""
+    """An httpx client that authenticates to the API server: the kind client certificate,
+    or a shared cluster's client certificate or bearer token."""
     import ssl
 
     httpx = load_httpx()
-    context = ssl.create_default_context(cafile=api.ca_file)
-    context.load_cert_chain(api.cert_file, api.key_file)
-    return httpx.Client(verify=context, timeout=httpx.Timeout(timeout), trust_env=False)
+    context = ssl.create_default_context(cafile=api.ca_file or None)
+    if api.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if api.cert_file:
+        context.load_cert_chain(api.cert_file, api.key_file)
+    headers = {}
+    if api.token_file:
+        with open(api.token_file, encoding="utf-8") as handle:
+            headers["Authorization"] = f"Bearer {handle.read().strip()}"
+    return httpx.Client(
+        verify=context, timeout=httpx.Timeout(timeout), trust_env=False, headers=headers
+    )
 
 
 def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHealth:

@@ -106,17 +106,24 @@ class ApiAccess:
     """How `health` reaches a cluster's API server without a subprocess."""
 
     server: str
-    ca_file: str
-    cert_file: str
+    ca_file: str  # "": the system's CAs
+    cert_file: str  # "" with key_file: no client certificate
     key_file: str
+    token_file: str | None = None  # a bearer token (a ServiceAccount's, on a shared cluster)
+    insecure: bool = False  # the kubeconfig's insecure-skip-tls-verify
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
             "server": self.server,
             "ca_file": self.ca_file,
             "cert_file": self.cert_file,
             "key_file": self.key_file,
         }
+        if self.token_file:
+            data["token_file"] = self.token_file
+        if self.insecure:
+            data["insecure"] = True
+        return data
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,16 @@ class UpResult:
 
 
 @dataclass(frozen=True)
+class ImageTarget:
+    """Where the agents' images go: `docker push` to ``registry_host``, manifests read at
+    ``registry_url``, repositories ``<folder>/<agent>``."""
+
+    registry_url: str
+    registry_host: str
+    folder: str
+
+
+@dataclass(frozen=True)
 class DataLocation:
     """Where a backend keeps the registry's data on this machine."""
 
@@ -219,6 +229,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def agent_registry_address(self) -> str:
         """The registry's address as seen from inside an agent (``PALLET_REGISTRY``)."""
+
+    def agent_image_target(self) -> ImageTarget:
+        """The environment's own registry, images under ``<env>/``."""
+        from pallet_dev.config_sources import registry_push_host
+
+        registry = self.config.registry
+        return ImageTarget(
+            self.endpoint,
+            registry_push_host(registry.bind_address, registry.port),
+            self.config.name,
+        )
 
     @abc.abstractmethod
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:

@@ -44,11 +44,11 @@ removes the entries from the user's kubeconfig again.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pallet_dev.agents.spec import AgentDeployment, AgentsState
+from pallet_dev.agents.spec import ApiAccess
 from pallet_dev.backends import kind_cluster, kind_record
 from pallet_dev.backends.base import (
     Backend,
@@ -60,21 +60,23 @@ from pallet_dev.backends.base import (
     UpOptions,
     UpResult,
 )
-from pallet_dev.backends.kind_agents import KindAgents
+from pallet_dev.backends.kind_agents import ReleasedAgents, write_secret_files
 from pallet_dev.backends.kind_cluster import CAP_DELETE
 from pallet_dev.backends.kind_up import KindUp, up_steps
 from pallet_dev.backends.steps import Deadline, StepFailureNaming, plan_steps, run_steps
-from pallet_dev.chart.inputs import ChartInputs, find_chart_dir, load_chart_inputs
+from pallet_dev.chart.inputs import NAMESPACE, ChartInputs, find_chart_dir, load_chart_inputs
+from pallet_dev.errors import OperationFailed
 from pallet_dev.settings import Settings
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
 from pallet_dev.tools.helm import Helm
 from pallet_dev.tools.kind import Kind, KindClusterConfig
+from pallet_dev.tools.kubeconfig import entry_from_kubeconfig
 from pallet_dev.tools.kubectl import Kubectl
 
 
-class KindBackend(Backend):
+class KindBackend(ReleasedAgents, Backend):
     name = "kind"
     uses_chart = True
     # seconds between polls of node readiness (tests set 0)
@@ -141,38 +143,41 @@ class KindBackend(Backend):
         return self._chart
 
     # --- agents ----------------------------------------------------------------------
+
     @property
-    def agents(self) -> KindAgents:
-        return KindAgents(self)
+    def agents_namespace(self) -> str:
+        return NAMESPACE
+
+    @property
+    def image_pull_secrets(self) -> tuple[str, ...]:
+        return ()  # the nodes pull from the local registry without credentials
+
+    def write_api_access(self, api_dir: Path) -> ApiAccess:
+        """The kind context's CA and client certificate as 0600 files, for `health`."""
+        text = self.kubeconfig_path.read_text(encoding="utf-8")
+        entry = entry_from_kubeconfig(text, self.context)
+        if entry is None:
+            raise OperationFailed(
+                f"The kubeconfig {self.kubeconfig_path} has no context {self.context}.",
+                hint="Rebuild the cluster: `pallet-dev up --recreate`.",
+            )
+        files = write_secret_files(
+            api_dir,
+            {
+                "ca.crt": base64.b64decode(entry.certificate_authority_data),
+                "client.crt": base64.b64decode(entry.client_certificate_data),
+                "client.key": base64.b64decode(entry.client_key_data),
+            },
+        )
+        return ApiAccess(
+            entry.server.rstrip("/"), files["ca.crt"], files["client.crt"], files["client.key"]
+        )
 
     @property
     def agent_registry_address(self) -> str:
         """The registry Service's DNS name and port: what pods use to reach it."""
         chart = self._chart or self.chart_inputs(UpOptions())
         return chart.service_host
-
-    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
-        return self.agents.plan(deployments, options)
-
-    def deploy_agents(
-        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
-    ) -> AgentsState:
-        return self.agents.deploy(deployments, deadline, steps)
-
-    def roll_out_images(
-        self,
-        deployments: list[AgentDeployment],
-        changed: list[str],
-        deadline: float,
-        steps: Steps,
-    ) -> AgentsState:
-        return self.agents.roll_out_images(deployments, changed, deadline, steps)
-
-    def agents_status(self) -> list[dict[str, Any]]:
-        return self.agents.status()
-
-    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
-        return self.agents.logs_argv(agent, follow=follow, tail=tail)
 
     def kind_cluster_config(self, chart: ChartInputs) -> KindClusterConfig:
         return KindClusterConfig(

@@ -7,17 +7,18 @@ that keep the old pod serving until the new one is ready (and Helm's rollback on
 failure). An unchanged fingerprint (chart files + values) means no upgrade at all,
 as for the registry's release. `health` reaches agents through the API server's
 service proxy with the kind client certificate, which `up` keeps in the state folder.
+The cluster backend (backends/cluster.py) runs the same release in the user's own
+namespace of a shared cluster, through :class:`AgentsHost`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pallet_dev.agents.health import check_agents
 from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, ApiAccess
@@ -26,10 +27,11 @@ from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, Re
 from pallet_dev.output import Steps
 from pallet_dev.chart.release import PLAN_HELM_VERSION, description_for, same_release
 from pallet_dev.chart.release import chart_fingerprint as fingerprint
-from pallet_dev.tools.kubeconfig import entry_from_kubeconfig
 
 if TYPE_CHECKING:
-    from pallet_dev.backends.kind import KindBackend
+    from pallet_dev.paths import Paths
+    from pallet_dev.tools.helm import Helm
+    from pallet_dev.tools.kubectl import Kubectl
 
 AGENTS_RELEASE = "agents"
 AGENTS_CHART = "pallet-agents"
@@ -51,7 +53,9 @@ def find_agents_chart() -> Path:
     raise ConfigError(f"Cannot find the {AGENTS_CHART} Helm chart next to the pallet-dev package.")
 
 
-def chart_values(deployments: Sequence[AgentDeployment]) -> dict[str, Any]:
+def chart_values(
+    deployments: Sequence[AgentDeployment], pull_secrets: Sequence[str] = ()
+) -> dict[str, Any]:
     agents = []
     for d in deployments:
         entry: dict[str, Any] = {
@@ -66,7 +70,10 @@ def chart_values(deployments: Sequence[AgentDeployment]) -> dict[str, Any]:
         if resources:
             entry["resources"] = resources
         agents.append(entry)
-    return {"agents": agents}
+    values: dict[str, Any] = {"agents": agents}
+    if pull_secrets:
+        values["imagePullSecrets"] = [{"name": name} for name in pull_secrets]
+    return values
 
 
 def chart_version(chart_dir: Path) -> str:
@@ -76,8 +83,72 @@ def chart_version(chart_dir: Path) -> str:
     return "0"
 
 
+class AgentsHost(Protocol):
+    """What the agents' release needs of its backend (kind, or a shared cluster)."""
+
+    name: str
+    paths: Paths
+
+    @property
+    def cluster(self) -> str:
+        """The stem of pallet-dev's own files about the environment."""
+
+    @property
+    def context(self) -> str: ...
+
+    @property
+    def agents_namespace(self) -> str: ...
+
+    @property
+    def image_pull_secrets(self) -> tuple[str, ...]: ...
+
+    def helm(self) -> Helm: ...
+
+    def kubectl(self) -> Kubectl: ...
+
+    def write_api_access(self, api_dir: Path) -> ApiAccess: ...
+
+    def _write_private(self, path: Path, text: str) -> None: ...
+
+
+class ReleasedAgents:
+    """A backend's agent methods when its agents are the pallet-agents release (kind, and
+    a shared cluster): each hands over to :class:`KindAgents` on the backend, which must
+    be an :class:`AgentsHost`."""
+
+    @property
+    def agents(self) -> KindAgents:
+        return KindAgents(cast(AgentsHost, self))
+
+    def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
+        return self.agents.plan(deployments, options)
+
+    def deploy_agents(
+        self, deployments: list[AgentDeployment], deadline: float, steps: Steps
+    ) -> AgentsState:
+        return self.agents.deploy(deployments, deadline, steps)
+
+    def roll_out_images(
+        self,
+        deployments: list[AgentDeployment],
+        changed: list[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        return self.agents.roll_out_images(deployments, changed, deadline, steps)
+
+    def agents_status(self) -> list[dict[str, Any]]:
+        return self.agents.status()
+
+    def agent_logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
+        return self.agents.logs_argv(agent, follow=follow, tail=tail)
+
+
 class KindAgents:
-    def __init__(self, backend: KindBackend) -> None:
+    """The agents' release on a backend (the kind backend's, and the cluster backend's in
+    its own namespace)."""
+
+    def __init__(self, backend: AgentsHost) -> None:
         self.backend = backend
         self._chart_dir: Path | None = None
 
@@ -89,9 +160,10 @@ class KindAgents:
 
     @property
     def namespace(self) -> str:
-        from pallet_dev.chart.inputs import NAMESPACE
+        return self.backend.agents_namespace
 
-        return NAMESPACE
+    def values(self, deployments: Sequence[AgentDeployment]) -> dict[str, Any]:
+        return chart_values(deployments, self.backend.image_pull_secrets)
 
     @property
     def values_path(self) -> Path:
@@ -103,7 +175,7 @@ class KindAgents:
 
     def plan(self, deployments: Sequence[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         helm = self.backend.helm()
-        values = chart_values(deployments)
+        values = self.values(deployments)
         description = description_for(fingerprint(self.chart_dir, values))
         return [
             PlanStep(
@@ -136,7 +208,7 @@ class KindAgents:
         self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         helm = self.backend.helm()
-        values = chart_values(deployments)
+        values = self.values(deployments)
         chart_name = f"{AGENTS_CHART}-{chart_version(self.chart_dir)}"
         description = description_for(fingerprint(self.chart_dir, values))
         latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
@@ -243,7 +315,7 @@ class KindAgents:
         ns = self.namespace
         return AgentEndpoint(
             deployment.name,
-            "kind",
+            self.backend.name,
             deployment.replicas,
             proxy_url=f"{api.server}/api/v1/namespaces/{ns}/services/"
             f"{deployment.name}:{deployment.port}/proxy{deployment.health}",
@@ -253,36 +325,8 @@ class KindAgents:
         )
 
     def write_api_access(self) -> ApiAccess:
-        """The kind context's CA and client certificate as 0600 files, for `health`."""
-        backend = self.backend
-        text = backend.kubeconfig_path.read_text(encoding="utf-8")
-        entry = entry_from_kubeconfig(text, backend.context)
-        if entry is None:
-            raise OperationFailed(
-                f"The kubeconfig {backend.kubeconfig_path} has no context {backend.context}.",
-                hint="Rebuild the cluster: `pallet-dev up --recreate`.",
-            )
-        self.api_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.api_dir, 0o700)
-        files = {
-            "ca.crt": entry.certificate_authority_data,
-            "client.crt": entry.client_certificate_data,
-            "client.key": entry.client_key_data,
-        }
-        for name, data in files.items():
-            path = self.api_dir / name
-            content = base64.b64decode(data)
-            if path.is_file() and path.read_bytes() == content:
-                continue
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-        return ApiAccess(
-            entry.server.rstrip("/"),
-            str(self.api_dir / "ca.crt"),
-            str(self.api_dir / "client.crt"),
-            str(self.api_dir / "client.key"),
-        )
+        """The API server's address and credentials as 0600 files, for `health`."""
+        return self.backend.write_api_access(self.api_dir)
 
     def _await_healthy(
         self, endpoints: Sequence[AgentEndpoint], api: ApiAccess, deadline: float
@@ -375,6 +419,23 @@ class KindAgents:
         return self.backend.kubectl().logs_argv(
             self.namespace, f"deployment/{agent}", follow=follow, tail=tail
         )
+
+
+def write_secret_files(folder: Path, files: Mapping[str, bytes]) -> dict[str, str]:
+    """Credentials as 0600 files in a 0700 folder (rewritten only when they changed);
+    each name to its path."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    paths: dict[str, str] = {}
+    for name, content in files.items():
+        path = folder / name
+        paths[name] = str(path)
+        if path.is_file() and path.read_bytes() == content:
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+    return paths
 
 
 def _left(deadline: float, cap: float) -> float:

@@ -33,6 +33,8 @@ class BackendEntry:
     owner_tool: str
     title: str  # as a sentence names it
     needs_daemon: bool = True
+    # `backend: auto` may pick it (a shared cluster only ever by name)
+    auto: bool = True
 
     def load(self, config: Settings, runner: Runner, paths: Paths) -> Backend:
         cls: type[Backend] = getattr(import_module(self.module), self.class_name)
@@ -84,8 +86,18 @@ KIND = BackendEntry(
     owner_tool="kind",
     title="kind",
 )
-# `backend: auto` tries these in order; the last is the fallback that needs only Docker
-BACKENDS: dict[str, BackendEntry] = {entry.name: entry for entry in (KIND, DOCKER)}
+# a namespace of a team's existing cluster: only with `backend: cluster` (--backend cluster)
+CLUSTER = BackendEntry(
+    "cluster",
+    "pallet_dev.backends.cluster",
+    "ClusterBackend",
+    ("docker", "helm", "kubectl"),
+    owner_tool="kubectl",
+    title="cluster",
+    auto=False,
+)
+# `backend: auto` tries the `auto` ones in order; the fallback needs only Docker
+BACKENDS: dict[str, BackendEntry] = {entry.name: entry for entry in (KIND, DOCKER, CLUSTER)}
 FALLBACK = DOCKER
 
 
@@ -114,7 +126,8 @@ def backends_for(config: Settings) -> list[BackendEntry]:
     """What `down` and `status` look at: the configured backend, or with `auto` every one
     (an environment may have been brought up with either)."""
     if config.backend == "auto":
-        return [FALLBACK, *(entry for entry in BACKENDS.values() if entry is not FALLBACK)]
+        others = (e for e in BACKENDS.values() if e is not FALLBACK and e.auto)
+        return [FALLBACK, *others]
     return [entry_for(config.backend)]
 
 
@@ -150,6 +163,8 @@ def select_backend(
     for entry in BACKENDS.values():
         if entry is FALLBACK:
             break
+        if not entry.auto:
+            continue
         missing = entry.missing(runner, check_daemon=not dry_run)
         if not missing:
             return Selection(entry.load(config, runner, paths))

@@ -1,4 +1,4 @@
-"""`pallet-dev doctor [--json] [--backend auto|kind|docker]`: every prerequisite at once.
+"""`pallet-dev doctor [--json] [--backend auto|kind|docker|cluster]`: every prerequisite at once.
 
 Each check yields :class:`CheckResult` objects (name, ok, the backends that need it,
 what was found, the problem and its fix); all run in parallel threads, and a check
@@ -10,6 +10,8 @@ What each backend needs (docs/health-and-status.md has the full table):
 
 - ``docker``: the docker CLI, a reachable Docker daemon >= 20.10, the registry port.
 - ``kind``: the same, plus kind >= v0.20, helm 3.x/4.x and kubectl.
+- ``cluster``: docker, helm and kubectl; the context answers, the account's RBAC
+  permissions in the namespace, the team registry answers and takes a push (doctor_cluster).
 - ``auto``: what the Docker fallback needs, because `up` falls back to Docker when
   kind's tools are missing; kind's prerequisites are reported as warnings, along
   with the backend `up` would pick.
@@ -38,6 +40,7 @@ from pallet_dev.commands.doctor_checks import (
     check_kubectl,
     needed_by,
 )
+from pallet_dev.commands.doctor_cluster import check_cluster
 from pallet_dev.commands.doctor_host import check_disk, check_host, check_inotify, check_port
 from pallet_dev.config import Config, load_config
 from pallet_dev.context import AppContext
@@ -69,6 +72,7 @@ CHECKS: tuple[Check, ...] = (
     check_inotify,
     check_disk,
     check_host,
+    check_cluster,
 )
 
 
@@ -86,12 +90,15 @@ def run_checks(inputs: DoctorInputs, checks: tuple[Check, ...] = CHECKS) -> list
         return [result for results in pool.map(guarded, checks) for result in results]
 
 
-def config_result(config_file: Path | None) -> tuple[Settings, CheckResult]:
-    """Load the config; a broken one is a reported problem and the defaults stand in."""
+def config_result(
+    config_file: Path | None, backend: str | None = None
+) -> tuple[Settings, CheckResult]:
+    """Load the config (with `--backend`, as `up` would); a broken one is a reported problem
+    and the defaults stand in."""
     from pallet_dev.settings import from_config
 
     try:
-        config, path = load_config(config_file)
+        config, path = load_config(config_file, overrides={("backend",): backend})
     except ConfigError as exc:
         try:  # the environment's settings without the file, so ports and names still fit
             fallback, _ = load_config(Path(os.devnull))
@@ -107,7 +114,9 @@ def selected_backend(results: list[CheckResult]) -> str | None:
     """What `up` with backend auto would pick, by these results (the table's order)."""
     from pallet_dev.backends.table import BACKENDS
 
-    for name in BACKENDS:
+    for name, entry in BACKENDS.items():
+        if not entry.auto:
+            continue
         if all(r.ok or r.advisory for r in results if needed_by(r.required_for, name)):
             return name
     return None
@@ -177,9 +186,9 @@ def _summary(document: dict[str, Any]) -> str:
 def run_doctor(ctx: AppContext, *, as_json: bool, backend: str | None) -> int:
     started = time.perf_counter()
     checked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    config, config_check = config_result(ctx.config_file)
+    config, config_check = config_result(ctx.config_file, backend)
     chosen = backend or config.backend
-    inputs = DoctorInputs(config=config, runner=ctx.runner, paths=ctx.paths)
+    inputs = DoctorInputs(config=config, runner=ctx.runner, paths=ctx.paths, backend=chosen)
     results = [config_check, *run_checks(inputs)]
     document = doctor_document(results, backend=chosen, started=started, checked_at=checked_at)
     ctx.log.write(

@@ -36,6 +36,9 @@ from pallet_dev.tools.kubectl import Kubectl
 
 BOTH = ("docker", "kind")
 KIND_ONLY = ("kind",)
+# the cluster backend's own checks (doctor_cluster), its tools included: the rows above keep
+# the backends they were written for
+CLUSTER_ONLY = ("cluster",)
 TOOL_TIMEOUT = 15.0
 
 # kind's known-issues page ("Pod errors due to too many open files"): the Ubuntu
@@ -67,6 +70,11 @@ CHECK_TABLE: dict[str, CheckSpec] = {
     "rootless": CheckSpec("rootless daemon", KIND_ONLY),
     "containerd-image-store": CheckSpec("containerd image store", KIND_ONLY),
     "localhost-ipv6": CheckSpec("localhost resolves", BOTH),
+    # doctor_cluster: `backend: cluster` only
+    "cluster-tools": CheckSpec("docker, helm, kubectl", CLUSTER_ONLY),
+    "cluster-context": CheckSpec("kube context", CLUSTER_ONLY),
+    "cluster-permissions": CheckSpec("RBAC permissions", CLUSTER_ONLY),
+    "cluster-registry": CheckSpec("team registry", CLUSTER_ONLY),
 }
 
 
@@ -159,6 +167,7 @@ class DoctorInputs:
     inotify_dir: Path = INOTIFY_DIR
     disk_warn_bytes: int = DISK_WARN_BYTES
     tool_timeout: float = TOOL_TIMEOUT
+    backend: str = "auto"  # the backend checked (`--backend`, else the config's)
 
 
 Check = Callable[[DoctorInputs], list[CheckResult]]

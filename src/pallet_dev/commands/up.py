@@ -280,15 +280,14 @@ def warn_outside_contexts(ctx: AppContext, agents: Sequence[AgentSettings], step
 
 def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSettings]) -> AgentImages:
     from pallet_dev.agents.images import AgentImages
-    from pallet_dev.config_sources import registry_push_host
 
-    registry = chosen.config.registry
+    target = chosen.agent_image_target()
     return AgentImages(
-        chosen.config.name,
+        target.folder,
         agents,
         ctx.runner,
-        registry_url=chosen.endpoint,
-        registry_host=registry_push_host(registry.bind_address, registry.port),
+        registry_url=target.registry_url,
+        registry_host=target.registry_host,
     )
 
 
@@ -304,7 +303,7 @@ def plan_agents(
         AgentImage(
             a.name,
             builder.registry_host,
-            repository_for(config.name, a.name),
+            repository_for(builder.env_name, a.name),
             "",
             "<digest>",
             False,

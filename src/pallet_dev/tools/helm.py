@@ -148,11 +148,15 @@ class Helm:
         kube_context: str,
         kubeconfig: str | None = None,
         binary: str = "helm",
+        create_namespace: bool = True,
     ) -> None:
         self.runner = runner
         self.kube_context = kube_context
         self.kubeconfig = kubeconfig
         self.binary = binary
+        # False on a shared cluster: an install's --create-namespace asks for `create` on
+        # namespaces (cluster-wide) even when the namespace exists
+        self.create_namespace = create_namespace
         self._version: HelmVersion | None = None
 
     def _cluster_flags(self, namespace: str) -> list[str]:
@@ -224,8 +228,9 @@ class Helm:
             release,
             chart,
             *self._cluster_flags(namespace),
-            "--create-namespace",
         ]
+        if self.create_namespace:
+            argv.append("--create-namespace")
         for values_file in values_files:
             argv += ["--values", values_file]
         argv += [
@@ -274,6 +279,31 @@ class Helm:
             raise OperationFailed(
                 f"`helm upgrade -o json` printed output that is not JSON: {out[:200]!r}."
             ) from None
+
+    def uninstall_argv(self, release: str, namespace: str, timeout: float) -> list[str]:
+        return [
+            self.binary,
+            "uninstall",
+            release,
+            *self._cluster_flags(namespace),
+            "--wait",
+            "--timeout",
+            go_duration(timeout),
+        ]
+
+    def uninstall(self, release: str, namespace: str, *, timeout: float) -> bool:
+        """Uninstall the release; False when there was none."""
+        try:
+            self.runner.run(
+                self.uninstall_argv(release, namespace, timeout),
+                timeout=timeout + ROLLBACK_GRACE,
+                step="helm uninstall",
+            )
+        except CommandFailed as exc:
+            if "not found" in exc.stderr.lower():
+                return False
+            raise classify_helm_error(exc, release=release, namespace=namespace) from exc
+        return True
 
     def render_argv(
         self,

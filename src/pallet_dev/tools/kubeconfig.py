@@ -3,12 +3,15 @@
 :class:`UserKubeconfig` edits the user's own kubeconfig (the files kubectl picks from
 ``$KUBECONFIG`` or ``~/.kube/config``) through `kubectl config set-*`, which add or
 replace entries and never touch ``current-context``. :func:`entry_from_kubeconfig`
-reads one context's cluster and credentials from a kubeconfig kind wrote.
+reads one context's cluster and credentials from a kubeconfig kind wrote;
+:func:`context_credentials` those of any context (the cluster backend's, read with
+`kubectl config view`; nothing is written).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +58,60 @@ def entry_from_kubeconfig(text: str, name: str) -> KubeconfigEntry | None:
         certificate_authority_data=str(cluster.get("certificate-authority-data", "")),
         client_certificate_data=str(user.get("client-certificate-data", "")),
         client_key_data=str(user.get("client-key-data", "")),
+    )
+
+
+@dataclass(frozen=True)
+class ContextCredentials:
+    """How a context of the user's kubeconfig reaches its API server (for `health`)."""
+
+    server: str
+    ca_pem: bytes | None  # None: the system's CAs
+    insecure: bool  # insecure-skip-tls-verify
+    cert_pem: bytes | None
+    key_pem: bytes | None
+    token: str | None
+    plugin: str | None  # "exec" or "auth-provider": credentials only a plugin makes
+
+
+def context_credentials(text: str, context: str) -> ContextCredentials | None:
+    """The cluster and user context ``context`` points at, from `kubectl config view -o json`
+    (``--minify --flatten``: certificate files are inlined); None when it is not there."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+
+    def find(section: str, name: object) -> dict[str, Any]:
+        for item in data.get(section) or []:
+            if isinstance(item, dict) and item.get("name") == name:
+                value = item.get(section[:-1]) or {}
+                return value if isinstance(value, dict) else {}
+        return {}
+
+    entry = find("contexts", context)
+    cluster = find("clusters", entry.get("cluster"))
+    user = find("users", entry.get("user"))
+    if not entry or not cluster.get("server"):
+        return None
+
+    def pem(value: object) -> bytes | None:
+        return base64.b64decode(str(value)) if value else None
+
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        token = Path(str(user["tokenFile"])).expanduser().read_text(encoding="utf-8").strip()
+    plugin = "exec" if user.get("exec") else "auth-provider" if user.get("auth-provider") else None
+    return ContextCredentials(
+        server=str(cluster["server"]).rstrip("/"),
+        ca_pem=pem(cluster.get("certificate-authority-data")),
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        cert_pem=pem(user.get("client-certificate-data")),
+        key_pem=pem(user.get("client-key-data")),
+        token=str(token) if token else None,
+        plugin=plugin,
     )
 
 

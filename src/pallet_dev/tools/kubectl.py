@@ -121,6 +121,21 @@ def _not_found(exc: CommandFailed) -> bool:
     return "(notfound)" in exc.stderr.lower().replace(" ", "")
 
 
+def forbidden(exc: CommandFailed) -> bool:
+    """The API server refused the call for lack of an RBAC permission."""
+    return "(forbidden)" in exc.stderr.lower().replace(" ", "")
+
+
+def _object(out: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        raise OperationFailed(
+            f"`kubectl get {what} -o json` printed output that is not JSON: {out[:200]!r}."
+        ) from None
+    return data if isinstance(data, dict) else {}
+
+
 class Kubectl:
     """Adapter over kubectl bound to one context (and optionally one kubeconfig file)."""
 
@@ -247,6 +262,94 @@ class Kubectl:
         self._run(
             self.apply_argv(), timeout=timeout, step="kubectl apply", input=json.dumps(manifest)
         )
+
+    # --- single objects, by kind and name (namespace None: a cluster-scoped kind) ---------
+    def _scope(self, namespace: str | None) -> list[str]:
+        return ["--namespace", namespace] if namespace else []
+
+    def get_object_argv(self, kind: str, name: str, namespace: str | None = None) -> list[str]:
+        return [*self.base(), "get", kind, name, *self._scope(namespace), "-o", "json"]
+
+    def get_object(
+        self, kind: str, name: str, namespace: str | None = None, *, timeout: float = 20.0
+    ) -> dict[str, Any] | None:
+        """The object as JSON, or None when it does not exist (Forbidden raises)."""
+        try:
+            out = self._run(
+                self.get_object_argv(kind, name, namespace), timeout=timeout, step=f"get {kind}"
+            )
+        except CommandFailed as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return _object(out, kind)
+
+    def create_argv(self) -> list[str]:
+        return [*self.base(), "create", f"--field-manager={FIELD_MANAGER}", "-f", "-"]
+
+    def create(self, manifest: Mapping[str, Any], *, timeout: float = 30.0) -> None:
+        """Create one object (never updates one), sent as JSON on stdin."""
+        self._run(
+            self.create_argv(), timeout=timeout, step="kubectl create", input=json.dumps(manifest)
+        )
+
+    def delete_argv(self, kind: str, name: str, namespace: str | None = None) -> list[str]:
+        return [
+            *self.base(),
+            "delete",
+            kind,
+            name,
+            *self._scope(namespace),
+            "--ignore-not-found",
+            "--wait=false",
+        ]
+
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, *, timeout: float = 30.0
+    ) -> None:
+        self._run(self.delete_argv(kind, name, namespace), timeout=timeout, step="kubectl delete")
+
+    def can_i_argv(
+        self, verb: str, resource: str, namespace: str | None, subresource: str | None = None
+    ) -> list[str]:
+        argv = [*self.base(), "auth", "can-i", verb, resource, *self._scope(namespace)]
+        return argv + ([f"--subresource={subresource}"] if subresource else [])
+
+    def can_i(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        subresource: str | None = None,
+        *,
+        timeout: float = 20.0,
+    ) -> tuple[bool, str]:
+        """A SelfSubjectAccessReview: whether the context's user may, and kubectl's words."""
+        argv = self.can_i_argv(verb, resource, namespace, subresource)
+        result = run_lenient(self.runner, argv, timeout=timeout, step="can-i")
+        answer = result.stdout.strip().lower()
+        if answer.startswith("yes"):
+            return True, "yes"
+        return False, (result.stderr.strip() or answer or f"exit {result.returncode}")[:300]
+
+    def server_version_argv(self) -> list[str]:
+        return [*self.base(), "version", "-o", "json", "--request-timeout=10s"]
+
+    def server_version(self, *, timeout: float = 20.0) -> str:
+        """The API server's Kubernetes version (an answer proves the context works)."""
+        out = self._run(self.server_version_argv(), timeout=timeout, step="kubectl version")
+        try:
+            server = json.loads(out).get("serverVersion") or {}
+        except (json.JSONDecodeError, AttributeError):
+            server = {}
+        return str(server.get("gitVersion") or "unknown")
+
+    def view_context_argv(self) -> list[str]:
+        """The context's cluster and user alone, files inlined: read locally, no API call."""
+        return [*self.base(), "config", "view", "--raw", "--minify", "--flatten", "-o", "json"]
+
+    def view_context(self, *, timeout: float = 20.0) -> str:
+        return self._run(self.view_context_argv(), timeout=timeout, step="kubectl config view")
 
     def annotate_argv(self, namespace: str, target: str, key: str, value: str) -> list[str]:
         return [
