@@ -67,7 +67,8 @@ def await_nodes(run: KindUp, *, helm_failed: bool = False) -> None:
         return
     run.node_waiter = None
     # Helm fails at the deadline when the nodes never turn Ready, and the wait a poll before
-    waiter.join(2 * run.backend.poll_interval if helm_failed else run.deadline.remaining())
+    # (its last call is bounded by the deadline too: a few seconds of grace for a busy machine)
+    waiter.join(2 * run.backend.poll_interval if helm_failed else run.deadline.remaining() + 5.0)
     waiter.stop()
     if waiter.ready:
         run.ui.done(nodes_step_name(run), waiter.elapsed)
