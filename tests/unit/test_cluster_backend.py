@@ -107,7 +107,8 @@ class FakeCluster(Runner):
         ns = self._flag(argv, "--namespace")
         if words[:2] == ["config", "view"]:
             if not self.kubeconfig:
-                raise CommandFailed(argv, 1, "", f"error: context was not found for {CONTEXT}")
+                stderr = getattr(self, "missing_context", f"context was not found for {CONTEXT}")
+                raise CommandFailed(argv, 1, "", f"error: {stderr}")
             return json.dumps(self.kubeconfig)
         verb = words[0]
         if verb == "get":
@@ -524,8 +525,15 @@ def test_doctor_runs_the_cluster_checks_only_for_the_cluster_backend(tmp_path: P
     assert runner.calls == []
 
 
-def test_a_context_missing_from_the_kubeconfig_is_a_config_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "kubectl_says",
+    [f"context was not found for {CONTEXT}", f"cannot locate context {CONTEXT}"],
+)
+def test_a_context_missing_from_the_kubeconfig_is_a_config_error(
+    tmp_path: Path, kubectl_says: str
+) -> None:
     runner = FakeCluster({}, set(ALL))
+    runner.missing_context = kubectl_says  # type: ignore[attr-defined]
     with pytest.raises(ConfigError) as caught:
         backend_for(tmp_path, runner).up(UpOptions(timeout=30), Steps(quiet=True))
     assert caught.value.message == "cluster.context: your kubeconfig has no context 'team-dev'."

@@ -218,9 +218,12 @@ class ClusterBackend(ReleasedAgents, Backend):
             try:
                 text = self.kubectl().view_context(timeout=CAP_QUICK)
             except CommandFailed as exc:
-                if "not found" not in exc.stderr.lower():
+                stderr = exc.stderr.lower()
+                if "not found" not in stderr and "cannot locate context" not in stderr:
                     raise
-                text = ""  # kubectl: "context was not found for specified context"
+                # kubectl: "context was not found for specified context", or (kubectl 1.34)
+                # "cannot locate context <name>"
+                text = ""
             found = context_credentials(text, self.context)
             if found is None:
                 raise ConfigError(

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pallet_dev.commands.doctor_checks import CheckResult, DoctorInputs
-from pallet_dev.errors import CommandFailed, PalletError
+from pallet_dev.errors import CommandFailed, ConfigError, PalletError
 
 if TYPE_CHECKING:
     from pallet_dev.backends.cluster import ClusterBackend
@@ -70,6 +70,8 @@ def _context(backend: ClusterBackend, timeout: float) -> CheckResult:
     try:
         server = backend.credentials().server
         version = backend.kubectl().server_version(timeout=timeout)
+    except ConfigError as exc:  # not in the kubeconfig: nothing was asked of a server
+        return CheckResult.failed("cluster-context", exc.message, exc.hint)
     except PalletError as exc:
         return CheckResult.failed(
             "cluster-context",
