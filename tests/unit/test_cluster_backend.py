@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -538,3 +539,78 @@ def test_a_context_missing_from_the_kubeconfig_is_a_config_error(
         backend_for(tmp_path, runner).up(UpOptions(timeout=30), Steps(quiet=True))
     assert caught.value.message == "cluster.context: your kubeconfig has no context 'team-dev'."
     assert [argv[3:5] for argv in runner.calls] == [["config", "view"]]
+
+
+class FakeClusterWithPlugin(FakeCluster):
+    """The fake cluster, but the kubeconfig's `exec` plugin (a real script) really runs."""
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        if str(argv[0]) == sys.executable:
+            self.calls.append([str(a) for a in argv])
+            return Runner().run(argv, **kwargs)
+        return super().run(argv, **kwargs)
+
+
+def plugin_kubeconfig(tmp_path: Path, *, fails: bool = False) -> dict[str, Any]:
+    """A kubeconfig whose user logs in through an `exec` plugin that counts its runs."""
+    script = tmp_path / "get-token.py"
+    script.write_text(
+        "import json, os, pathlib, sys\n"
+        "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+        "assert info['kind'] == 'ExecCredential' and not info['spec']['interactive']\n"
+        f"sys.exit(3) if {fails!r} else None\n"
+        "count = pathlib.Path(os.environ['COUNT_FILE'])\n"
+        "n = int(count.read_text()) + 1 if count.exists() else 1\n"
+        "count.write_text(str(n))\n"
+        "print(json.dumps({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential',\n"
+        "                  'status': {'token': f'tok-{n}'}}))\n"
+    )
+    config = kubeconfig()
+    del config["clusters"][0]["cluster"]["certificate-authority-data"]  # the system's CAs
+    config["users"] = [
+        {
+            "name": "alice",
+            "user": {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": sys.executable,
+                    "args": [str(script)],
+                    "env": [{"name": "COUNT_FILE", "value": str(tmp_path / "count")}],
+                }
+            },
+        }
+    ]
+    return config
+
+
+def test_an_exec_plugin_gives_health_a_fresh_token_each_time(tmp_path: Path) -> None:
+    """EKS/GKE-style logins: the plugin runs at `up` (a failure stops it early) and again
+    for each `health`, whose token may have expired since; no token is kept on disk."""
+    from pallet_dev.agents.health import api_client
+    from pallet_dev.agents.spec import ApiAccess
+
+    runner = FakeClusterWithPlugin(plugin_kubeconfig(tmp_path), set(ALL))
+    api = backend_for(tmp_path, runner).write_api_access(tmp_path / "api")
+    assert (tmp_path / "count").read_text() == "1"
+    assert api.token_file is None and not (tmp_path / "api" / "token").exists()
+    recorded = ApiAccess(**json.loads(json.dumps(api.to_dict())))  # as `health` reads it
+    for expected in ("tok-2", "tok-3"):
+        client = api_client(recorded, 1.0)
+        assert client.headers["Authorization"] == f"Bearer {expected}"
+        client.close()
+
+
+def test_a_failing_exec_plugin_is_one_clear_sentence(tmp_path: Path) -> None:
+    from pallet_dev.agents.health import api_client
+    from pallet_dev.agents.spec import ApiAccess
+
+    runner = FakeClusterWithPlugin(plugin_kubeconfig(tmp_path, fails=True), set(ALL))
+    with pytest.raises(PrerequisiteError) as caught:
+        backend_for(tmp_path, runner).write_api_access(tmp_path / "api")
+    assert caught.value.message.startswith(
+        f"The credential plugin of context '{CONTEXT}' ({sys.executable}) failed:"
+    )
+    assert "log in first" in str(caught.value.hint)
+    api = ApiAccess("https://10.0.0.1:6443", "", "", "", exec_argv=[sys.executable, "-c", "1"])
+    with pytest.raises(ValueError, match="gave no token"):
+        api_client(api, 1.0)

@@ -72,6 +72,10 @@ def _docker_agent(endpoint: AgentEndpoint, timeout: float) -> AgentHealth:
     )
 
 
+# `aws eks get-token` and the like take about a second; health's own timeout may be shorter
+PLUGIN_TIMEOUT = 10.0
+
+
 def api_client(api: ApiAccess, timeout: float) -> Any:
     """An httpx client that authenticates to the API server: the kind client certificate,
     or a shared cluster's client certificate or bearer token."""
@@ -85,12 +89,36 @@ def api_client(api: ApiAccess, timeout: float) -> Any:
     if api.cert_file:
         context.load_cert_chain(api.cert_file, api.key_file)
     headers = {}
-    if api.token_file:
+    if api.exec_argv:
+        headers["Authorization"] = f"Bearer {plugin_token(api, timeout)}"
+    elif api.token_file:
         with open(api.token_file, encoding="utf-8") as handle:
             headers["Authorization"] = f"Bearer {handle.read().strip()}"
     return httpx.Client(
         verify=context, timeout=httpx.Timeout(timeout), trust_env=False, headers=headers
     )
+
+
+def plugin_token(api: ApiAccess, timeout: float) -> str:
+    """A fresh token from the kubeconfig's `exec` credential plugin (through the runner);
+    ValueError when it gives none."""
+    from pallet_dev.errors import PalletError
+    from pallet_dev.runner import Runner
+    from pallet_dev.tools.kubeconfig import exec_credential
+
+    try:
+        result = Runner().run(
+            list(api.exec_argv),
+            env=dict(api.exec_env),
+            timeout=max(timeout, PLUGIN_TIMEOUT),
+            step="exec plugin",
+        )
+    except PalletError as exc:
+        raise ValueError(f"its credential plugin failed: {exc.message}") from exc
+    token = exec_credential(result.stdout)[0]
+    if not token:
+        raise ValueError(f"its credential plugin ({api.exec_argv[0]}) gave no token")
+    return token
 
 
 def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHealth:

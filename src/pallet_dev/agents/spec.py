@@ -111,6 +111,10 @@ class ApiAccess:
     key_file: str
     token_file: str | None = None  # a bearer token (a ServiceAccount's, on a shared cluster)
     insecure: bool = False  # the kubeconfig's insecure-skip-tls-verify
+    # the kubeconfig's `exec` credential plugin (EKS, GKE, OIDC): its tokens expire, so
+    # `health` runs it (argv, env) for a fresh one each time instead of keeping a token
+    exec_argv: Sequence[str] = ()
+    exec_env: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -123,6 +127,8 @@ class ApiAccess:
             data["token_file"] = self.token_file
         if self.insecure:
             data["insecure"] = True
+        if self.exec_argv:
+            data["exec_argv"], data["exec_env"] = list(self.exec_argv), dict(self.exec_env)
         return data
 
 

@@ -51,11 +51,13 @@ from pallet_dev.backends.kind_agents import (
 from pallet_dev.backends.team_registry import TeamRegistry, docker_login
 from pallet_dev.errors import (
     CommandFailed,
+    CommandTimeout,
     ConfigError,
     OperationFailed,
     PalletError,
     PermissionMissing,
     PrerequisiteError,
+    ToolNotFound,
     UsageError,
 )
 from pallet_dev.output import Steps
@@ -63,7 +65,12 @@ from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
 from pallet_dev.settings import ClusterSettings, Settings
 from pallet_dev.tools.helm import Helm
-from pallet_dev.tools.kubeconfig import ContextCredentials, context_credentials
+from pallet_dev.tools.kubeconfig import (
+    ContextCredentials,
+    ExecPlugin,
+    context_credentials,
+    exec_credential,
+)
 from pallet_dev.tools.kubectl import Kubectl, forbidden
 
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -443,23 +450,43 @@ class ClusterBackend(ReleasedAgents, Backend):
         user = self.settings.user or "user"
         return ImageTarget(registry.url, registry.host, registry.user_folder(user))
 
+    def _run_exec_plugin(self, plugin: ExecPlugin) -> tuple[str | None, bytes | None, bytes | None]:
+        """The context's `exec` credential plugin, run as kubectl runs it (non-interactive)."""
+        try:
+            out = self.runner.run(
+                plugin.argv(), env=plugin.environment(), timeout=CAP_QUICK, step="exec plugin"
+            ).stdout
+        except (CommandFailed, CommandTimeout, ToolNotFound) as exc:
+            raise PrerequisiteError(
+                f"The credential plugin of context '{self.context}' ({plugin.command}) "
+                f"failed: {exc.message}",
+                hint=f"Check that `kubectl --context {self.context} get --raw /version` works "
+                "without a prompt (log in first).",
+            ) from exc
+        return exec_credential(out)
+
     def write_api_access(self, api_dir: Path) -> ApiAccess:
-        """The context's CA and credentials as 0600 files, for `health` (no subprocess)."""
+        """The context's CA and credentials as 0600 files, for `health` (no subprocess but
+        an `exec` credential plugin's, which `health` runs for a fresh token)."""
         creds = self.credentials()
-        if creds.plugin and not (creds.token or creds.cert_pem):
+        token, cert, key = creds.token, creds.cert_pem, creds.key_pem
+        plugin = creds.exec_plugin if not (token or cert) else None
+        if plugin is not None:  # run once now: a plugin that fails says so before any deploy
+            token, cert, key = self._run_exec_plugin(plugin)
+        if creds.plugin and not (token or cert):
             raise PrerequisiteError(
                 f"The user of context '{self.context}' logs in through an {creds.plugin} "
-                "plugin, which `health` cannot run.",
-                hint="Use a context with a token or client certificate (a ServiceAccount's "
-                "kubeconfig: docs/shared-cluster.md).",
+                "plugin that gave no token or client certificate.",
+                hint="Use a context with a token, a client certificate or an `exec` plugin "
+                "(a ServiceAccount's kubeconfig: docs/shared-cluster.md).",
             )
         files: dict[str, bytes] = {}
         if creds.ca_pem:
             files["ca.crt"] = creds.ca_pem
-        if creds.cert_pem and creds.key_pem:
-            files["client.crt"], files["client.key"] = creds.cert_pem, creds.key_pem
-        if creds.token:
-            files["token"] = creds.token.encode("utf-8")
+        if cert and key:
+            files["client.crt"], files["client.key"] = cert, key
+        if token and plugin is None:  # a plugin's token expires: `health` asks it each time
+            files["token"] = token.encode("utf-8")
         written = write_secret_files(api_dir, files)
         return ApiAccess(
             creds.server,
@@ -468,4 +495,6 @@ class ClusterBackend(ReleasedAgents, Backend):
             written.get("client.key", ""),
             token_file=written.get("token"),
             insecure=creds.insecure,
+            exec_argv=plugin.argv() if plugin and token else (),
+            exec_env=plugin.environment() if plugin and token else {},
         )

@@ -72,6 +72,67 @@ class ContextCredentials:
     key_pem: bytes | None
     token: str | None
     plugin: str | None  # "exec" or "auth-provider": credentials only a plugin makes
+    exec_plugin: ExecPlugin | None = None  # the `exec` entry, run to get them
+
+
+@dataclass(frozen=True)
+class ExecPlugin:
+    """A kubeconfig user's `exec` credential plugin (EKS, GKE, AKS, OIDC helpers).
+
+    Run as kubectl runs it (client.authentication.k8s.io): the command with its args and
+    env, ``KUBERNETES_EXEC_INFO`` describing the call; it prints an ExecCredential.
+    """
+
+    command: str
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    api_version: str
+
+    def argv(self) -> list[str]:
+        return [self.command, *self.args]
+
+    def environment(self) -> dict[str, str]:
+        info = {
+            "apiVersion": self.api_version,
+            "kind": "ExecCredential",
+            "spec": {"interactive": False},
+        }
+        return {**dict(self.env), "KUBERNETES_EXEC_INFO": json.dumps(info)}
+
+
+def exec_credential(text: str) -> tuple[str | None, bytes | None, bytes | None]:
+    """token, client certificate and key (PEM) from an ExecCredential's ``status``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None, None, None
+    status = data.get("status") if isinstance(data, dict) else None
+    if not isinstance(status, dict):
+        return None, None, None
+    token = status.get("token")
+    cert, key = status.get("clientCertificateData"), status.get("clientKeyData")
+    return (
+        str(token) if token else None,
+        str(cert).encode("utf-8") if cert else None,
+        str(key).encode("utf-8") if key else None,
+    )
+
+
+def _exec_plugin(user: dict[str, Any]) -> ExecPlugin | None:
+    spec = user.get("exec")
+    if not isinstance(spec, dict) or not spec.get("command"):
+        return None
+    env = tuple(
+        (str(item.get("name")), str(item.get("value", "")))
+        for item in spec.get("env") or []
+        if isinstance(item, dict) and item.get("name")
+    )
+    return ExecPlugin(
+        command=str(spec["command"]),
+        args=tuple(str(arg) for arg in spec.get("args") or []),
+        env=env,
+        api_version=str(spec.get("apiVersion") or "client.authentication.k8s.io/v1"),
+    )
 
 
 def context_credentials(text: str, context: str) -> ContextCredentials | None:
@@ -112,6 +173,7 @@ def context_credentials(text: str, context: str) -> ContextCredentials | None:
         key_pem=pem(user.get("client-key-data")),
         token=str(token) if token else None,
         plugin=plugin,
+        exec_plugin=_exec_plugin(user),
     )
 
 
