@@ -46,23 +46,38 @@ def stopping_all_tools() -> Iterator[None]:
     """Stop every running tool and start no new one until the block ends.
 
     For the main thread on Ctrl-C or SIGTERM while other threads run tools: their calls
-    end at once (as failed or interrupted), and the block waits for those threads.
+    end at once (as failed or interrupted), and the block waits for those threads. A tool
+    another thread started just before (not yet in the set) is stopped as it appears.
     """
     _refusing.set()
-    try:
-        with _running_lock:
-            procs = list(_running)
+    done = threading.Event()
+    signalled: dict[subprocess.Popen[str], float] = {}
+
+    def stop_each() -> None:
         # signals only: the threads that started the tools still wait on them and read
-        # their output
-        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):
+        # their output; TERM first, KILL 3 s later
+        while True:
+            with _running_lock:
+                procs = list(_running)
+            now = time.monotonic()
             for proc in procs:
-                if proc.poll() is None:
-                    _signal_group(proc, sig)
-            until = time.monotonic() + grace
-            while time.monotonic() < until and any(proc.poll() is None for proc in procs):
-                time.sleep(0.02)
+                if proc.poll() is not None:
+                    continue
+                if proc not in signalled:
+                    signalled[proc] = now
+                    _signal_group(proc, signal.SIGTERM)
+                elif now - signalled[proc] > 3.0:
+                    _signal_group(proc, signal.SIGKILL)
+            if done.wait(0.02):
+                return
+
+    stopper = threading.Thread(target=stop_each, name="pallet-dev-stop", daemon=True)
+    stopper.start()
+    try:
         yield
     finally:
+        done.set()
+        stopper.join()
         _refusing.clear()
 
 
