@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 class GatedTool:
-    """A CLI that holds its first call whose arguments start with ``hold`` until released,
+    """A CLI that holds its first call whose arguments contain ``hold`` until released,
     and records that call's pid; every other call runs the real tool at once.
 
     ``hold=""`` holds the very first call.
@@ -31,7 +31,7 @@ class GatedTool:
         shim = folder / tool
         shim.write_text(
             "#!/bin/sh\n"
-            f'case "$*" in {shlex.quote(hold)}*)\n'
+            f'case "$*" in *{shlex.quote(hold)}*)\n'
             f'  if [ ! -e "{self.calls}" ]; then\n'
             f'    echo "$$ $*" > "{self.calls}"\n'
             f'    while [ ! -e "{self.released}" ]; do sleep 0.02; done\n'
@@ -50,7 +50,9 @@ class GatedTool:
         """The pid of the held call, once pallet-dev has made it."""
         deadline = time.monotonic() + timeout
         while not self.calls.exists() or not self.calls.read_text().endswith("\n"):
-            assert proc.poll() is None, f"ended before its {self.tool} {self.hold!r} call"
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"ended before its {self.tool} {self.hold!r} call: {err}")
             assert time.monotonic() < deadline, f"no {self.tool} {self.hold!r} call"
             time.sleep(0.01)
         return int(self.calls.read_text().split()[0])
