@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,21 @@ DEFAULT_KIND_NODE_IMAGE = versions.KIND_NODE_IMAGES[versions.PINNED_KIND[:2]]
 # A name must be valid as a kind cluster name, a Docker container/volume name and
 # a DNS label: lower-case letters, digits and inner dashes; never a flag.
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
-IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$"
+# An image reference as Docker parses it (distribution's reference grammar): an optional
+# registry host[:port], lower-case path components, an optional tag and/or digest. What
+# Docker would refuse is refused here, naming the field, not later by `docker run`.
+_HOST_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_PATTERN = (
+    rf"^(?:(?:{_HOST_PART}(?:\.{_HOST_PART})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+IMAGE_RULE = (
+    "must be an image reference such as registry:3.1.2 or localhost:5000/team/app:1@sha256:"
+    "<hex> (lower-case repository path, optional host[:port]/, :tag and @digest)"
+)
 
 
 class _Strict(BaseModel):
@@ -277,17 +291,31 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+# What a pattern-checked field accepts, in words (the regex itself helps no one), by its
+# path without list indexes.
+_PATTERN_RULES: dict[tuple[str, ...], str] = {
+    ("name",): "must be 1-40 lower-case letters, digits or inner dashes "
+    "(a valid kind cluster and container name)",
+    ("agents", "name"): "must be a DNS label: 1-30 lower-case letters, digits or inner dashes, "
+    "starting with a letter",
+    ("registry", "image"): IMAGE_RULE,
+    ("kind", "node_image"): IMAGE_RULE,
+    ("agents", "image"): IMAGE_RULE,
+    ("services", "name"): "must be 1-63 letters, digits, '_', '.' or '-', starting with a "
+    "letter or digit",
+}
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see README.md for the keys)"
     if kind == "literal_error":
         return str(error.get("msg", "")).replace("Input should be", "must be")
-    if kind == "string_pattern_mismatch" and error.get("loc", ())[-1:] == ("name",):
-        return (
-            "must be 1-40 lower-case letters, digits or inner dashes "
-            "(a valid kind cluster and container name)"
-        )
+    if kind == "string_pattern_mismatch":
+        described = _PATTERN_RULES.get(tuple(p for p in error.get("loc", ()) if isinstance(p, str)))
+        if described:
+            return described
     message = str(error.get("msg", "invalid value"))
     message = message.replace("Value error, ", "").replace("Input should be", "must be")
     return message
@@ -377,22 +405,35 @@ def _resolve_agent_contexts(
             continue
         where = origin.get(("agents", str(index), "build", "context")) or "config"
         field = f"agents.{index}.build.context"
-        context = (base / Path(build.context).expanduser()).resolve()
+        context_hint = (
+            "Give the folder that holds the agent's Dockerfile, relative to pallet-dev.yaml."
+        )
+        context = _usable_path(lambda: base / Path(build.context).expanduser(), Path.is_dir)
+        if isinstance(context, str):
+            raise ConfigError(
+                f"{where}: {field}: the build context {short_value(build.context)} of agent "
+                f"'{agent.name}' is not a usable path: {context}.",
+                hint=context_hint,
+            )
         outside = base not in (context, *context.parents)
         if not context.is_dir():
             extra = f" (outside {base})" if outside else ""
             raise ConfigError(
                 f"{where}: {field}: the build context {short_value(build.context)} of agent "
-                f"'{agent.name}' is not a folder{extra}: {context} does not exist.",
-                hint="Give the folder that holds the agent's Dockerfile, relative to "
-                "pallet-dev.yaml.",
+                f"'{agent.name}' is not a folder{extra}: {_shown(context)} does not exist.",
+                hint=context_hint,
             )
-        dockerfile = (context / build.dockerfile).resolve()
-        if not dockerfile.is_file():
+        dockerfile = _usable_path(lambda: context / build.dockerfile, Path.is_file)
+        if isinstance(dockerfile, str) or not dockerfile.is_file():
             where = origin.get(("agents", str(index), "build", "dockerfile")) or where
+            problem = (
+                f"has a Dockerfile path {short_value(build.dockerfile)} that is not usable: "
+                f"{dockerfile}"
+                if isinstance(dockerfile, str)
+                else f"has no Dockerfile at {_shown(dockerfile)}"
+            )
             raise ConfigError(
-                f"{where}: agents.{index}.build.dockerfile: agent '{agent.name}' has no "
-                f"Dockerfile at {dockerfile}.",
+                f"{where}: agents.{index}.build.dockerfile: agent '{agent.name}' {problem}.",
                 hint="Create it, or set build.dockerfile to its path relative to the context.",
             )
         resolved = build.model_copy(update={"context": str(context)})
@@ -473,6 +514,27 @@ def _login_name(environ: Mapping[str, str]) -> str:
         except (KeyError, OSError):
             name = "user"
     return name.lower()
+
+
+def _usable_path(make: Callable[[], Path], probe: Callable[[Path], bool]) -> Path | str:
+    """The resolved path, or why the text cannot be one (``~user`` of no user, a NUL byte,
+    a name longer than the file system takes): said in the message, never a traceback."""
+    try:
+        path = make().resolve()
+        probe(path)
+    except RuntimeError as exc:  # expanduser: no such user, or no home folder
+        return str(exc).rstrip(".").lower()
+    except ValueError as exc:  # a NUL byte
+        return str(exc).rstrip(".")
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+    return path
+
+
+def _shown(path: Path) -> str:
+    """A resolved path for a message: a long one is cut (messages stay short)."""
+    text = str(path)
+    return text if len(text) <= 200 else text[:100] + "..." + text[-97:]
 
 
 def short_value(value: object, limit: int = 60) -> str:

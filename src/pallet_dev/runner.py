@@ -34,6 +34,52 @@ INSTALL_HINTS: dict[str, str] = {
 
 DEFAULT_TIMEOUT = 60.0
 
+# The tools running now, from any thread, so an interruption in the main thread can stop
+# those that other threads wait on (concurrent steps) instead of waiting for their timeouts.
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
+_refusing = threading.Event()
+
+
+@contextmanager
+def stopping_all_tools() -> Iterator[None]:
+    """Stop every running tool and start no new one until the block ends.
+
+    For the main thread on Ctrl-C or SIGTERM while other threads run tools: their calls
+    end at once (as failed or interrupted), and the block waits for those threads. A tool
+    another thread started just before (not yet in the set) is stopped as it appears.
+    """
+    _refusing.set()
+    done = threading.Event()
+    signalled: dict[subprocess.Popen[str], float] = {}
+
+    def stop_each() -> None:
+        # signals only: the threads that started the tools still wait on them and read
+        # their output; TERM first, KILL 3 s later
+        while True:
+            with _running_lock:
+                procs = list(_running)
+            now = time.monotonic()
+            for proc in procs:
+                if proc.poll() is not None:
+                    continue
+                if proc not in signalled:
+                    signalled[proc] = now
+                    _signal_group(proc, signal.SIGTERM)
+                elif now - signalled[proc] > 3.0:
+                    _signal_group(proc, signal.SIGKILL)
+            if done.wait(0.02):
+                return
+
+    stopper = threading.Thread(target=stop_each, name="pallet-dev-stop", daemon=True)
+    stopper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        stopper.join()
+        _refusing.clear()
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -125,6 +171,8 @@ class Runner:
         stderr: Any,
     ) -> tuple[subprocess.Popen[str], float]:
         """Start the tool (its own session) and log it; the process and its start time."""
+        if _refusing.is_set():
+            raise Interrupted()
         resolved = self.which(argv[0])
         merged = {**os.environ, **self.extra_env, **(env or {})}
         self.log.write("exec", step=step, argv=argv)
@@ -149,6 +197,8 @@ class Runner:
         self, proc: subprocess.Popen[str], argv: list[str], step: str, timeout: float
     ) -> Iterator[None]:
         """Stop the tool (TERM, then KILL) on timeout or Ctrl-C, and say so in the log."""
+        with _running_lock:
+            _running.add(proc)
         try:
             yield
         except subprocess.TimeoutExpired:
@@ -161,6 +211,9 @@ class Runner:
                 _stop(proc)
             self.log.write("interrupted", step=step, argv=argv)
             raise
+        finally:
+            with _running_lock:
+                _running.discard(proc)
 
     def _finish(
         self,
@@ -191,6 +244,13 @@ def _pump(proc: subprocess.Popen[str], lines: list[str], on_output: Callable[[st
             on_output(line.rstrip("\n"))
         except Exception:  # a display problem never stops the tool
             pass
+
+
+def _signal_group(proc: subprocess.Popen[str], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

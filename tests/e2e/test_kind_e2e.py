@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -32,16 +31,15 @@ from typing import Any
 import pytest
 
 from pallet_dev.probe import http_get
-from tests.conftest import require_tool, skip_or_fail
+from tests.conftest import skip_or_fail
+from tests.e2e.conftest import kind_environ
 from tests.support.conformance import KNOWN_UNSUPPORTED, conformance_binary, run_conformance
 from tests.support.dev_process import DevProcess
 from tests.support.gc_scenario import assert_collected, layers_of, push_changing_tags
 from tests.support.http_servers import free_port
-from tests.support.real_docker import TEST_IMAGE
 
 pytestmark = [pytest.mark.kind_e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-IMAGE_VAR = "PALLET_DEV_KIND_NODE_IMAGE"
 REPOSITORY = "pdtest/hello"
 
 
@@ -55,46 +53,6 @@ def _say(message: str) -> None:
     print(f"[kind-e2e] {message}", file=sys.stderr, flush=True)
 
 
-@pytest.fixture(scope="module")
-def node_image() -> str:
-    image = os.environ.get(IMAGE_VAR, "")
-    docker = shutil.which("docker")
-    if not image:
-        pytest.skip(
-            f"no kind node image: set {IMAGE_VAR} to a local node image (CI builds one with "
-            "tests/e2e/kind-node/build-node-image.sh)"
-        )
-    if docker is None or _run([docker, "image", "inspect", image], timeout=60).returncode != 0:
-        pytest.skip(f"{IMAGE_VAR}={image} is not present in the local Docker image store")
-    return image
-
-
-@pytest.fixture(scope="module")
-def tools(node_image: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The real CLIs on PATH for pallet-dev (Helm from PALLET_DEV_HELM4 when set)."""
-    found = {
-        "docker": require_tool("docker"),
-        "kind": require_tool("kind", env_var="KIND"),
-        "kubectl": require_tool("kubectl"),
-        "helm": require_tool("helm", env_var="PALLET_DEV_HELM4"),
-    }
-    if _run([found["docker"], "info"], timeout=60).returncode != 0:
-        skip_or_fail("the Docker daemon does not answer")
-    probe = _run(
-        [found["docker"], "run", "--rm", "--privileged", "--entrypoint", "/bin/true", node_image]
-    )
-    if probe.returncode != 0:
-        skip_or_fail(
-            f"privileged containers do not start here ({probe.stderr.strip()[-200:]}); "
-            "see tests/e2e/kind-node/install-runtime-wrapper.sh"
-        )
-    bin_dir = tmp_path_factory.mktemp("tools-bin")
-    for name, path in found.items():
-        (bin_dir / name).symlink_to(path)
-    found["bin_dir"] = str(bin_dir)
-    return found
-
-
 @pytest.fixture
 def env(tools: dict[str, str], node_image: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     name = f"pdtest-{secrets.token_hex(3)}"
@@ -105,20 +63,7 @@ def env(tools: dict[str, str], node_image: str, tmp_path: Path) -> Iterator[dict
         "'https://10.0.0.1'}\ncontexts:\n- name: prod\n  context: {cluster: prod, user: me}\n"
         "users:\n- name: me\n  user: {token: x}\ncurrent-context: prod\n"
     )
-    environ = {
-        **os.environ,
-        "PATH": tools["bin_dir"] + os.pathsep + os.environ.get("PATH", ""),
-        "PALLET_DEV_HOME": str(tmp_path / "home"),
-        "PALLET_DEV_NAME": name,
-        "PALLET_DEV_BACKEND": "kind",
-        "PALLET_DEV_REGISTRY_PORT": str(free_port()),
-        # the pinned release built here (nothing can be pulled): scripts/build-registry-image.sh
-        "PALLET_DEV_REGISTRY_IMAGE": TEST_IMAGE,
-        IMAGE_VAR: node_image,
-        "KUBECONFIG": str(kubeconfig),
-        "NO_COLOR": "1",
-    }
-    environ.pop("PALLET_DEV_CHART_DIR", None)
+    environ = kind_environ(tools, node_image, name, str(tmp_path / "home"), str(kubeconfig))
     yield environ
     # leave nothing behind: our cluster only, by its unique name
     _run([tools["kind"], "delete", "cluster", "--name", name], env=environ, timeout=300)

@@ -466,7 +466,23 @@ def helm(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
                 }
             ]
         )
+    if args[:1] in (["rollback"], ["uninstall"]):
+        (name,) = flags.positionals
+        key = f"{namespace}/{name}"
+        release = state["releases"].get(key)
+        if release is None or release.get("_cluster") != cluster:
+            return err("Error: release: not found")
+        if args[0] == "uninstall":
+            del state["releases"][key]
+            return out(f'release "{name}" uninstalled')
+        release["version"] += 1
+        release["info"].update(status="deployed", description="Rollback")
+        return out("Rollback was a success! Happy Helming!")
     if args[:1] == ["upgrade"]:
+        previous = state["releases"].get(f"{namespace}/{flags.positionals[0]}")
+        if previous and str(previous["info"]["status"]).startswith("pending-"):
+            return err("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) "
+                       "is in progress")  # fmt: skip
         if "--install" not in flags.booleans or flags.one("--output") != "json":
             raise Unexpected("helm upgrade")
         wanted = (

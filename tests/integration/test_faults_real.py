@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.gated_tool import GatedTool, alive, wait_for_line
 from tests.support.oci import manifest_exists, push_artifact
 from tests.support.real_docker import DockerEnv, docker
 
@@ -101,61 +102,6 @@ def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> N
     assert code == 0 and "Another pallet-dev run is changing" in err
 
 
-class GatedDocker:
-    """A docker CLI that holds its first call until released, and records that call's pid.
-
-    The test signals pallet-dev while it waits in that call: the moment is set by what the
-    process has done, not by the machine's speed (a fixed delay lands before start-up on a
-    busy machine and after the last step on a fast one)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        folder = tmp_path / "gated-docker"
-        folder.mkdir()
-        self.calls, self.released = folder / "calls", folder / "released"
-        shim = folder / "docker"
-        shim.write_text(
-            "#!/bin/sh\n"
-            f'if [ ! -e "{self.calls}" ]; then\n'
-            f'  echo "$$ $*" > "{self.calls}"\n'
-            f'  while [ ! -e "{self.released}" ]; do sleep 0.02; done\n'
-            "fi\n"
-            f'exec {_which("docker")} "$@"\n'
-        )
-        shim.chmod(0o755)
-        self.env = {"PATH": f"{folder}:{os.environ['PATH']}"}
-
-    def wait_for_call(self, proc: subprocess.Popen[str], timeout: float = 60) -> int:
-        """The pid of the held call, once pallet-dev has made it."""
-        deadline = time.monotonic() + timeout
-        while not self.calls.exists() or not self.calls.read_text().endswith("\n"):
-            assert proc.poll() is None, "ended before its first docker call"
-            assert time.monotonic() < deadline, "no docker call"
-            time.sleep(0.01)
-        return int(self.calls.read_text().split()[0])
-
-    def release(self) -> None:
-        self.released.touch()
-
-
-def wait_for_line(proc: subprocess.Popen[str], marker: str) -> str:
-    """stderr up to the first line holding ``marker`` (the step it names is done)."""
-    assert proc.stderr is not None
-    seen = ""
-    while marker not in seen.rpartition("\n")[0]:
-        line = proc.stderr.readline()
-        assert line, f"no {marker!r} line: {seen}"
-        seen += line
-    return seen
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 STARTED = "✓ Started the registry container"
 READY = "✓ Waiting for the registry"
 
@@ -167,8 +113,8 @@ READY = "✓ Waiting for the registry"
 def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     docker_env: DockerEnv, tmp_path: Path, moment: str
 ) -> None:
-    gated = GatedDocker(tmp_path)
-    proc = pallet(docker_env, "up", extra=gated.env)
+    gated = GatedTool(tmp_path / "gated", "docker")
+    proc = pallet(docker_env, "up", extra={"PATH": gated.path()})
     seen, held = "", 0
     if moment == "docker run":
         held = gated.wait_for_call(proc)
@@ -205,24 +151,28 @@ def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     assert registry_containers(docker_env) == [] and not docker_env.volume_exists()
 
 
-@pytest.mark.parametrize("delay", [0.4, 1.0])
+# `down`'s docker calls on an environment without agents, in order; the signal lands while
+# pallet-dev waits in the chosen one (held by the shim), so each moment is reached for sure
+DOWN_CALLS = ["container ls", "container inspect", "container rm", "network inspect", "volume"]
+
+
+@pytest.mark.parametrize("held", DOWN_CALLS)
 def test_sigterm_during_down_never_loses_data(
-    docker_env: DockerEnv, tmp_path: Path, delay: float
+    docker_env: DockerEnv, tmp_path: Path, held: str
 ) -> None:
     assert finish(pallet(docker_env, "up"))[0] == 0
     push_artifact(docker_env.host, "keep/during-down:1", os.urandom(2048), tmp_path / "p")
-    proc = pallet(docker_env, "down", extra=slow_docker(tmp_path))
-    time.sleep(delay)
+    gated = GatedTool(tmp_path / "gated", "docker", hold=held)
+    proc = pallet(docker_env, "down", extra={"PATH": gated.path()})
+    pid = gated.wait_for_call(proc)
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc, timeout=30)
-    # -SIGTERM before the first line, or during shutdown once down printed its summary
-    # (see the up test above)
-    finished = "Removed:" in out or "Nothing to remove" in out
-    assert code in (0, 130) or (code == -signal.SIGTERM and (not err.strip() or finished)), (
-        code,
-        out,
-        err,
-    )
+    gated.release()
+    # inside a tool call the handler is installed: always the documented interrupt
+    assert code == 130 and "interrupted" in err and "Traceback" not in err, (code, out, err)
+    assert not alive(pid), f"`docker {held}` went on after pallet-dev stopped"
+    removed = held in ("network inspect", "volume")  # the container went before the signal
+    assert registry_containers(docker_env) == ([] if removed else [docker_env.container])
     assert docker_env.volume_exists()
     assert finish(pallet(docker_env, "down"))[0] == 0
     assert registry_containers(docker_env) == []

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pallet_dev.cli import run as cli_run
+from pallet_dev.config import (
+    AGENT_NAME_PATTERN,
+    ENV_VAR_PATTERN,
+    IMAGE_PATTERN,
+    RESERVED_AGENT_ENV,
+)
 from tests.conftest import clear_config_env
 
 FIELDS = [
@@ -290,3 +298,151 @@ def test_any_push_name(sandbox: Path, image: str, as_name: str | None) -> None:
     assert code in (0, 1, 2, 3), err
     assert "Traceback" not in err and "internal error" not in err, err
     assert seconds < 10 and len(err) < 4096
+
+
+# --- the agents' inputs: each accepted, or refused with exit 2 naming its field path ---
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+AGENT_NAMES = st.one_of(
+    st.from_regex(AGENT_NAME_PATTERN, fullmatch=True),
+    st.sampled_from(["registry", "a", "-a", "a-", "A", "a_b", "1a", "a.b", "", "a" * 30, "a" * 31,
+                     "xn--a", "a--b", "ümlaut"]),
+    TEXT,
+)  # fmt: skip
+IMAGES = st.one_of(
+    st.sampled_from(["x", "x:1", "localhost:5000/team/app:1.0", "UP/x", "UPPER", "a:b:c", "a//b",
+                     "x@sha256:" + "a" * 64, "x@sha256:zz", "-rm", "a b", "nginx:", "[::1]:5/a"]),
+    TEXT,
+)  # fmt: skip
+ENV_KEYS = st.one_of(
+    st.from_regex(ENV_VAR_PATTERN, fullmatch=True).filter(lambda key: len(key) < 30),
+    st.sampled_from([*RESERVED_AGENT_ENV, "1A", "A-B", "", "a b", "PATH"]),
+    TEXT,
+)
+PORTS = st.one_of(
+    st.integers(min_value=-5, max_value=70000),
+    st.sampled_from([0, 1, 65535, 65536, True, False, "8080", 8080.0, None, 2**64]),
+)
+# build contexts and Dockerfiles against the project below: inside and outside the config
+# folder, relative and absolute, missing, a file instead of a folder, unusable as a path
+CONTEXTS = st.one_of(
+    st.sampled_from(["agents/a", "./agents/a", "agents/a/", "agents/a/../a", "agents/missing",
+                     "agents/file", "../outside", "../outside-missing", "@inside", "@outside", "",
+                     "~nouser-pdt/x", "a\x00b", "x" * 300, "agents/" * 700]),
+    TEXT,
+)  # fmt: skip
+DOCKERFILES = st.one_of(
+    st.sampled_from(["Dockerfile", "Other.Dockerfile", "sub/Dockerfile", "missing", "../file",
+                     "", "@outside-dockerfile", "x\x00", "x" * 300]),
+    TEXT,
+)  # fmt: skip
+BUILDS = st.fixed_dictionaries({"context": CONTEXTS}, optional={"dockerfile": DOCKERFILES})
+EXTRAS = {"port": PORTS, "env": st.dictionaries(ENV_KEYS, st.text(max_size=5), max_size=2)}
+AGENT = st.one_of(
+    st.fixed_dictionaries({"name": AGENT_NAMES, "image": IMAGES}, optional=EXTRAS),
+    st.fixed_dictionaries({"name": AGENT_NAMES, "build": BUILDS}, optional=EXTRAS),
+    # neither or both
+    st.fixed_dictionaries({"name": AGENT_NAMES}, optional={"image": IMAGES, "build": BUILDS}),
+)
+
+
+def make_project(sandbox: Path) -> Path:
+    project = sandbox / "project"
+    if not project.exists():
+        for dockerfile in ("agents/a/Dockerfile", "agents/a/Other.Dockerfile",
+                           "agents/a/sub/Dockerfile", "outside/Dockerfile"):  # fmt: skip
+            target = (
+                project.parent / ("project/" if "outside" not in dockerfile else "") / dockerfile
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("FROM scratch\n")
+        (project / "agents" / "file").write_text("not a folder\n")
+    return project
+
+
+def concrete(sandbox: Path, path: str) -> str:
+    return {
+        "@inside": str(sandbox / "project" / "agents" / "a"),
+        "@outside": str(sandbox / "outside"),
+        "@outside-dockerfile": str(sandbox / "outside" / "Dockerfile"),
+    }.get(path, path)
+
+
+def agent_problems(agents: list[dict[str, Any]], project: Path) -> set[str]:
+    """The field paths a correct loader may name (empty: it must accept). Each field's own
+    rules come first, then the list's (unique names), then the folders on disk."""
+    problems: set[str] = set()
+    for i, agent in enumerate(agents):
+        name, port = agent["name"], agent.get("port", 8080)
+        if not re.fullmatch(AGENT_NAME_PATTERN.strip("^$"), name):
+            problems.add(f"agents.{i}.name")
+        if ("image" in agent) == ("build" in agent):
+            problems.add(f"agents.{i}")
+        if "image" in agent and not re.fullmatch(IMAGE_PATTERN.strip("^$"), agent["image"]):
+            problems.add(f"agents.{i}.image")
+        if type(port) is not int or not 1 <= port <= 65535:
+            problems.add(f"agents.{i}.port")
+        if any(not re.fullmatch(ENV_VAR_PATTERN.strip("^$"), key) or key in RESERVED_AGENT_ENV
+               for key in agent.get("env", {})):  # fmt: skip
+            problems.add(f"agents.{i}.env")
+        for key in ("context", "dockerfile"):
+            if agent.get("build", {}).get(key) == "":
+                problems.add(f"agents.{i}.build.{key}")
+    if problems:
+        return problems
+    names = [agent["name"] for agent in agents]
+    if "registry" in names or len(set(names)) < len(names):
+        return {"agents"}
+    for i, agent in enumerate(agents):
+        if "build" in agent:
+            build = agent["build"]
+            found = build_problems(
+                i, project, build["context"], build.get("dockerfile", "Dockerfile")
+            )
+            if found:
+                return found
+    return set()
+
+
+def build_problems(i: int, project: Path, context: str, dockerfile: str) -> set[str]:
+    try:
+        folder = (project / Path(context).expanduser()).resolve()
+        if not folder.is_dir():
+            return {f"agents.{i}.build.context"}
+    except (OSError, RuntimeError, ValueError):
+        return {f"agents.{i}.build.context"}
+    try:
+        return (
+            set() if (folder / dockerfile).resolve().is_file() else {f"agents.{i}.build.dockerfile"}
+        )
+    except (OSError, ValueError):
+        return {f"agents.{i}.build.dockerfile"}
+
+
+@settings(settings.get_profile("hostile"), max_examples=150)
+@given(agents=st.lists(AGENT, min_size=1, max_size=3))
+def test_any_agent_input_is_accepted_or_refused_naming_its_field(
+    sandbox: Path, agents: list[dict[str, Any]]
+) -> None:
+    import yaml
+
+    project = make_project(sandbox)
+    for agent in agents:
+        if "build" in agent:
+            agent["build"] = {
+                key: concrete(sandbox, value) for key, value in agent["build"].items()
+            }
+    config = project / "pallet-dev.yaml"
+    config.write_text(yaml.safe_dump({"agents": agents}, allow_unicode=True))
+    before = sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts)
+    code, _, err, seconds = run(["--config", str(config), "up", "--dry-run", "--json",
+                                 "--prefer-docker"])  # fmt: skip
+    assert_properties(sandbox, code, err, seconds)
+    assert sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts) == before
+    problems = agent_problems(agents, project)
+    if not problems:
+        assert code == 0, err
+        return
+    assert code == 2, (problems, err)
+    first = err.splitlines()[0]
+    assert first.startswith("pallet-dev: error: ") and f"{config}:" in first, err
+    assert any(f": {path}: " in first for path in problems), (problems, err)

@@ -8,10 +8,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from pallet_dev.errors import PalletError
 from pallet_dev.interrupts import Held, on_signal
 from pallet_dev.runner import Runner
 
@@ -90,3 +94,47 @@ def test_a_signal_as_the_tool_starts_stops_the_tool(handler: None, on_output: bo
     (pid,) = runner.pids
     with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running
         os.kill(pid, 0)
+
+
+class QuietUi:
+    @contextmanager
+    def running(self, names: list[str]) -> Iterator[None]:
+        yield
+
+    def done(self, name: str, elapsed: float) -> None: ...
+
+    def failed(self, name: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+
+def test_a_signal_during_concurrent_steps_stops_every_threads_tool(
+    handler: None, tmp_path: Path
+) -> None:
+    """The main thread is interrupted while other threads wait on tools: those tools stop
+    at once (not at their timeouts), and no thread starts another one."""
+    from pallet_dev import runner as runner_module
+    from pallet_dev.backends.steps import Step, StepFailureNaming, run_steps
+
+    runner, after = Runner(), tmp_path / "started-after-the-signal"
+
+    def sleep_then_touch(state: Any) -> None:
+        try:
+            runner.run([sys.executable, "-c", "import time; time.sleep(30)"], timeout=60)
+        except PalletError:
+            pass  # a step that goes on after a failed call (as some do)
+        runner.run([sys.executable, "-c", f"open({str(after)!r}, 'w')"], timeout=60)
+
+    def signal_once_both_run() -> None:
+        while len(runner_module._running) < 2:
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    state = SimpleNamespace(ui=QuietUi())
+    steps = [Step(f"s{i}", lambda s: [], sleep_then_touch, concurrent=True) for i in range(2)]
+    threading.Thread(target=signal_once_both_run, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(steps, state, StepFailureNaming("retry"), max_parallel=2)
+    assert not runner_module._running, "a tool outlived the interruption"
+    assert not after.exists(), "a thread started a tool after the interruption"
+    runner.run([sys.executable, "-c", "pass"], timeout=60)  # the next run starts tools again

@@ -380,6 +380,26 @@ def test_failed_release_is_upgraded_again(runner, paths, port) -> None:
     assert "deployed-release" in up(backend).actions
 
 
+@pytest.mark.parametrize(
+    "status, clears", [("pending-upgrade", "rollback"), ("pending-rollback", "rollback"),
+                       ("pending-install", "uninstall")],
+)  # fmt: skip
+def test_a_release_left_pending_by_an_interrupted_run_is_unlocked_then_deployed(
+    runner, paths, port, status: str, clears: str
+) -> None:
+    backend = make(runner, paths, port)
+    up(backend)
+    release = runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]
+    release["info"]["status"] = status
+    release["info"]["description"] = "Upgrade in progress"
+    runner.calls.clear()
+    result = up(backend)
+    assert result.actions[-2:] == ["cleared-pending-release", "deployed-release"]
+    commands = runner.commands()
+    assert commands.index(f"helm {clears} registry") < commands.index("helm upgrade")
+    assert runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]["info"]["status"] == "deployed"
+
+
 def test_recreate_deletes_and_rebuilds_the_cluster_keeping_data(runner, paths, port) -> None:
     backend = make(runner, paths, port)
     up(backend)
@@ -884,3 +904,23 @@ def test_gc_refuses_data_outside_the_host_folder(runner, paths, port) -> None:
     backend.values_path.write_text(json.dumps(deployed))
     with pytest.raises(OperationFailed, match="not in the host data folder"):
         backend.plan_collect_garbage(delete_untagged=True)
+
+
+def test_an_interrupted_cluster_creation_deletes_the_half_made_cluster(
+    runner, paths, port, monkeypatch
+) -> None:
+    """Ctrl-C or SIGTERM while kind creates: the next `up` would take the half-made
+    cluster for a whole one."""
+    real = runner.run
+
+    def interrupted_in_create(argv: Any, **kwargs: Any) -> Any:
+        result = real(argv, **kwargs)
+        if list(argv[:2]) == ["kind", "create"]:
+            raise KeyboardInterrupt  # the node exists; kind was stopped
+        return result
+
+    monkeypatch.setattr(runner, "run", interrupted_in_create)
+    with pytest.raises(KeyboardInterrupt):
+        up(make(runner, paths, port))
+    assert runner.commands()[-1] == "kind delete cluster"
+    assert not runner.state["clusters"]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, PalletError
-from pallet_dev.errors import ReadinessTimeout
+from pallet_dev.errors import Interrupted, ReadinessTimeout
+from pallet_dev.interrupts import Held
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_conflict_hint
 from pallet_dev.tools.docker import Docker
@@ -158,6 +159,12 @@ def create_cluster(
                 "the half-made cluster was deleted.",
                 hint="Retry with a larger --timeout; the first run may pull the node image.",
             ) from exc
+        except (KeyboardInterrupt, Interrupted):
+            # Ctrl-C or SIGTERM stopped kind mid-way: a half-made cluster would be taken
+            # for a whole one by the next `up`; a second signal waits for the deletion
+            with Held():
+                delete_quietly(backend, kind)
+            raise
         except CommandFailed as exc:
             delete_quietly(backend, kind)
             raise OperationFailed(

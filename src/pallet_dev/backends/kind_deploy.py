@@ -20,6 +20,7 @@ from pallet_dev.errors import PalletError, ReadinessTimeout
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind_up import KindUp
+    from pallet_dev.tools.helm import HelmRevision
 
 
 def plan_deploy(run: KindUp) -> list[PlanStep]:
@@ -93,6 +94,8 @@ def await_nodes(run: KindUp, *, helm_failed: bool = False) -> None:
 def deploy(run: KindUp) -> None:
     """`helm upgrade --install` (Helm waits for the rollout), unless nothing changed."""
     b = run.backend
+    if run.latest is not None and run.latest.status.startswith("pending-"):
+        clear_pending(run, run.latest)
     chart, latest, deadline = run.chart, run.latest, run.deadline
     if release_unchanged(latest, chart):
         assert latest is not None
@@ -134,6 +137,20 @@ def deploy(run: KindUp) -> None:
             nudge.join(timeout=CAP_QUICK)
         await_nodes(run)  # its ✓ line just before the chart's (the two waits overlap)
     run.actions.append("deployed-release")
+
+
+def clear_pending(run: KindUp, latest: HelmRevision) -> None:
+    """A release left ``pending-*`` by an interrupted `up` (Helm stopped mid-way) refuses
+    every upgrade. This run holds the environment's lock, so no other pallet-dev run is
+    changing it: roll it back (a first install is uninstalled; the registry's data lives
+    on the host and its volume is kept, reclaim policy Retain), then deploy as usual."""
+    what = "Removing" if latest.status == "pending-install" else "Rolling back"
+    name = f"{what} release '{RELEASE}', left {latest.status} by an interrupted run"
+    timeout = run.deadline.cap(CAP_QUICK, "unlocking the release")
+    with run.backend.naming.step(run.ui, name):
+        run.helm.clear_pending(latest, RELEASE, NAMESPACE, timeout=timeout)
+        run.latest = run.helm.latest_revision(RELEASE, NAMESPACE, timeout=timeout)
+    run.actions.append("cleared-pending-release")
 
 
 # kube-controller-manager binds the chart's claim to its pre-bound hostPath volume when it

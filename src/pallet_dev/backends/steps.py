@@ -155,10 +155,19 @@ def _run_at_once(
 
     ui = state.ui
     workers = max(1, min(max_parallel, len(group)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-dev") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-dev")
+    try:
         futures = [pool.submit(timed, step) for step in group]
         with ui.running([step.name for step in group]):
             wait(futures)
+    except BaseException:
+        # Ctrl-C or SIGTERM: the other threads' tools stop now, not at their timeouts
+        from pallet_dev.runner import stopping_all_tools
+
+        with stopping_all_tools():
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     failure: tuple[str, BaseException] | None = None
     for step, future in zip(group, futures):
         exc = future.exception()

@@ -100,7 +100,9 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     try:
         _push(docker, target, draw=not as_json and use_color(sys.stderr))
     except CommandFailed as exc:
-        raise _push_error(target, exc) from exc
+        raise _push_error(
+            target, exc, _free_bytes(ctx.paths.registry_data_dir(config.name))
+        ) from exc
     digest = manifest_digest(endpoint, repository, tag)
     if digest is None:
         raise OperationFailed(
@@ -142,9 +144,28 @@ def _push(docker: Any, target: str, *, draw: bool) -> None:
         docker.push(target, timeout=PUSH_TIMEOUT, on_output=progress.feed)
 
 
-def _push_error(target: str, exc: CommandFailed) -> OperationFailed:
+# Below this, a folder the registry writes to counts as full: a failed write leaves the
+# partial upload filling what there was
+FULL_BELOW = 16 * 1024 * 1024
+
+
+def _free_bytes(folder: Any) -> int | None:
+    """Free space where the registry keeps its data when it is a host folder (kind); None
+    for a Docker volume or a folder that is not there."""
+    import os
+
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _push_error(target: str, exc: CommandFailed, free: int | None = None) -> OperationFailed:
     text = f"{exc.stderr}\n{exc.stdout}".lower()
-    if "no space left" in text or "insufficient storage" in text or "507" in text:
+    # the registry answers a failed write with a bare 500: its host folder tells why
+    full = free is not None and free < FULL_BELOW and "500" in text
+    if full or "no space left" in text or "insufficient storage" in text or "507" in text:
         return OperationFailed(
             f"Pushing {target} failed: the registry ran out of disk space; nothing already "
             "stored was changed.",

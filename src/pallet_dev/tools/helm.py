@@ -210,6 +210,27 @@ class Helm:
             return None
         return HelmRevision.from_history_json(data[-1])
 
+    def rollback_argv(self, release: str, namespace: str) -> list[str]:
+        """Back to the previous revision (a new revision; clears a pending one)."""
+        return [self.binary, "rollback", release, *self._cluster_flags(namespace)]
+
+    def clear_pending(
+        self, revision: HelmRevision, release: str, namespace: str, *, timeout: float
+    ) -> None:
+        """Unlock a release an interrupted helm left ``pending-*``: every upgrade refuses
+        it ("another operation is in progress"). A first install that never finished is
+        uninstalled, anything else rolled back to the revision before it."""
+        first = revision.status == "pending-install"
+        argv = (
+            self.uninstall_argv(release, namespace, timeout)
+            if first
+            else self.rollback_argv(release, namespace)
+        )
+        try:
+            self.runner.run(argv, timeout=timeout, step=f"helm {argv[1]}")
+        except CommandFailed as exc:
+            raise classify_helm_error(exc, release=release, namespace=namespace) from exc
+
     def upgrade_install_argv(
         self,
         release: str,

@@ -1,0 +1,29 @@
+"""How a failed `docker push` is worded: a full registry disk is named as such."""
+
+from __future__ import annotations
+
+import pytest
+
+from pallet_dev.commands.push import FULL_BELOW, _push_error
+from pallet_dev.errors import CommandFailed
+
+BARE_500 = "received unexpected HTTP status: 500 Internal Server Error"
+
+
+@pytest.mark.parametrize(
+    "stderr, free, full",
+    [
+        (BARE_500, 0, True),  # the registry's host folder is full: the 500 was the disk
+        (BARE_500, FULL_BELOW - 1, True),
+        (BARE_500, 10 * FULL_BELOW, False),  # room left: some other failure
+        (BARE_500, None, False),  # a Docker volume: nothing to look at
+        ("write /var/lib/registry/x: no space left on device", None, True),
+        ("connection reset by peer", 0, False),
+    ],
+)
+def test_a_push_failure_names_a_full_disk_only_when_it_is_one(
+    stderr: str, free: int | None, full: bool
+) -> None:
+    exc = CommandFailed(["docker", "push", "t"], 1, "", stderr)
+    error = _push_error("localhost:5000/t:1", exc, free)
+    assert ("ran out of disk space" in error.message) is full, error.message
