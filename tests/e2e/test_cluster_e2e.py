@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from tests.conftest import skip_or_fail
-from tests.e2e import test_kind_e2e as kind_e2e
 from tests.e2e.test_kind_e2e import AGENTS_BASE_IMAGE, EXAMPLES, _run, _say
 from tests.support.dev_process import DevProcess
 from tests.support.real_docker import TEST_IMAGE
@@ -37,9 +36,7 @@ pytestmark = [pytest.mark.kind_e2e, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 USERS = ("alice", "bob")
 
-# kind's end-to-end module fixtures: the node image, and the real CLIs on PATH
-node_image = kind_e2e.node_image
-tools = kind_e2e.tools
+# the fixtures node_image and tools (the real CLIs on PATH) come from tests/e2e/conftest.py
 
 
 def _ok(argv: list[str], *, timeout: float = 300, **kwargs: Any) -> str:
