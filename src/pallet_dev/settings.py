@@ -102,6 +102,17 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class MirrorSettings:
+    """One pull-through cache (config.py says what is valid; mirrors.py what it runs)."""
+
+    upstream: str
+    remote_url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None  # an absolute path (config.py resolves it)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one environment (config.py says what is valid)."""
 
@@ -113,6 +124,7 @@ class Settings:
     chart: ChartSettings = field(default_factory=ChartSettings)
     agents: tuple[AgentSettings, ...] = ()
     config_file: Path | None = None  # the pallet-dev.yaml it was read from, if any
+    mirrors: tuple[MirrorSettings, ...] = ()  # the pull-through caches (config default: four)
 
     # names derived from the environment name, used by every backend (config_sources)
     @property
@@ -150,6 +162,7 @@ class Settings:
             chart=ChartSettings(tuple(data["chart"]["values"]), tuple(data["chart"]["set"])),
             agents=tuple(_agent(agent) for agent in data["agents"]),
             config_file=Path(data["config_file"]) if data.get("config_file") else None,
+            mirrors=tuple(MirrorSettings(**mirror) for mirror in data["mirrors"]),
         )
 
     def missing_build_folder(self) -> bool:

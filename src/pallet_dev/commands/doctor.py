@@ -38,7 +38,13 @@ from pallet_dev.commands.doctor_checks import (
     check_kubectl,
     needed_by,
 )
-from pallet_dev.commands.doctor_host import check_disk, check_host, check_inotify, check_port
+from pallet_dev.commands.doctor_host import (
+    check_disk,
+    check_docker_mirror,
+    check_host,
+    check_inotify,
+    check_port,
+)
 from pallet_dev.config import Config, load_config
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_OK, EXIT_PREREQUISITE, ConfigError
@@ -69,6 +75,7 @@ CHECKS: tuple[Check, ...] = (
     check_inotify,
     check_disk,
     check_host,
+    check_docker_mirror,
 )
 
 

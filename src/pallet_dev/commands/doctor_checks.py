@@ -67,6 +67,8 @@ CHECK_TABLE: dict[str, CheckSpec] = {
     "rootless": CheckSpec("rootless daemon", KIND_ONLY),
     "containerd-image-store": CheckSpec("containerd image store", KIND_ONLY),
     "localhost-ipv6": CheckSpec("localhost resolves", BOTH),
+    # shown only when the docker.io cache has run: does the daemon pull through it
+    "docker-mirror": CheckSpec("docker.io cache", ("docker",)),
 }
 
 
