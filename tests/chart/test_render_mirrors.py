@@ -26,6 +26,13 @@ def test_no_cache_objects_by_default(helm: Helm) -> None:
         assert not [o for o in render(helm, name) if o["metadata"]["name"].endswith("-mirrors")]
 
 
+def test_registry_selectors_never_match_the_caches(helm: Helm) -> None:
+    for obj in mirrors_objects(helm):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "pallet-registry-mirrors", obj["kind"]
+        assert labels["app.kubernetes.io/component"] == "mirrors"
+
+
 def test_one_pod_runs_a_proxy_container_per_cache(helm: Helm) -> None:
     objects = mirrors_objects(helm)
     [deployment] = by_kind(objects, "Deployment")

@@ -414,6 +414,13 @@ class DockerBackend(Backend):
         )
         return GcResult(method, time.monotonic() - stopped, gc_summary(output))
 
+    def _volume_sizes(self) -> dict[str, int]:
+        """Volume sizes; empty when Docker cannot say now (another disk-usage run)."""
+        try:
+            return self.docker.volume_sizes()
+        except (CommandFailed, OperationFailed):
+            return {}
+
     def status(self) -> BackendStatus:
         docker = self.docker
         volume = self.config.volume_name
@@ -440,11 +447,17 @@ class DockerBackend(Backend):
                 "started_at": info.started_at,
                 "managed": self._ours(info),
             }
+        mirrors = self.mirrors
+        cache_infos = mirrors.existing() if self.config.mirrors else {}
+        cache_volumes = mirrors.volumes() if self.config.mirrors else []
+        # one `docker system df` for the registry and the caches (the daemon runs one at a
+        # time and refuses another caller's meanwhile), and only when a volume exists
+        sizes = self._volume_sizes() if volume_exists or cache_volumes else {}
         data = None
         if volume_exists:
-            size = docker.volume_size_bytes(volume)
+            size = sizes.get(volume)
             report["volume"]["size_bytes"] = size
             data = DataLocation(f"volume {volume}", f"data volume {volume}", size)
         image = info.image if info is not None else None
-        caches = self.mirrors.status()
+        caches = mirrors.status(cache_infos, sizes)
         return BackendStatus(info is not None, report, image=image, data=data, mirrors=caches)

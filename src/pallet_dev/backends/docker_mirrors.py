@@ -304,10 +304,7 @@ class DockerMirrors:
             with steps.step(f"Removing cache container {name}"):
                 self.docker.remove(name)
             removed.append(f"container {name}")
-        volumes = self.docker.volumes_with_labels(
-            self.labels(), prefix=f"{self.config.name}-mirror-"
-        )
-        for volume in volumes:
+        for volume in self.volumes():
             if clean:
                 with steps.step(f"Removing cache volume {volume}"):
                     self.docker.volume_remove(volume)
@@ -318,12 +315,17 @@ class DockerMirrors:
             self.ports_file.unlink(missing_ok=True)
         return removed, kept
 
-    def status(self) -> list[dict[str, Any]]:
+    def volumes(self) -> list[str]:
+        """This environment's cache volumes (configured or not)."""
+        prefix = f"{self.config.name}-mirror-"
+        return self.docker.volumes_with_labels(self.labels(), prefix=prefix)
+
+    def status(
+        self, infos: Mapping[str, ContainerInfo], sizes: Mapping[str, int]
+    ) -> list[dict[str, Any]]:
         """Each configured cache: upstream, endpoint, state, entries, bytes on disk."""
         if not self.config.mirrors:
             return []
-        infos = self.existing()
-        sizes = self.docker.volume_sizes()
         rows: list[dict[str, Any]] = []
         for mirror in self.config.mirrors:
             name = self.name(mirror)
