@@ -244,20 +244,12 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
         flags = Flags(args[1:], {"--format", "--filter"}, {"--all", "--no-trunc"})
         if flags.one("--format") != "{{json .Names}}" or flags.positionals:
             raise Unexpected("docker container ls")
-        wanted = []
-        for item in flags.all("--filter"):
-            kind, _, label = item.partition("=")
-            if kind != "label":
-                raise Unexpected(f"docker container ls --filter {item}")
-            wanted.append(label.partition("="))
+        wanted = _label_filters(flags, "docker container ls")
         names = [
             name
             for name, container in containers.items()
             if (container["running"] or "--all" in flags.booleans)
-            and all(
-                key in container["labels"] and (not eq or container["labels"][key] == value)
-                for key, eq, value in wanted
-            )
+            and _matches(container["labels"], wanted)
         ]
         return "".join(json.dumps(name) + "\n" for name in names), "", 0
     raise Unexpected("docker container")
@@ -341,22 +333,28 @@ def _labels(flags: Flags) -> dict[str, str]:
     return dict(label.partition("=")[::2] for label in flags.all("--label"))
 
 
+def _label_filters(flags: Flags, command: str) -> list[tuple[str, str, str]]:
+    """``--filter label=K`` / ``label=K=V`` as (key, "=" or "", value)."""
+    wanted = []
+    for item in flags.all("--filter"):
+        kind, _, label = item.partition("=")
+        if kind != "label":
+            raise Unexpected(f"{command} --filter {item}")
+        wanted.append(label.partition("="))
+    return wanted
+
+
+def _matches(labels: dict[str, str], wanted: list[tuple[str, str, str]]) -> bool:
+    return all(key in labels and (not eq or labels[key] == value) for key, eq, value in wanted)
+
+
 def _volume_ls(args: list[str], state: dict[str, Any]) -> Answer:
     """`docker volume ls --format '{{json .Name}}' --filter label=K=V ...`."""
     flags = Flags(args, {"--format", "--filter"}, set())
     if flags.one("--format") != "{{json .Name}}" or flags.positionals:
         raise Unexpected("docker volume ls")
-    wanted = []
-    for item in flags.all("--filter"):
-        kind, _, label = item.partition("=")
-        if kind != "label":
-            raise Unexpected(f"docker volume ls --filter {item}")
-        wanted.append(label.partition("="))
-    names = [
-        name
-        for name, labels in state["volumes"].items()
-        if all(key in labels and (not eq or labels[key] == value) for key, eq, value in wanted)
-    ]
+    wanted = _label_filters(flags, "docker volume ls")
+    names = [name for name, labels in state["volumes"].items() if _matches(labels, wanted)]
     return "".join(json.dumps(name) + "\n" for name in names), "", 0
 
 
