@@ -44,19 +44,26 @@ def plan_mirror_hosts_toml(run: KindUp) -> list[PlanStep]:
 
 
 def write_mirror_hosts_toml(run: KindUp) -> None:
-    """Like :func:`write_hosts_toml`, per upstream: only files that differ are written."""
-    b = run.backend
-    files = NodeFiles(b.runner)
-    changed = False
-    for node in run.nodes:
-        for path, content in _mirror_files(run, node):
-            reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
-            if files.read(node, path, timeout=reading) == content:
-                continue
-            timeout = run.deadline.cap(CAP_QUICK, "writing hosts.toml")
-            files.write(node, path, content, timeout=timeout)
-            changed = True
-    if changed:
+    """Like :func:`write_hosts_toml`, per upstream: only files that differ are written,
+    each file on its own thread (one `docker exec` to read, one to write)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = NodeFiles(run.backend.runner)
+
+    def converge(item: tuple[str, str, str]) -> bool:
+        node, path, content = item
+        reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
+        if files.read(node, path, timeout=reading) == content:
+            return False
+        files.write(node, path, content, timeout=run.deadline.cap(CAP_QUICK, "writing hosts.toml"))
+        return True
+
+    todo = [
+        (node, path, content) for node in run.nodes for path, content in _mirror_files(run, node)
+    ]
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pallet-dev-hosts") as pool:
+        changed = list(pool.map(converge, todo))
+    if any(changed):
         run.actions.append("wrote-mirror-hosts-toml")
 
 
