@@ -56,12 +56,6 @@ def volume_name(env_name: str, upstream: str) -> str:
     return f"{container_name(env_name, upstream)}-data"
 
 
-def upstream_server(mirror: MirrorSettings) -> str:
-    """Where containerd falls back to: the remote for Docker Hub (whose image names say
-    docker.io), else the upstream's own https address."""
-    return mirror.remote_url
-
-
 @dataclass(frozen=True)
 class Credentials:
     username: str
