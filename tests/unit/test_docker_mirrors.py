@@ -189,3 +189,14 @@ def test_status_lists_each_cache(runner, paths) -> None:
     ]
     assert all(row["hits"] is None and row["misses"] is None for row in rows)
     assert all(row["state"] == "running" and row["size_bytes"] == 1500000 for row in rows)
+
+
+def test_recreate_replaces_the_caches_and_keeps_their_volumes(runner, paths) -> None:
+    backend = make(runner, paths)
+    up(backend)
+    runner.reset_calls()
+    backend.up(UpOptions(timeout=10, recreate=True), Steps(io.StringIO()))
+    removed = [c[-1] for c in runner.calls if c[:4] == ["docker", "container", "rm", "--force"]]
+    assert "pdt-unit-mirror-docker-io" in removed
+    assert "pdt-unit-mirror-docker-io" in runs(runner)
+    assert "pdt-unit-mirror-docker-io-data" in runner.state["volumes"]

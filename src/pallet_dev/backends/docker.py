@@ -250,6 +250,7 @@ class DockerBackend(Backend):
             run.ui,
             lambda: self.agents.ensure_network(None, run.ui),
             known=run.mirror_infos,
+            recreate=run.options.recreate,
         )
         run.actions += actions
         if "started-mirrors" in actions:

@@ -153,6 +153,8 @@ class DockerMirrors:
         ui: Steps,
         ensure_network: Callable[[], None],
         known: Mapping[str, ContainerInfo] | None = None,
+        *,
+        recreate: bool = False,
     ) -> list[str]:
         """Converge the caches; returns the actions taken. ``known``: the configured caches'
         containers as already inspected (missing ones left out). A cache that does not
@@ -184,7 +186,7 @@ class DockerMirrors:
         for name, mirror in wanted.items():
             found = existing.get(name)
             same = found is not None and found.labels.get(LABEL_SPEC) == self.spec_hash(mirror)
-            if not (same and found is not None and found.running):
+            if recreate or not (same and found is not None and found.running):
                 todo.append((mirror, found))
         ports = {
             name: info.published[f"{CONTAINER_PORT}/tcp"]
@@ -195,7 +197,9 @@ class DockerMirrors:
             ensure_network()
             started = time.monotonic()
             with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pallet-dev-mirror") as pool:
-                list(pool.map(lambda item: self._converge(item, recorded, deadline), todo))
+                list(
+                    pool.map(lambda item: self._converge(item, recorded, deadline, recreate), todo)
+                )
             ui.done(
                 f"Started {len(todo)} pull-through cache{'s' if len(todo) > 1 else ''} "
                 f"({', '.join(mirror.upstream for mirror, _ in todo)})",
@@ -221,11 +225,15 @@ class DockerMirrors:
         item: tuple[MirrorSettings, ContainerInfo | None],
         recorded: dict[str, int],
         deadline: Deadline,
+        recreate: bool = False,
     ) -> None:
+        """Start, replace or create one cache; ``recreate`` replaces it whatever its state
+        (`up --recreate`: new credentials from the variables; the volume is kept)."""
         mirror, info = item
         docker = Docker(self.docker.runner, timeout=deadline.cap(60.0, "starting a cache"))
         spec = self.spec(mirror, None)
-        if info is not None and info.labels.get(LABEL_SPEC) == spec.labels[LABEL_SPEC]:
+        same = info is not None and info.labels.get(LABEL_SPEC) == spec.labels[LABEL_SPEC]
+        if same and not recreate:
             docker.start(spec.name)  # same container, stopped: start it
             return
         if info is not None:
