@@ -239,6 +239,48 @@ class ClusterSettings(_Strict):
         return value
 
 
+# An upstream registry as image names spell it: a host name, optionally with a port.
+UPSTREAM_PATTERN = (
+    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$"
+)
+
+
+class MirrorSettings(_Strict):
+    """One pull-through cache: pulls of ``<upstream>/...`` try it before the upstream."""
+
+    upstream: str = Field(pattern=UPSTREAM_PATTERN, max_length=253)
+    remote_url: str
+    username_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
+    password_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
+    ca_file: str | None = Field(default=None, min_length=1)  # relative to the config's folder
+
+    @field_validator("remote_url")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        value = probe_url(value)
+        if value.split("://", 1)[1].rstrip("/").count("/"):
+            raise ValueError(
+                "must be the registry's base URL without a path, such as "
+                "https://registry-1.docker.io"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _both_credentials(self) -> MirrorSettings:
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError(
+                "give both username_env and password_env (the names of the variables that "
+                "hold the upstream's credentials), or neither"
+            )
+        return self
+
+
+def default_mirrors() -> list[MirrorSettings]:
+    from pallet_dev.mirrors import DEFAULT_MIRRORS
+
+    return [MirrorSettings(upstream=up, remote_url=url) for up, url in DEFAULT_MIRRORS]
+
+
 def _check_unique(names: list[str], what: str) -> None:
     """`health` reports by name: names are unique, and 'registry' is the registry's."""
     if "registry" in names:
@@ -257,6 +299,27 @@ class Config(_Strict):
     chart: ChartSettings = Field(default_factory=ChartSettings)
     agents: list[AgentSettings] = Field(default_factory=list)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    mirrors: list[MirrorSettings] = Field(default_factory=default_mirrors)
+
+    @field_validator("mirrors")
+    @classmethod
+    def _unique_mirrors(cls, value: list[MirrorSettings]) -> list[MirrorSettings]:
+        upstreams = [mirror.upstream for mirror in value]
+        repeated = sorted({name for name in upstreams if upstreams.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"each upstream has one mirror; repeated: {', '.join(repeated)} "
+                "(remove the extra entries)"
+            )
+        from pallet_dev.mirrors import mirror_slug
+
+        slugs = [mirror_slug(name) for name in upstreams]
+        clash = sorted({u for u, s in zip(upstreams, slugs) if slugs.count(s) > 1})
+        if clash:
+            raise ValueError(
+                f"upstreams {', '.join(clash)} give the same cache name; keep one of them"
+            )
+        return value
 
     @field_validator("agents")
     @classmethod
@@ -372,10 +435,43 @@ def load_config(
         raise ConfigError(_format_errors(exc, origin)) from None
     if config.backend == "cluster":
         config = _resolve_cluster(config, origin, environ)
+    base = path.resolve().parent if path is not None else (cwd or Path.cwd()).resolve()
     if config.agents:
-        base = path.resolve().parent if path is not None else (cwd or Path.cwd()).resolve()
         config = _resolve_agent_contexts(config, base, origin)
+    if any(mirror.ca_file for mirror in config.mirrors):
+        config = _resolve_mirror_ca_files(config, base, origin)
     return config, path
+
+
+def _resolve_mirror_ca_files(
+    config: Config, base: Path, origin: Mapping[tuple[str, ...], str]
+) -> Config:
+    """Each mirror's ca_file becomes an absolute path to a readable PEM file."""
+    mirrors: list[MirrorSettings] = []
+    for index, mirror in enumerate(config.mirrors):
+        if mirror.ca_file is None:
+            mirrors.append(mirror)
+            continue
+        where = origin.get(("mirrors", str(index), "ca_file")) or "config"
+        path = (base / Path(mirror.ca_file).expanduser()).resolve()
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: mirrors.{index}.ca_file: cannot read the CA file "
+                f"{short_value(mirror.ca_file)} of mirror '{mirror.upstream}' "
+                f"({exc.strerror or exc}).",
+                hint="Give the path of the upstream's CA certificate (PEM), relative to "
+                "pallet-dev.yaml.",
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ConfigError(
+                f"{where}: mirrors.{index}.ca_file: {path} holds no PEM certificate "
+                "(-----BEGIN CERTIFICATE-----).",
+                hint="Give the upstream's CA certificate in PEM form.",
+            )
+        mirrors.append(mirror.model_copy(update={"ca_file": str(path)}))
+    return config.model_copy(update={"mirrors": mirrors})
 
 
 # fields whose environment variable holds a whole number (plain digits only: no "5_001",

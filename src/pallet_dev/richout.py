@@ -155,7 +155,7 @@ def health_table(results: Sequence[ProbeResult], agents: Sequence[AgentHealth]) 
 
 def status_renderable(doc: dict[str, Any]) -> Group:
     """`status` as a summary grid, an agents table and one grid per backend."""
-    from pallet_dev.commands.status import _short
+    from pallet_dev.commands.status import _short, mirror_line
 
     registry = doc["registry"]
     summary = Table.grid(padding=(0, 2))
@@ -201,6 +201,8 @@ def status_renderable(doc: dict[str, Any]) -> Group:
                 _plain(agent.get("endpoint") or "-"),
             )
         parts.append(table)
+    for mirror in doc.get("mirrors") or []:
+        summary.add_row("Cache", _plain(mirror_line(mirror)))
     for name, report in doc["backends"].items():
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")

@@ -115,6 +115,17 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class MirrorSettings:
+    """One pull-through cache (config.py says what is valid; mirrors.py what it runs)."""
+
+    upstream: str
+    remote_url: str
+    username_env: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None  # an absolute path (config.py resolves it)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration of one environment (config.py says what is valid)."""
 
@@ -127,6 +138,7 @@ class Settings:
     agents: tuple[AgentSettings, ...] = ()
     config_file: Path | None = None  # the pallet-dev.yaml it was read from, if any
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    mirrors: tuple[MirrorSettings, ...] = ()  # the pull-through caches (config default: four)
 
     # names derived from the environment name, used by every backend (config_sources)
     @property
@@ -165,6 +177,7 @@ class Settings:
             agents=tuple(_agent(agent) for agent in data["agents"]),
             config_file=Path(data["config_file"]) if data.get("config_file") else None,
             cluster=_cluster(data.get("cluster") or {}),
+            mirrors=tuple(MirrorSettings(**mirror) for mirror in data["mirrors"]),
         )
 
     def missing_build_folder(self) -> bool:

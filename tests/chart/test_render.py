@@ -46,6 +46,16 @@ STANDARD_LABELS = {
     "app.kubernetes.io/part-of": "pallet-dev",
 }
 AUTH_SETS = ("auth.htpasswd.enabled=true",)
+MIRROR_CACHES = (
+    {"name": "docker-io", "upstream": "docker.io", "remoteUrl": "https://registry-1.docker.io"},
+    {
+        "name": "registry-corp-8443",
+        "upstream": "registry.corp:8443",
+        "remoteUrl": "https://registry.corp:8443",
+        "credentialsSecret": "registry-mirror-credentials",
+        "caConfigMap": "registry-mirror-cas",
+    },
+)
 AUTH_STRINGS = (f"auth.htpasswd.entries[0]={BCRYPT_LINE}",)
 
 # Value sets that together reach every template branch (used for schema validation).
@@ -65,6 +75,21 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "auth.htpasswd.existingSecret=registry-users",
             "tests.credentials.existingSecret=registry-test-login",
         ),
+    },
+    # the pull-through caches as pallet-dev sets them (tests/chart/test_render_mirrors.py)
+    "dev-hostpath-mirrors": {
+        "files": (DEV_VALUES,),
+        "sets": (
+            "persistence.hostPath.enabled=true",
+            "mirrors.caches[0].nodePort=30051",
+            "mirrors.caches[1].nodePort=30052",
+        ),
+        "set_strings": tuple(
+            f"mirrors.caches[{index}].{key}={value}"
+            for index, cache in enumerate(MIRROR_CACHES)
+            for key, value in cache.items()
+        )
+        + ("mirrors.inputsDigest=0123abcd",),
     },
     "emptydir-replicas-extras": {
         "sets": (

@@ -16,6 +16,7 @@ server on every port :func:`published_ports` lists.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -69,6 +70,12 @@ def new_container(
     }
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def now() -> str:
     """The daemon's clock as `inspect` spells StartedAt."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
@@ -86,6 +93,12 @@ def published_ports(state: dict[str, Any]) -> set[int]:
         if container["running"]
         for port in container["ports"]
         if port["hostPort"].isdigit()
+    } | {
+        int(port["bound"])
+        for container in state["containers"].values()
+        if container["running"]
+        for port in container["ports"]
+        if port.get("bound")
     }
 
 
@@ -99,6 +112,8 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
         return err("permission denied while trying to connect to the Docker daemon socket")
     if args == ["version", "--format", "{{json .Server.Version}}"]:
         return '"27.5.1"\n', "", 0
+    if args == ["info", "--format", "{{json .RegistryConfig.Mirrors}}"]:
+        return json.dumps(state.get("registry_mirrors", [])) + "\n", "", 0
     if args[:2] == ["info", "--format"] and len(args) == 3:
         info = {"cgroup": "2", "security": ["name=seccomp,profile=default"], "driver_status": [],
                 "root_dir": "/var/lib/docker", **state.get("docker_info", {})}  # fmt: skip
@@ -121,6 +136,8 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
         return _inspect_any(args[1:], state)
     if args[:1] == ["container"]:
         return _container(args[1:], state)
+    if args[:2] == ["volume", "ls"]:
+        return _volume_ls(args[2:], state)
     if args[:1] == ["volume"] and len(args) == 3:
         return _volume(args[1], args[2], state)
     if args[:1] == ["network"]:
@@ -168,7 +185,13 @@ def _inspect(name: str, record: dict[str, Any]) -> dict[str, Any]:
             {"HostIp": port["hostIp"], "HostPort": port["hostPort"]}
         )
     status = "running" if record["running"] else "exited"
+    bound = {
+        f"{port['containerPort']}/tcp": [{"HostIp": port["hostIp"], "HostPort": port["bound"]}]
+        for port in record["ports"]
+        if port.get("bound")
+    }
     return {
+        "NetworkSettings": {"Ports": bound},
         "Id": record.get("id") or CONTAINER_ID,
         "Name": "/" + name,
         "Image": "sha256:feed",
@@ -221,20 +244,12 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
         flags = Flags(args[1:], {"--format", "--filter"}, {"--all", "--no-trunc"})
         if flags.one("--format") != "{{json .Names}}" or flags.positionals:
             raise Unexpected("docker container ls")
-        wanted = []
-        for item in flags.all("--filter"):
-            kind, _, label = item.partition("=")
-            if kind != "label":
-                raise Unexpected(f"docker container ls --filter {item}")
-            wanted.append(label.partition("="))
+        wanted = _label_filters(flags, "docker container ls")
         names = [
             name
             for name, container in containers.items()
             if (container["running"] or "--all" in flags.booleans)
-            and all(
-                key in container["labels"] and (not eq or container["labels"][key] == value)
-                for key, eq, value in wanted
-            )
+            and _matches(container["labels"], wanted)
         ]
         return "".join(json.dumps(name) + "\n" for name in names), "", 0
     raise Unexpected("docker container")
@@ -289,9 +304,15 @@ def _run(args: list[str], state: dict[str, Any]) -> Answer:
     ports = []
     for publish in flags.all("--publish"):
         host_ip, host_port, container_port = publish.rsplit(":", 2)
-        ports.append({"hostIp": host_ip, "hostPort": host_port, "containerPort": container_port})
+        record = {"hostIp": host_ip, "hostPort": host_port, "containerPort": container_port}
+        if not host_port and "dev.pallet.mirror" in str(flags.all("--label")):
+            # as Docker: `IP::PORT` binds a free host port (shown under NetworkSettings)
+            record["bound"] = str(free_port())
+        ports.append(record)
     for mount in flags.all("--mount"):
-        fields = [part.split("=", 1) for part in mount.split(",")]
+        fields = [part.partition("=")[::2] for part in mount.split(",")]
+        if ("type", "bind") in fields:
+            continue  # a host file or folder: no volume
         source = next(value for key, value in fields if key == "src")
         labels = dict(value.split("=", 1) for key, value in fields if key == "volume-label")
         state["volumes"].setdefault(source, labels)
@@ -310,6 +331,31 @@ def _run(args: list[str], state: dict[str, Any]) -> Answer:
 
 def _labels(flags: Flags) -> dict[str, str]:
     return dict(label.partition("=")[::2] for label in flags.all("--label"))
+
+
+def _label_filters(flags: Flags, command: str) -> list[tuple[str, str, str]]:
+    """``--filter label=K`` / ``label=K=V`` as (key, "=" or "", value)."""
+    wanted = []
+    for item in flags.all("--filter"):
+        kind, _, label = item.partition("=")
+        if kind != "label":
+            raise Unexpected(f"{command} --filter {item}")
+        wanted.append(label.partition("="))
+    return wanted
+
+
+def _matches(labels: dict[str, str], wanted: list[tuple[str, str, str]]) -> bool:
+    return all(key in labels and (not eq or labels[key] == value) for key, eq, value in wanted)
+
+
+def _volume_ls(args: list[str], state: dict[str, Any]) -> Answer:
+    """`docker volume ls --format '{{json .Name}}' --filter label=K=V ...`."""
+    flags = Flags(args, {"--format", "--filter"}, set())
+    if flags.one("--format") != "{{json .Name}}" or flags.positionals:
+        raise Unexpected("docker volume ls")
+    wanted = _label_filters(flags, "docker volume ls")
+    names = [name for name, labels in state["volumes"].items() if _matches(labels, wanted)]
+    return "".join(json.dumps(name) + "\n" for name in names), "", 0
 
 
 def _volume(verb: str, name: str, state: dict[str, Any]) -> Answer:

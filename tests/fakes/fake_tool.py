@@ -287,10 +287,17 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer
         if args != [*expected, "-f", "-"]:
             raise Unexpected("kubectl apply")
         manifest = json.loads(stdin or "")
-        meta = manifest["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}"
-        state["configmaps"][key] = {**manifest, "_cluster": cluster}
-        return f"configmap/{meta['name']} serverside-applied\n", "", 0
+        applied = manifest["items"] if manifest.get("kind") == "List" else [manifest]
+        lines = []
+        for item in applied:
+            meta = item["metadata"]
+            kind = item["kind"].lower()
+            lines.append(f"{kind}/{meta['name']} serverside-applied\n")
+            if kind == "namespace":
+                continue
+            store = state["configmaps"] if kind == "configmap" else state.setdefault("secrets", {})
+            store[f"{meta['namespace']}/{meta['name']}"] = {**item, "_cluster": cluster}
+        return "".join(lines), "", 0
     if args[:2] in (["get", "pods"], ["get", "pvc"]):
         flags = Flags(args[2:], {"--namespace", "-l", "-o"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")

@@ -69,6 +69,7 @@ class FakeToolsRunner(Runner):
         self.tools = set(tools)
         self.calls: list[list[str]] = []
         self.inputs: list[str | None] = []
+        self.envs: list[dict[str, str] | None] = []  # each call's extra environment
         self.timeouts: list[float] = []
         self.registries = RegistryServers()
         self.serve_registry = True
@@ -88,6 +89,7 @@ class FakeToolsRunner(Runner):
         tool = argv[0].rsplit("/", 1)[-1]
         self.calls.append(argv)
         self.inputs.append(kwargs.get("input"))
+        self.envs.append(dict(kwargs["env"]) if kwargs.get("env") else None)
         timeout = float(kwargs.get("timeout", 60.0))
         assert timeout > 0, f"non-positive timeout for {argv}"
         self.timeouts.append(timeout)
@@ -130,4 +132,5 @@ class FakeToolsRunner(Runner):
     def reset_calls(self) -> None:
         self.calls.clear()
         self.inputs.clear()
+        self.envs.clear()
         self.timeouts.clear()

@@ -59,7 +59,9 @@ def registry_containers(env: DockerEnv) -> list[str]:
         "--filter",
         f"label=dev.pallet.environment={env.name}",
     ).stdout
-    return [line for line in out.splitlines() if line]
+    # the pull-through caches (docs/mirrors.md) are the environment's too, not registries
+    caches = f"{env.name}-mirror-"
+    return [line for line in out.splitlines() if line and not line.startswith(caches)]
 
 
 def health(env: DockerEnv, timeout: float = 1.0) -> tuple[int, dict[str, object]]:

@@ -77,9 +77,23 @@ class DockerEnv:
     def volume_exists(self) -> bool:
         return docker("volume", "inspect", self.volume, check=False).returncode == 0
 
+    def labelled(self, kind: str) -> list[str]:
+        """This environment's containers or volumes (its name is unique to the test)."""
+        listing = "ls --all" if kind == "container" else "ls"
+        out = docker(
+            kind, *listing.split(), "--quiet",
+            "--filter", f"label=dev.pallet.environment={self.name}", check=False,
+        ).stdout  # fmt: skip
+        return out.split()
+
     def cleanup(self) -> None:
         docker("container", "rm", "--force", self.container, check=False)
+        # the pull-through caches (on by default) and their volumes
+        for container in self.labelled("container"):
+            docker("container", "rm", "--force", container, check=False)
         docker("volume", "rm", "--force", self.volume, check=False)
+        for volume in self.labelled("volume"):
+            docker("volume", "rm", "--force", volume, check=False)
         # the agents' network (docker networks are a small pool: a leak exhausts it)
         if docker("network", "inspect", self.name, check=False).returncode == 0:
             docker("network", "rm", self.name, check=False)

@@ -42,8 +42,11 @@ def runner() -> Iterator[FakeToolsRunner]:
 def make(
     runner: FakeToolsRunner, paths: Paths, port: int | None = None, **registry: str
 ) -> DockerBackend:
+    # the pull-through caches are tested in test_docker_mirrors.py; here only the registry
     config = Config(
-        name="pdt-unit", registry=RegistrySettings(port=port or free_port(), **registry)
+        name="pdt-unit",
+        registry=RegistrySettings(port=port or free_port(), **registry),
+        mirrors=[],
     )
     return DockerBackend(from_config(config), runner, paths)
 

@@ -131,7 +131,10 @@ def make(
     node_image: str | None = None,
 ) -> KindBackend:
     kind = KindSettings(node_image=node_image) if node_image else KindSettings()
-    config = from_config(Config(name=NAME, registry=RegistrySettings(port=port), kind=kind))
+    # the registry's path only; the pull-through caches' steps: test_kind_mirrors.py
+    config = from_config(
+        Config(name=NAME, registry=RegistrySettings(port=port), kind=kind, mirrors=[])
+    )
     backend = KindBackend(config, runner, paths, chart_dir=chart_dir)
     backend.poll_interval = 0.0
     backend.max_parallel = 1  # the independent steps in a fixed order

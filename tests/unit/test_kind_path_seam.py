@@ -115,6 +115,8 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
+    # the registry's path only; the pull-through caches' steps: test_kind_mirrors.py
+    (tmp_path / "pallet-dev.yaml").write_text("mirrors: []\n")
     monkeypatch.setenv("PALLET_DEV_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PALLET_DEV_NAME", "pdt-cli")
     monkeypatch.setenv("PALLET_DEV_REGISTRY_PORT", str(free_port()))

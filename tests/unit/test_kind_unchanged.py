@@ -61,6 +61,8 @@ def ctx(tmp_path: Path, runner: FakeToolsRunner, kubeconfig: Path) -> AppContext
 
 
 def settings(port: int, **config: Any) -> Settings:
+    # the registry's path only; the pull-through caches' steps: test_kind_mirrors.py
+    config = {"mirrors": [], **config}
     return from_config(Config(name=NAME, registry=RegistrySettings(port=port), **config))
 
 

@@ -93,3 +93,17 @@ capabilities:
   drop:
     - ALL
 {{- end }}
+
+{{/*
+The pull-through caches' labels: their own name, so selectors of the registry
+(name=pallet-registry) never match them.
+*/}}
+{{- define "pallet-registry.mirrorsLabels" -}}
+helm.sh/chart: {{ include "pallet-registry.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-mirrors" (include "pallet-registry.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: mirrors
+app.kubernetes.io/part-of: pallet-dev
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}

@@ -110,6 +110,8 @@ class BackendStatus:
     image: str | None = None  # the registry image that runs
     version: str | None = None  # the registry's version, where the backend knows it
     data: DataLocation | None = None  # the registry's data, when it exists
+    # the pull-through caches (`mirrors` in `status --json`); None: the backend has none
+    mirrors: list[dict[str, Any]] | None = None
 
     @classmethod
     def unavailable(cls, error: str) -> BackendStatus:

@@ -22,6 +22,7 @@ from pallet_dev.backends.base import (
     gc_summary,
 )
 from pallet_dev.backends.docker_agents import DockerAgents
+from pallet_dev.backends.docker_mirrors import DockerMirrors
 from pallet_dev.backends.steps import Deadline, Step, StepFailureNaming, plan_steps, run_steps
 from pallet_dev.chart.constants import CONTAINER_PORT
 from pallet_dev.config_sources import host_port
@@ -65,6 +66,8 @@ class DockerUp:
     docker: Docker
     actions: list[str] = field(default_factory=list)
     created: bool = False  # the optimistic `docker run` made the container
+    # the caches' containers, inspected with the registry's (None: not inspected)
+    mirror_infos: dict[str, ContainerInfo] | None = None
     healthy: bool = False  # it was running and answering already: nothing to do
 
 
@@ -115,6 +118,7 @@ class DockerBackend(Backend):
             Step("Starting the registry container", self._plan_create, self._create_if_free),
             Step("Reconciling the existing container", self._plan_reconcile, self._reconcile),
             Step("Waiting for the registry", self._plan_wait, self._wait),
+            Step("Pull-through caches", self._plan_mirrors, self._mirrors),
         )
 
     def _start(self, options: UpOptions, ui: Steps) -> DockerUp:
@@ -173,7 +177,14 @@ class DockerBackend(Backend):
             return
         docker, spec, steps = run.docker, run.spec, run.ui
         registry = self.config.registry
-        info = docker.inspect_container(spec.name)
+        # one call for the registry and the caches (an unchanged `up` asks nothing else)
+        names = self.mirrors.names()
+        if names:
+            found = docker.inspect_containers([spec.name, *names])
+            info = found.pop(spec.name, None)
+            run.mirror_infos = found
+        else:
+            info = docker.inspect_container(spec.name)
         if info is not None and not self._ours(info):
             raise OperationFailed(
                 f"A container named '{spec.name}' exists but was not created by pallet-dev.",
@@ -224,6 +235,30 @@ class DockerBackend(Backend):
             run.options.timeout,
             hint=f"See `docker logs {run.spec.name}`; retry with a larger --timeout.",
         )
+
+    @property
+    def mirrors(self) -> DockerMirrors:
+        return DockerMirrors(self.docker, self.config, self.paths)
+
+    def _plan_mirrors(self, run: DockerUp) -> list[PlanStep]:
+        return self.mirrors.plan()
+
+    def _mirrors(self, run: DockerUp) -> None:
+        mirrors = self.mirrors
+        actions = mirrors.ensure(
+            run.deadline,
+            run.ui,
+            lambda: self.agents.ensure_network(None, run.ui),
+            known=run.mirror_infos,
+            recreate=run.options.recreate,
+        )
+        run.actions += actions
+        if "started-mirrors" in actions:
+            run.healthy = False
+            # said when the cache starts, not on every `up` (doctor says it any time)
+            advice = mirrors.daemon_advice()
+            if advice is not None:
+                run.ui.note(advice)
 
     def _create(self, run: DockerUp) -> bool:
         """Run the container; False (nothing created) when the name is taken."""
@@ -301,6 +336,8 @@ class DockerBackend(Backend):
             with steps.step(f"Removing container {name}"):
                 docker.remove(name)
             removed.append(f"container {name}")
+        gone, kept_caches = self.mirrors.remove(clean=clean, steps=steps)
+        removed += gone
         removed += self.agents.remove_network(steps)
         volume = self.config.volume_name
         if clean:
@@ -310,7 +347,7 @@ class DockerBackend(Backend):
                 removed.append(f"volume {volume}")
         elif docker.volume_exists(volume):
             kept.append(f"volume {volume}")
-        return DownResult(self.name, removed, kept)
+        return DownResult(self.name, removed, kept + kept_caches)
 
     # --- gc: with the registry container stopped, nothing can push --------------------
     def registry_data_size(self) -> int | None:
@@ -378,6 +415,13 @@ class DockerBackend(Backend):
         )
         return GcResult(method, time.monotonic() - stopped, gc_summary(output))
 
+    def _volume_sizes(self) -> dict[str, int]:
+        """Volume sizes; empty when Docker cannot say now (another disk-usage run)."""
+        try:
+            return self.docker.volume_sizes()
+        except (CommandFailed, OperationFailed):
+            return {}
+
     def status(self) -> BackendStatus:
         docker = self.docker
         volume = self.config.volume_name
@@ -404,10 +448,17 @@ class DockerBackend(Backend):
                 "started_at": info.started_at,
                 "managed": self._ours(info),
             }
+        mirrors = self.mirrors
+        cache_infos = mirrors.existing() if self.config.mirrors else {}
+        cache_volumes = mirrors.volumes() if self.config.mirrors else []
+        # one `docker system df` for the registry and the caches (the daemon runs one at a
+        # time and refuses another caller's meanwhile), and only when a volume exists
+        sizes = self._volume_sizes() if volume_exists or cache_volumes else {}
         data = None
         if volume_exists:
-            size = docker.volume_size_bytes(volume)
+            size = sizes.get(volume)
             report["volume"]["size_bytes"] = size
             data = DataLocation(f"volume {volume}", f"data volume {volume}", size)
         image = info.image if info is not None else None
-        return BackendStatus(info is not None, report, image=image, data=data)
+        caches = mirrors.status(cache_infos, sizes)
+        return BackendStatus(info is not None, report, image=image, data=data, mirrors=caches)

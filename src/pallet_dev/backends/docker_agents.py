@@ -171,7 +171,7 @@ class DockerAgents:
         if not attached or any(
             name not in existing or self.network not in existing[name].networks for name in wanted
         ):
-            self._ensure_network(registry_info, steps)
+            self.ensure_network(registry_info, steps)
         for name in sorted(set(existing) - set(wanted)):
             with steps.step(f"Removing container {name} (no longer configured)"):
                 docker.remove(name)
@@ -215,7 +215,7 @@ class DockerAgents:
                 steps.done(f"Agent '{deployment.name}' unchanged and healthy")
         return AgentsState(endpoints)
 
-    def _ensure_network(self, registry: ContainerInfo | None, steps: Steps) -> None:
+    def ensure_network(self, registry: ContainerInfo | None, steps: Steps) -> None:
         docker = self.docker
         labels = docker.network_labels(self.network)
         if labels is None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 from pallet_dev.agents.spec import ApiAccess
@@ -139,7 +140,7 @@ class KindBackend(ReleasedAgents, Backend):
         return self._chart_dir
 
     def chart_inputs(self, options: UpOptions) -> ChartInputs:
-        self._chart = load_chart_inputs(self.config, options, self.chart_dir)
+        self._chart = load_chart_inputs(self.config, options, self.chart_dir, self.mirror_digest)
         return self._chart
 
     # --- agents ----------------------------------------------------------------------
@@ -238,8 +239,19 @@ class KindBackend(ReleasedAgents, Backend):
     def record_inputs(self, values_files: Sequence[str], set_overrides: Sequence[str]) -> str:
         """The digest of what `up` converges from (backends/kind_record.py)."""
         return kind_record.inputs_digest(
-            self.config.to_dict(), self.chart_dir, values_files, set_overrides
+            self.config.to_dict(),
+            self.chart_dir,
+            values_files,
+            set_overrides,
+            extra=self.mirror_digest,
         )
+
+    @cached_property
+    def mirror_digest(self) -> str:
+        """The caches' CA files and credentials (backends/kind_mirrors.py), once a run."""
+        from pallet_dev.backends import kind_mirrors
+
+        return kind_mirrors.inputs_digest(self.config, self.paths.state_dir)
 
     # --- down / status ---------------------------------------------------------------
     def down(self, *, clean: bool, steps: Steps) -> DownResult:
@@ -270,9 +282,13 @@ class KindBackend(ReleasedAgents, Backend):
 
     # --- gc: the registry Deployment scaled to 0 meanwhile (kind_gc) ------------------
     def registry_data_size(self) -> int | None:
+        from pallet_dev.backends.kind_mirrors import MIRRORS_FOLDER
         from pallet_dev.backends.kind_status import folder_size
 
-        return folder_size(self.data_dir) if self.data_dir.is_dir() else None
+        # the caches' folders inside it are never the registry's (gc leaves them alone)
+        if not self.data_dir.is_dir():
+            return None
+        return folder_size(self.data_dir, skip=MIRRORS_FOLDER)
 
     def plan_collect_garbage(self, *, delete_untagged: bool) -> list[PlanStep]:
         from pallet_dev.backends import kind_gc

@@ -67,6 +67,8 @@ def inputs_digest(
     chart_dir: Path,
     values_files: Sequence[str],
     set_overrides: Sequence[str],
+    *,
+    extra: str = "",
 ) -> str:
     """Everything a full kind `up` derives the cluster and the release from.
 
@@ -92,6 +94,8 @@ def inputs_digest(
         "set": list(set_overrides),
         "ids": ids,
     }
+    if extra:  # the caches' CA files and credentials (kind_mirrors.inputs_digest)
+        inputs["mirrors"] = extra
     return chart_fingerprint(chart_dir, inputs)
 
 

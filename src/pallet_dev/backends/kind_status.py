@@ -24,13 +24,23 @@ T = TypeVar("T")
 def kind_status(backend: KindBackend) -> BackendStatus:
     """What exists of the environment on kind; a failed query is recorded, not raised."""
     report = _report(backend)
+    from pallet_dev.backends.kind_mirrors import MIRRORS_FOLDER, status_rows
+
     folder = backend.data_dir
     data = None
     if folder.is_dir():
-        data = DataLocation(str(folder), f"data folder {folder}", folder_size(folder))
+        # the registry's own data: the caches' folders inside it are reported per cache
+        size = folder_size(folder, skip=MIRRORS_FOLDER)
+        data = DataLocation(str(folder), f"data folder {folder}", size)
     version = (report.get("release") or {}).get("app_version")
+    config = backend.config
+    caches = status_rows(config, folder, bool(report["exists"])) if config.mirrors else []
     return BackendStatus(
-        bool(report["exists"]), report, version=str(version) if version else None, data=data
+        bool(report["exists"]),
+        report,
+        version=str(version) if version else None,
+        data=data,
+        mirrors=caches,
     )
 
 
@@ -111,10 +121,13 @@ def _attempt(call: Callable[[], T], report: dict[str, Any]) -> T | None:
         return None
 
 
-def folder_size(path: Path) -> int | None:
+def folder_size(path: Path, *, skip: str = "") -> int | None:
+    """Bytes of the files under ``path`` (leaving out its subfolder ``skip``)."""
     total = 0
     try:
-        for root, _, files in os.walk(path):
+        for root, dirs, files in os.walk(path):
+            if skip and root == str(path) and skip in dirs:
+                dirs.remove(skip)
             for name in files:
                 try:
                     total += os.lstat(os.path.join(root, name)).st_size

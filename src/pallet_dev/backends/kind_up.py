@@ -23,6 +23,12 @@ from pallet_dev.backends.kind_deploy import (
     wait_registry,
 )
 from pallet_dev.backends.kind_cluster import CAP_DELETE, CAP_LOAD, CAP_QUICK
+from pallet_dev.backends.kind_up_mirrors import (
+    plan_mirror_hosts_toml,
+    plan_prepare_mirrors,
+    prepare_mirrors,
+    write_mirror_hosts_toml,
+)
 from pallet_dev.backends.registry_wiring import (
     LOCAL_REGISTRY_HOSTING_NAME,
     LOCAL_REGISTRY_HOSTING_NAMESPACE,
@@ -87,6 +93,24 @@ def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
             plan_hosts_toml,
             write_hosts_toml,
             concurrent=True,
+        ),
+        *(
+            (
+                Step(
+                    f"Pointing containerd at the {_plural(len(b.config.mirrors), 'cache')}",
+                    plan_mirror_hosts_toml,
+                    write_mirror_hosts_toml,
+                    concurrent=True,
+                ),
+                Step(
+                    "Preparing the pull-through caches (folders, credentials, CA files)",
+                    plan_prepare_mirrors,
+                    prepare_mirrors,
+                    concurrent=True,
+                ),
+            )
+            if b.config.mirrors
+            else ()
         ),
         Step(
             f"Adding context {b.context} to your kubeconfig",

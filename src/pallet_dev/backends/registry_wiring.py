@@ -48,6 +48,27 @@ def hosts_toml_path(port: int) -> str:
     return f"{CONTAINERD_CERTS_DIR}/localhost:{port}/hosts.toml"
 
 
+def mirror_hosts_toml(upstream: str, remote_url: str, node: str, node_port: int) -> str:
+    """containerd's config for ``<upstream>/...``: the cache first, then the upstream.
+
+    The cache is reached like the registry (its NodePort on the node's own name, plain
+    HTTP); ``server`` is where containerd falls back when the cache fails. Image names in
+    pods stay ``<upstream>/...``.
+    """
+    return (
+        f"# Written by pallet-dev: pulls of {upstream}/... try its pull-through cache (NodePort\n"
+        f"# {node_port} on this node) first, then {remote_url} itself.\n"
+        f'server = "{remote_url}"\n'
+        "\n"
+        f'[host."http://{node}:{node_port}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+    )
+
+
+def mirror_hosts_toml_path(upstream: str) -> str:
+    return f"{CONTAINERD_CERTS_DIR}/{upstream}/hosts.toml"
+
+
 def registry_host(config: Settings) -> str:
     """Where tools on this machine push: ``localhost:<port>`` unless bound elsewhere."""
     return registry_push_host(config.registry.bind_address, config.registry.port)

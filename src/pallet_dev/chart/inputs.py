@@ -93,7 +93,7 @@ class ChartInputs:
         return description_for(self.fingerprint)
 
 
-def pallet_dev_values(config: Settings) -> dict[str, Any]:
+def pallet_dev_values(config: Settings, mirror_digest: str = "") -> dict[str, Any]:
     """The layer pallet-dev adds between the chart's dev values and the user's values.
 
     Registry data goes to the hostPath volume the kind config bind-mounts from the
@@ -110,6 +110,10 @@ def pallet_dev_values(config: Settings) -> dict[str, Any]:
     gid = os.getgid() if hasattr(os, "getgid") else 0
     if uid > 0 and gid > 0:
         layer["podSecurityContext"] = {"runAsUser": uid, "runAsGroup": gid, "fsGroup": gid}
+    if config.mirrors:
+        from pallet_dev.backends.kind_mirrors import chart_layer
+
+        layer["mirrors"] = chart_layer(config, mirror_digest)
     return layer
 
 
@@ -139,7 +143,9 @@ def chart_fullname(values: Mapping[str, Any], release: str = RELEASE) -> str:
     return f"{release}-{name}"[:63].rstrip("-")
 
 
-def load_chart_inputs(config: Settings, options: ValuesOptions, chart_dir: Path) -> ChartInputs:
+def load_chart_inputs(
+    config: Settings, options: ValuesOptions, chart_dir: Path, mirror_digest: str = ""
+) -> ChartInputs:
     """Compute and validate the chart values (ConfigError before anything is created).
 
     Layers, lowest first: the chart's values.yaml and values-dev.yaml, pallet-dev's
@@ -156,7 +162,7 @@ def load_chart_inputs(config: Settings, options: ValuesOptions, chart_dir: Path)
 
     with tempfile.TemporaryDirectory(prefix="pallet-dev-values-") as tmp:
         layer = Path(tmp) / "pallet-dev-kind-backend.yaml"
-        layer.write_text(yaml.safe_dump(pallet_dev_values(config)), encoding="utf-8")
+        layer.write_text(yaml.safe_dump(pallet_dev_values(config, mirror_digest)), encoding="utf-8")
         loaded = chart_values.load_values(
             chart_dir,
             values_files=[layer, *(Path(path) for path in options.values_files)],

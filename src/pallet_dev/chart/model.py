@@ -33,6 +33,7 @@ from pallet_dev.chart.constants import (
     SECRET_KEY,
 )
 from pallet_dev.chart.model_base import RuleViolation, StrictValues
+from pallet_dev.chart.model_mirrors import MirrorsValues
 from pallet_dev.chart.model_registry import AuthValues, PersistenceValues, RegistrySettingsValues
 
 
@@ -172,6 +173,7 @@ class ChartValues(StrictValues):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     tests: HelmTestValues = Field(default_factory=HelmTestValues)
+    mirrors: MirrorsValues = Field(default_factory=MirrorsValues)
 
     @model_validator(mode="after")
     def _shared_http_secret(self) -> ChartValues:

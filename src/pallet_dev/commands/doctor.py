@@ -41,7 +41,13 @@ from pallet_dev.commands.doctor_checks import (
     needed_by,
 )
 from pallet_dev.commands.doctor_cluster import check_cluster
-from pallet_dev.commands.doctor_host import check_disk, check_host, check_inotify, check_port
+from pallet_dev.commands.doctor_host import (
+    check_disk,
+    check_docker_mirror,
+    check_host,
+    check_inotify,
+    check_port,
+)
 from pallet_dev.config import Config, load_config
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_OK, EXIT_PREREQUISITE, ConfigError
@@ -73,6 +79,7 @@ CHECKS: tuple[Check, ...] = (
     check_disk,
     check_host,
     check_cluster,
+    check_docker_mirror,
 )
 
 

@@ -75,6 +75,8 @@ CHECK_TABLE: dict[str, CheckSpec] = {
     "cluster-context": CheckSpec("kube context", CLUSTER_ONLY),
     "cluster-permissions": CheckSpec("RBAC permissions", CLUSTER_ONLY),
     "cluster-registry": CheckSpec("team registry", CLUSTER_ONLY),
+    # shown only when the docker.io cache has run: does the daemon pull through it
+    "docker-mirror": CheckSpec("docker.io cache", ("docker",)),
 }
 
 

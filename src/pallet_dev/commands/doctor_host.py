@@ -158,6 +158,39 @@ def check_host(inputs: DoctorInputs) -> list[CheckResult]:
     return results
 
 
+def check_docker_mirror(inputs: DoctorInputs) -> list[CheckResult]:
+    """Whether the Docker daemon sends docker.io pulls to the environment's cache
+    (docs/mirrors.md); advice only, and only once the cache has run (its port is known)."""
+    from pallet_dev import mirrors
+    from pallet_dev.backends.docker_mirrors import DockerMirrors
+
+    config = inputs.config
+    if not inputs.runner.has("docker"):
+        return []
+    if not any(mirror.upstream == mirrors.DOCKER_HUB for mirror in config.mirrors):
+        return []
+    docker = Docker(inputs.runner, timeout=inputs.tool_timeout)
+    caches = DockerMirrors(docker, config, inputs.paths)
+    port = caches.recorded_ports().get(mirrors.DOCKER_HUB)
+    if port is None:
+        return []
+    try:
+        configured = docker.registry_mirrors()
+    except PalletError:
+        return []
+    endpoint = caches.endpoint(port)
+    advice = mirrors.daemon_mirror_advice(configured, endpoint)
+    if advice is None:
+        return [CheckResult.passed("docker-mirror", f"registry-mirrors has {endpoint}")]
+    fix = (
+        f"Add {mirrors.daemon_json_lines(endpoint)} to daemon.json (/etc/docker/daemon.json; "
+        "Docker Desktop: Settings > Docker Engine) and restart Docker."
+    )
+    problem = "The Docker daemon does not pull docker.io images through the cache."
+    found = ", ".join(configured) or "no registry-mirrors"
+    return [CheckResult.failed("docker-mirror", problem, fix, found=found, advisory=True)]
+
+
 def _host_info(inputs: DoctorInputs) -> HostInfo | None:
     """What `docker info` says about the daemon's host; None without a CLI or a daemon."""
     if not inputs.runner.has("docker"):

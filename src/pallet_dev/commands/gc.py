@@ -8,7 +8,8 @@ meanwhile and says how), and reports the bytes freed on disk. ``--dry-run`` read
 registry and prints the same plan with the exact commands; it changes nothing.
 
 The registries `gc` cleans are a list of :class:`GcTarget` (today the local registry
-only): the pull-through caches, when they come, are more targets behind a `--mirrors` flag.
+only): the pull-through caches (mirrors.py) are never among them; they would be more
+targets behind a `--mirrors` flag.
 """
 
 from __future__ import annotations

@@ -72,6 +72,8 @@ def collect_status(ctx: AppContext) -> StatusReport:
     }
     if agents is not None:
         document["agents"] = agents
+    if running is not None and running.mirrors is not None:
+        document["mirrors"] = running.mirrors
     return StatusReport(document, statuses)
 
 
@@ -130,6 +132,7 @@ def render_status(status: StatusReport) -> str:
             f"{agent.get('restarts', 0)} restarts, {agent.get('digest') or agent.get('image')}"
             f" ({where})"
         )
+    lines += [f"Cache:       {mirror_line(mirror)}" for mirror in doc.get("mirrors") or []]
     for name, report in doc["backends"].items():
         if report.get("error"):
             lines.append(f"[{name}] {report['error']}")
@@ -145,6 +148,21 @@ def render_status(status: StatusReport) -> str:
                 continue
             lines.append(f"  {key}: {_short(value)}")
     return "\n".join(lines)
+
+
+def mirror_line(mirror: dict[str, Any]) -> str:
+    """One pull-through cache: upstream, endpoint and state, entries, bytes, hits/misses."""
+    where = mirror.get("endpoint") or "-"
+    entries = mirror.get("entries")
+    size = mirror.get("size_bytes")
+    counted = "entries unknown" if entries is None else f"{entries} entries"
+    shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
+    hits = (
+        "hits/misses not exposed"
+        if mirror.get("hits") is None
+        else f"{mirror['hits']} hits, {mirror['misses']} misses"
+    )
+    return f"{mirror['upstream']} {where} {mirror['state']}, {counted}, {shown}, {hits}"
 
 
 def _short(value: Any) -> str:

@@ -63,10 +63,11 @@ class Docker:
         timeout: float | None = None,
         step: str = "",
         on_output: Any = None,
+        env: Mapping[str, str] | None = None,
     ) -> str:
         try:
             return self.runner.run(
-                argv, timeout=timeout or self.timeout, step=step, on_output=on_output
+                argv, timeout=timeout or self.timeout, step=step, on_output=on_output, env=env
             ).stdout
         except CommandFailed as exc:
             daemon = classify_daemon_error(exc.stderr)
@@ -200,11 +201,12 @@ class Docker:
             raise
         return True
 
-    def run(self, spec: ContainerSpec) -> str:
+    def run(self, spec: ContainerSpec, *, env: Mapping[str, str] | None = None) -> str:
         """`docker run`; ImageMissing when the image is not present locally,
-        ContainerExists when the name is taken (nothing was created then)."""
+        ContainerExists when the name is taken (nothing was created then). ``env`` is
+        the CLI's own environment (values a bare ``--env NAME`` passes on, never argv)."""
         try:
-            return self._run(spec.run_argv(), step="run container").strip()
+            return self._run(spec.run_argv(), step="run container", env=env).strip()
         except CommandFailed as exc:
             text = exc.stderr.lower()
             if "no such image" in text:
@@ -422,8 +424,27 @@ class Docker:
             raise
         return True
 
-    def volume_size_bytes(self, name: str) -> int | None:
-        """Size of a volume from `docker system df -v` (None when unknown)."""
+    def registry_mirrors(self) -> list[str]:
+        """The daemon's ``registry-mirrors`` (daemon.json), from `docker info`."""
+        out = self._run(
+            ["docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"],
+            timeout=min(self.timeout, 20.0),
+            step="docker info",
+        )
+        data = docker_json(out, "docker info", "[]")
+        return [str(item) for item in data] if isinstance(data, list) else []
+
+    def volumes_with_labels(self, labels: Mapping[str, str], *, prefix: str = "") -> list[str]:
+        """Names of volumes with these labels (and a name starting with ``prefix``)."""
+        argv = ["docker", "volume", "ls", "--format", "{{json .Name}}"]
+        for name, value in sorted(labels.items()):
+            argv += ["--filter", f"label={name}={value}"]
+        out = self._run(argv, step="list volumes")
+        names = [str(json.loads(line)) for line in out.splitlines() if line.strip()]
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def volume_sizes(self) -> dict[str, int]:
+        """Every volume's size from `docker system df -v` (those Docker could measure)."""
         out = self._run(
             ["docker", "system", "df", "--verbose", "--format", "{{json .Volumes}}"],
             timeout=60,
@@ -432,8 +453,14 @@ class Docker:
         try:
             volumes = json.loads(out.strip() or "[]")
         except json.JSONDecodeError:
-            return None
+            return {}
+        sizes: dict[str, int] = {}
         for volume in volumes or []:
-            if volume.get("Name") == name:
-                return parse_size(str(volume.get("Size", "")))
-        return None
+            size = parse_size(str(volume.get("Size", "")))
+            if size is not None:
+                sizes[str(volume.get("Name"))] = size
+        return sizes
+
+    def volume_size_bytes(self, name: str) -> int | None:
+        """Size of a volume from `docker system df -v` (None when unknown)."""
+        return self.volume_sizes().get(name)
