@@ -15,11 +15,11 @@ every command line here first, with the grammar of grammar.py and Click's rules:
     [--config FILE | ...] up [--prefer-docker | --backend docker|kind] [--json] [--timeout S]
     [--config FILE | ...] push IMAGE [--as NAME] [--json]
 
-`up` on the Docker backend with agents runs commands.up.run_up, as the Typer path does.
+`up` with agents runs commands.up.run_up here, as the Typer path would. Without agents,
 `up` on kind (or `auto`) runs here only when nothing changed since the last `up`
 (commands.up.unchanged_since_last_up: one `docker inspect` and one GET /v2/).
 Anything else (`--help`, `--version`, `--verbose`, `--debug`, a value only Typer can
-judge, `up` on kind with something to do or with agents) returns None and the Typer
+judge, `up` on kind with something to do and no agents) returns None and the Typer
 app runs, which says what is wrong as for any command. Errors map to exit codes in
 outcome.run_guarded, as on the Typer path.
 """
@@ -270,7 +270,7 @@ def _up(line: CommandLine) -> int | None:
     agents = settings.agents or (ctx.active(settings.name) or {}).get("agents")
     as_json = bool(line.values.get("--json"))
     backend = given or ("docker" if prefer_docker else settings.backend)
-    if backend == "docker" and agents:
+    if agents:
         # the whole of `up` as the Typer path runs it (the same function, the same
         # defaults): building and rolling out a changed agent should not wait for Typer
         from pallet_dev.commands.up import run_up
@@ -290,8 +290,6 @@ def _up(line: CommandLine) -> int | None:
             )
 
         return _guarded(ctx, up_with_agents)
-    if agents:
-        return None  # kind's agents are deployed on the Typer path
     if backend in ("auto", "kind"):
         from pallet_dev.commands.up import report_unchanged, unchanged_since_last_up
 

@@ -322,3 +322,50 @@ def test_dev_replaces_only_the_changed_agent_on_the_ports_its_last_deploy_left(
     runner.reset_calls()
     DockerAgents(Docker(runner), "e").deploy(newer, time.monotonic() + 60, steps)
     assert "docker run" not in runner.commands()
+
+
+def test_kind_sets_images_only_while_the_release_is_where_they_were_applied(
+    tmp_path: Path,
+) -> None:
+    from pallet_dev.backends import kind_agents_record
+    from pallet_dev.backends.kind_agents_record import AppliedValues
+    from pallet_dev.tools.helm import HelmRevision
+
+    config = example_config()
+    values = chart_values(
+        deployments(config.agents, images_for(config), env_name="e", registry_address="r")
+    )
+    latest = HelmRevision(3, "deployed", "pallet-agents-0.1.0", "", "pallet-dev abc", "")
+    applied = AppliedValues(3, "pallet-agents-0.1.0", "pallet-dev abc", values)
+    path = tmp_path / "applied.json"
+    path.write_text(applied.to_json())
+    assert kind_agents_record.read(path) == applied
+    path.write_text("{not json")
+    assert kind_agents_record.read(path) is None
+    assert kind_agents_record.read(tmp_path / "missing.json") is None
+
+    newer = json.loads(json.dumps(values))
+    assert applied.image_changes(latest, newer) == []
+    newer["agents"][2]["image"] += "0"
+    newer["agents"][0]["image"] += "0"
+    assert applied.image_changes(latest, newer) == ["planner", "packer"]
+    # Helm moved on (a new revision, another chart, a failed upgrade): Helm decides
+    for moved_on in (
+        HelmRevision(4, "deployed", "pallet-agents-0.1.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "deployed", "pallet-agents-0.2.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "failed", "pallet-agents-0.1.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "deployed", "pallet-agents-0.1.0", "", "pallet-dev def", ""),
+        None,
+    ):
+        assert applied.image_changes(moved_on, newer) is None
+    # anything besides an image: Helm
+    for change in (
+        lambda v: v["agents"][1].update(replicas=2),
+        lambda v: v["agents"][1]["env"].update(GREETING="hi"),
+        lambda v: v["agents"].pop(),
+        lambda v: v["agents"].reverse(),
+        lambda v: v.update(extra=1),
+    ):
+        other = json.loads(json.dumps(newer))
+        change(other)
+        assert applied.image_changes(latest, other) is None

@@ -250,6 +250,7 @@ class KindBackend(Backend):
             self.kind_config_path,
             self.values_path,
             self.agents.values_path,
+            self.agents.applied_path,
         ):
             path.unlink(missing_ok=True)
         if self.agents.api_dir.is_dir():

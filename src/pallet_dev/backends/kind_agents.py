@@ -15,13 +15,16 @@ import base64
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.agents.health import check_agents
 from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, ApiAccess
+from pallet_dev.backends import kind_agents_record
 from pallet_dev.backends.base import PlanStep, UpOptions
+from pallet_dev.backends.kind_agents_record import AppliedValues
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.chart.release import PLAN_HELM_VERSION, description_for, same_release
@@ -98,6 +101,11 @@ class KindAgents:
         return self.backend.paths.state_dir / f"{self.backend.cluster}-agents-values.json"
 
     @property
+    def applied_path(self) -> Path:
+        """What the Deployments run when set image moved them past the release's values."""
+        return self.backend.paths.state_dir / f"{self.backend.cluster}-agents-applied.json"
+
+    @property
     def api_dir(self) -> Path:
         return self.backend.paths.state_dir / f"{self.backend.cluster}-api"
 
@@ -143,10 +151,32 @@ class KindAgents:
         api = self.write_api_access()
         endpoints = [self.endpoint(d, api) for d in deployments]
         unchanged = same_release(latest, chart_name, description)
-        drift = self._drift(deployments) if unchanged else None
-        if unchanged and drift is None:
+        applied = None if unchanged else kind_agents_record.read(self.applied_path)
+        # the agents whose image alone changed since the values last applied ([]: none)
+        moved = applied.image_changes(latest, values) if applied is not None else None
+        drift = None
+        if applied is not None and moved:
+            # as by hand: set image and wait for the rollout; meanwhile one `kubectl get`
+            # checks that nothing else moved (else Helm converges it below)
+            with ThreadPoolExecutor(1, thread_name_prefix="pallet-drift") as pool:
+                check = pool.submit(self._drift, deployments, moved)
+                try:
+                    for name in moved:
+                        self._set_image(deployments, name, deadline, steps)
+                except OperationFailed:
+                    drift = check.result()
+                    if drift is None:  # the new image itself fails: the old one serves on
+                        raise
+                else:
+                    drift = check.result()
+        elif unchanged or moved is not None:
+            drift = self._drift(deployments)
+        if (unchanged or moved is not None) and drift is None:
             assert latest is not None
-            steps.done(f"Agents release unchanged (revision {latest.revision})")
+            if applied is not None and moved:
+                self._applied(applied, values)
+            else:
+                steps.done(f"Agents release unchanged (revision {latest.revision})")
         else:
             if drift:
                 steps.note(f"{drift}; deploying the configured agents again")
@@ -165,16 +195,22 @@ class KindAgents:
                     )
                 except (CommandFailed, CommandTimeout, OperationFailed) as exc:
                     raise self._diagnose(deployments, exc) from exc
+            # Helm numbers each upgrade one past the latest revision
+            revision = latest.revision + 1 if latest is not None else 1
+            self._applied(AppliedValues(revision, chart_name, description, values), values)
         with steps.step("Checking every agent's health path through the API server"):
             self._await_healthy(endpoints, api, deadline)
         return AgentsState(endpoints, api)
 
-    def _drift(self, deployments: Sequence[AgentDeployment]) -> str | None:
+    def _drift(
+        self, deployments: Sequence[AgentDeployment], rolling: Collection[str] = ()
+    ) -> str | None:
         """What differs in the cluster from an unchanged release (None: nothing).
 
         A same-fingerprint release says the values are as configured, not that nobody
         changed the Deployments since (`kubectl set image`, `kubectl scale`): one `kubectl
-        get deployments` tells, and `up` converges them back.
+        get deployments` tells, and `up` converges them back. The images of the agents
+        ``rolling`` out meanwhile are their rollout's to check.
         """
         kubectl = self.backend.kubectl()
         try:
@@ -191,7 +227,7 @@ class KindAgents:
             if d.name not in live:
                 return f"the Deployment of agent '{d.name}' is missing"
             image, replicas = live[d.name]
-            if image != d.image:
+            if image != d.image and d.name not in rolling:
                 return f"agent '{d.name}' runs {image}, not {d.digest[:19]}"
             if replicas != d.replicas:
                 return f"agent '{d.name}' has {replicas} replicas, not {d.replicas}"
@@ -209,35 +245,43 @@ class KindAgents:
         release's values up to date (an upgrade that changes no pod). A rollout that does
         not finish is undone, so the old pods, never replaced (maxUnavailable 0), serve on.
         """
-        kubectl = self.backend.kubectl()
         api = self.write_api_access()
-        by_name = {d.name: d for d in deployments}
         for name in changed:
-            d = by_name[name]
-            with steps.step(f"Rolling out agent '{name}' ({d.digest[:19]})"):
-                try:
-                    kubectl.set_image(
-                        self.namespace, name, name, d.image, timeout=_left(deadline, 30)
-                    )
-                    kubectl.rollout_status_of(
-                        self.namespace, name, timeout=_left(deadline, CAP_DEPLOY)
-                    )
-                except (CommandFailed, CommandTimeout) as exc:
-                    story = self._pod_story(name)
-                    try:
-                        kubectl.rollout_undo(self.namespace, name, timeout=30)
-                    except (CommandFailed, CommandTimeout):
-                        pass
-                    raise OperationFailed(
-                        f"Agent '{name}' did not become ready, so its rollout was undone (the "
-                        f"previous version keeps serving){story}",
-                        hint=f"`pallet-dev logs {name}`; check its port ({d.port}) and health "
-                        f"path ({d.health}).",
-                    ) from exc
+            self._set_image(deployments, name, deadline, steps)
+        applied = kind_agents_record.read(self.applied_path)
+        if applied is not None:  # the next `up` then compares with what runs
+            self._applied(applied, chart_values(deployments))
         endpoints = [self.endpoint(d, api) for d in deployments]
         wanted = [e for e in endpoints if e.name in changed]
         self._await_healthy(wanted, api, deadline)
         return AgentsState(endpoints, api)
+
+    def _set_image(
+        self, deployments: Sequence[AgentDeployment], name: str, deadline: float, steps: Steps
+    ) -> None:
+        """One agent's new image on its Deployment, waited for; undone when it fails."""
+        kubectl = self.backend.kubectl()
+        d = next(d for d in deployments if d.name == name)
+        with steps.step(f"Rolling out agent '{name}' ({d.digest[:19]})"):
+            try:
+                kubectl.set_image(self.namespace, name, name, d.image, timeout=_left(deadline, 30))
+                kubectl.rollout_status_of(self.namespace, name, timeout=_left(deadline, CAP_DEPLOY))
+            except (CommandFailed, CommandTimeout) as exc:
+                story = self._pod_story(name)
+                try:
+                    kubectl.rollout_undo(self.namespace, name, timeout=30)
+                except (CommandFailed, CommandTimeout):
+                    pass
+                raise OperationFailed(
+                    f"Agent '{name}' did not become ready, so its rollout was undone (the "
+                    f"previous version keeps serving){story}",
+                    hint=f"`pallet-dev logs {name}`; check its port ({d.port}) and health "
+                    f"path ({d.health}).",
+                ) from exc
+
+    def _applied(self, base: AppliedValues, values: dict[str, Any]) -> None:
+        record = AppliedValues(base.revision, base.chart, base.description, values)
+        self.backend._write_private(self.applied_path, record.to_json())
 
     def endpoint(self, deployment: AgentDeployment, api: ApiAccess) -> AgentEndpoint:
         ns = self.namespace
