@@ -345,10 +345,11 @@ def test_kind_sets_images_only_while_the_release_is_where_they_were_applied(
     assert kind_agents_record.read(tmp_path / "missing.json") is None
 
     newer = json.loads(json.dumps(values))
-    assert applied.image_changes(latest, newer) == []
+    assert applied.holds(latest)
+    assert kind_agents_record.image_changes(applied.values, newer) == []
     newer["agents"][2]["image"] += "0"
     newer["agents"][0]["image"] += "0"
-    assert applied.image_changes(latest, newer) == ["planner", "packer"]
+    assert kind_agents_record.image_changes(applied.values, newer) == ["planner", "packer"]
     # Helm moved on (a new revision, another chart, a failed upgrade): Helm decides
     for moved_on in (
         HelmRevision(4, "deployed", "pallet-agents-0.1.0", "", "pallet-dev abc", ""),
@@ -357,7 +358,7 @@ def test_kind_sets_images_only_while_the_release_is_where_they_were_applied(
         HelmRevision(3, "deployed", "pallet-agents-0.1.0", "", "pallet-dev def", ""),
         None,
     ):
-        assert applied.image_changes(moved_on, newer) is None
+        assert not applied.holds(moved_on)
     # anything besides an image: Helm
     for change in (
         lambda v: v["agents"][1].update(replicas=2),
@@ -368,4 +369,4 @@ def test_kind_sets_images_only_while_the_release_is_where_they_were_applied(
     ):
         other = json.loads(json.dumps(newer))
         change(other)
-        assert applied.image_changes(latest, other) is None
+        assert kind_agents_record.image_changes(applied.values, other) is None

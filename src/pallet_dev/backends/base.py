@@ -166,6 +166,11 @@ class Backend(abc.ABC):
         name does not work there (None: ``localhost:<port>`` works everywhere)."""
         return None
 
+    def as_last_up(self, options: UpOptions) -> None:
+        """`up` kept the registry as the last `up` verified it (only agents change): load
+        what deploying the agents takes from ``options``, without a subprocess."""
+        return None
+
     def await_registry(self, steps: Steps, deadline: float, timeout: float, hint: str) -> None:
         """Wait (until the monotonic ``deadline``) for `/v2/` to answer as a registry."""
         from pallet_dev.errors import ReadinessTimeout

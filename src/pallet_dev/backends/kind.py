@@ -140,6 +140,10 @@ class KindBackend(Backend):
         self._chart = load_chart_inputs(self.config, options, self.chart_dir)
         return self._chart
 
+    def as_last_up(self, options: UpOptions) -> None:
+        # the registry Service's name (agent_registry_address) comes from these inputs
+        self.chart_inputs(options)
+
     # --- agents ----------------------------------------------------------------------
     @property
     def agents(self) -> KindAgents:

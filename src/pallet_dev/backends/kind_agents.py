@@ -33,6 +33,7 @@ from pallet_dev.tools.kubeconfig import entry_from_kubeconfig
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
+    from pallet_dev.tools.helm import HelmRevision
 
 AGENTS_RELEASE = "agents"
 AGENTS_CHART = "pallet-agents"
@@ -147,60 +148,92 @@ class KindAgents:
         values = chart_values(deployments)
         chart_name = f"{AGENTS_CHART}-{chart_version(self.chart_dir)}"
         description = description_for(fingerprint(self.chart_dir, values))
-        latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
         api = self.write_api_access()
         endpoints = [self.endpoint(d, api) for d in deployments]
-        unchanged = same_release(latest, chart_name, description)
-        applied = None if unchanged else kind_agents_record.read(self.applied_path)
+        applied = kind_agents_record.read(self.applied_path)
         # the agents whose image alone changed since the values last applied ([]: none)
-        moved = applied.image_changes(latest, values) if applied is not None else None
-        drift = None
+        moved = kind_agents_record.image_changes(applied.values, values) if applied else None
+        drift: str | None = None
         if applied is not None and moved:
-            # as by hand: set image and wait for the rollout; meanwhile one `kubectl get`
-            # checks that nothing else moved (else Helm converges it below)
-            with ThreadPoolExecutor(1, thread_name_prefix="pallet-drift") as pool:
-                check = pool.submit(self._drift, deployments, moved)
-                try:
-                    for name in moved:
-                        self._set_image(deployments, name, deadline, steps)
-                except OperationFailed:
-                    drift = check.result()
-                    if drift is None:  # the new image itself fails: the old one serves on
-                        raise
-                else:
-                    drift = check.result()
-        elif unchanged or moved is not None:
-            drift = self._drift(deployments)
-        if (unchanged or moved is not None) and drift is None:
-            assert latest is not None
-            if applied is not None and moved:
+            latest, settled = self._as_by_hand(applied, deployments, moved, deadline, steps)
+            if settled:
                 self._applied(applied, values)
-            else:
-                steps.done(f"Agents release unchanged (revision {latest.revision})")
         else:
+            latest = helm.latest_revision(
+                AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30)
+            )
+            same = same_release(latest, chart_name, description)
+            settled = same or (applied is not None and moved == [] and applied.holds(latest))
+            drift = self._drift(deployments) if settled else None
+            settled = settled and drift is None
+            if settled:
+                assert latest is not None
+                steps.done(f"Agents release unchanged (revision {latest.revision})")
+        if not settled:
             if drift:
                 steps.note(f"{drift}; deploying the configured agents again")
-            self.backend._write_private(self.values_path, json.dumps(values, indent=2))
-            verb = "Installing" if latest is None else "Upgrading"
-            names = ", ".join(d.name for d in deployments)
-            with steps.step(f"{verb} the agents ({names}) as release '{AGENTS_RELEASE}'"):
-                try:
-                    helm.upgrade_install(
-                        AGENTS_RELEASE,
-                        str(self.chart_dir),
-                        self.namespace,
-                        values_files=[str(self.values_path)],
-                        timeout=_left(deadline, CAP_DEPLOY),
-                        description=description,
-                    )
-                except (CommandFailed, CommandTimeout, OperationFailed) as exc:
-                    raise self._diagnose(deployments, exc) from exc
+            self._upgrade(deployments, values, description, latest, deadline, steps)
             # Helm numbers each upgrade one past the latest revision
             revision = latest.revision + 1 if latest is not None else 1
             self._applied(AppliedValues(revision, chart_name, description, values), values)
         with steps.step("Checking every agent's health path through the API server"):
             self._await_healthy(endpoints, api, deadline)
         return AgentsState(endpoints, api)
+
+    def _as_by_hand(
+        self,
+        applied: AppliedValues,
+        deployments: Sequence[AgentDeployment],
+        moved: Sequence[str],
+        deadline: float,
+        steps: Steps,
+    ) -> tuple[HelmRevision | None, bool]:
+        """Set the ``moved`` agents' images and wait for their rollouts, as by hand, while
+        `helm history` and one `kubectl get` check that the release is still where these
+        values were applied and that nothing else moved: (latest revision, True) when so;
+        else (latest, False), and the Helm upgrade converges everything."""
+        helm = self.backend.helm()
+        failure: OperationFailed | None = None
+        with ThreadPoolExecutor(2, thread_name_prefix="pallet-check") as pool:
+            history = pool.submit(
+                helm.latest_revision, AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30)
+            )
+            drift = pool.submit(self._drift, deployments, moved)
+            try:
+                for name in moved:
+                    self._set_image(deployments, name, deadline, steps)
+            except OperationFailed as exc:
+                failure = exc
+            latest = history.result()
+            settled = applied.holds(latest) and drift.result() is None
+        if failure is not None and settled:
+            raise failure  # the new image itself fails; its rollout was undone
+        return latest, settled
+
+    def _upgrade(
+        self,
+        deployments: Sequence[AgentDeployment],
+        values: dict[str, Any],
+        description: str,
+        latest: HelmRevision | None,
+        deadline: float,
+        steps: Steps,
+    ) -> None:
+        self.backend._write_private(self.values_path, json.dumps(values, indent=2))
+        verb = "Installing" if latest is None else "Upgrading"
+        names = ", ".join(d.name for d in deployments)
+        with steps.step(f"{verb} the agents ({names}) as release '{AGENTS_RELEASE}'"):
+            try:
+                self.backend.helm().upgrade_install(
+                    AGENTS_RELEASE,
+                    str(self.chart_dir),
+                    self.namespace,
+                    values_files=[str(self.values_path)],
+                    timeout=_left(deadline, CAP_DEPLOY),
+                    description=description,
+                )
+            except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+                raise self._diagnose(deployments, exc) from exc
 
     def _drift(
         self, deployments: Sequence[AgentDeployment], rolling: Collection[str] = ()

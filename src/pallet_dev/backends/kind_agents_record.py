@@ -38,13 +38,6 @@ class AppliedValues:
             and latest.description == self.description
         )
 
-    def image_changes(
-        self, latest: HelmRevision | None, wanted: dict[str, Any]
-    ) -> list[str] | None:
-        """The agents whose image alone differs from what runs ([]: nothing differs); None
-        when the release moved on or anything else differs: then Helm decides."""
-        return image_changes(self.values, wanted) if self.holds(latest) else None
-
     def to_json(self) -> str:
         return json.dumps(
             {
