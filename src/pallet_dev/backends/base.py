@@ -229,6 +229,11 @@ class Backend(abc.ABC):
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         """The steps that deploy the agents; runs no subprocess."""
 
+    def look_ahead_agents(self) -> None:
+        """While the agents' images build: start reading what `deploy_agents` will need
+        (changes nothing; by default nothing)."""
+        return None
+
     @abc.abstractmethod
     def deploy_agents(
         self, deployments: list[AgentDeployment], deadline: float, steps: Steps

@@ -276,6 +276,9 @@ class DockerBackend(Backend):
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         return self.agents.plan(deployments)
 
+    def look_ahead_agents(self) -> None:
+        self.agents.look_ahead()
+
     def deploy_agents(
         self, deployments: list[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:

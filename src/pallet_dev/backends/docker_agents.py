@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -78,6 +79,7 @@ class DockerAgents:
         # each replica container's host port as the last deploy left it (by name), so
         # `dev` replaces a changed agent's containers without listing and inspecting all
         self.host_ports: dict[str, int] = {}
+        self._ahead: Future[dict[str, ContainerInfo]] | None = None
 
     @property
     def network(self) -> str:
@@ -154,16 +156,27 @@ class DockerAgents:
         return steps
 
     # --- deploy --------------------------------------------------------------------------
+    def look_ahead(self) -> None:
+        """Read the containers (as deploy does first) while the images build."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pallet-containers")
+        self._ahead = pool.submit(self._containers)
+        pool.shutdown(wait=False)
+
+    def _containers(self) -> dict[str, ContainerInfo]:
+        # one inspect for the registry and every agent container: an unchanged `up` makes
+        # two docker calls here (list, inspect) and nothing else
+        docker = self.docker
+        return docker.inspect_containers(
+            [self.registry, *docker.containers_with_labels(self.labels(), key=LABEL_AGENT)]
+        )
+
     def deploy(
         self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         docker = self.docker
         registry = self.registry
-        # one inspect for the registry and every agent container: an unchanged `up` makes
-        # two docker calls here (list, inspect) and nothing else
-        existing = docker.inspect_containers(
-            [registry, *docker.containers_with_labels(self.labels(), key=LABEL_AGENT)]
-        )
+        ahead, self._ahead = self._ahead, None
+        existing = ahead.result() if ahead is not None else self._containers()
         registry_info = existing.pop(registry, None)
         wanted: dict[str, tuple[AgentDeployment, int]] = {
             container_name(self.env_name, d.name, replica): (d, replica)

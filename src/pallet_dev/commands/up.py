@@ -380,6 +380,7 @@ def converge_agents(
     """Build what changed, push it, deploy every agent by digest and wait for its health."""
     from pallet_dev.agents.spec import deployments
 
+    chosen.look_ahead_agents()
     images = agent_images(ctx, chosen, agents).ensure(deadline, steps)
     planned = deployments(
         agents,
