@@ -274,9 +274,10 @@ class KindAgents:
         steps: Steps,
     ) -> AgentsState:
         """`dev`: set the changed agents' images on their Deployments and wait for the
-        rollout, about a second quicker than a Helm upgrade. The next `up` brings the
-        release's values up to date (an upgrade that changes no pod). A rollout that does
-        not finish is undone, so the old pods, never replaced (maxUnavailable 0), serve on.
+        rollout, about a second quicker than a Helm upgrade. The values the Deployments
+        then run are recorded (kind_agents_record), so the next `up` needs no upgrade. A
+        rollout that does not finish is undone, so the old pods, never replaced
+        (maxUnavailable 0), serve on.
         """
         api = self.write_api_access()
         for name in changed:
