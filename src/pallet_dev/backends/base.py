@@ -166,9 +166,9 @@ class Backend(abc.ABC):
         name does not work there (None: ``localhost:<port>`` works everywhere)."""
         return None
 
-    def as_last_up(self, options: UpOptions) -> None:
-        """`up` kept the registry as the last `up` verified it (only agents change): load
-        what deploying the agents takes from ``options``, without a subprocess."""
+    def as_last_up(self, options: UpOptions, record: Mapping[str, Any]) -> None:
+        """`up` kept the registry as the last `up` verified it (``record``, still holding;
+        only agents change): load what deploying the agents takes, without a subprocess."""
         return None
 
     def await_registry(self, steps: Steps, deadline: float, timeout: float, hint: str) -> None:

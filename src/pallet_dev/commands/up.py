@@ -216,7 +216,7 @@ def _registry_as_last_up(
         record = _recorded_up(ctx, config, chosen.name, options.values_files, options.set_overrides)
         if record is None or not kind_record.verify(ctx.runner, config, record):
             return None
-        chosen.as_last_up(options)
+        chosen.as_last_up(options, record)
     except PalletError:
         return None
     _say_unchanged(config, steps)
