@@ -15,10 +15,11 @@ every command line here first, with the grammar of grammar.py and Click's rules:
     [--config FILE | ...] up [--prefer-docker | --backend docker|kind] [--json] [--timeout S]
     [--config FILE | ...] push IMAGE [--as NAME] [--json]
 
+`up` with agents runs commands.up.run_up here, as the Typer path would. Without agents,
 `up` on kind (or `auto`) runs here only when nothing changed since the last `up`
 (commands.up.unchanged_since_last_up: one `docker inspect` and one GET /v2/).
 Anything else (`--help`, `--version`, `--verbose`, `--debug`, a value only Typer can
-judge, `up` on kind with something to do, `up` with agents) returns None and the Typer
+judge, `up` on kind with something to do and no agents) returns None and the Typer
 app runs, which says what is wrong as for any command. Errors map to exit codes in
 outcome.run_guarded, as on the Typer path.
 """
@@ -266,10 +267,29 @@ def _up(line: CommandLine) -> int | None:
         return None  # contradictory or to be judged: the Typer path says so
     ctx = _context(line)
     settings = ctx.load_settings()  # a config error is reported as on the Typer path
-    if settings.agents or (ctx.active(settings.name) or {}).get("agents"):
-        return None  # agents are built and deployed on the Typer path
+    agents = settings.agents or (ctx.active(settings.name) or {}).get("agents")
     as_json = bool(line.values.get("--json"))
     backend = given or ("docker" if prefer_docker else settings.backend)
+    if agents:
+        # the whole of `up` as the Typer path runs it (the same function, the same
+        # defaults): building and rolling out a changed agent should not wait for Typer
+        from pallet_dev.commands.up import run_up
+
+        def up_with_agents() -> int:
+            return run_up(
+                ctx,
+                backend=given,
+                prefer_docker=prefer_docker,
+                port=None,
+                timeout=timeout,
+                recreate=False,
+                dry_run=False,
+                as_json=as_json,
+                values_files=[],
+                set_overrides=[],
+            )
+
+        return _guarded(ctx, up_with_agents)
     if backend in ("auto", "kind"):
         from pallet_dev.commands.up import report_unchanged, unchanged_since_last_up
 

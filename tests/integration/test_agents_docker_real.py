@@ -7,11 +7,16 @@ dockerd and registry image; removes only what its own environment name made.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.agents_env import container_ids, get, pallet_dev
+from tests.support.fast_path import heavy_modules_probe
 from tests.support.real_docker import DockerEnv, docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -49,6 +54,14 @@ def test_example_agents_up_health_change_one_down_up_clean(
 
     again = pallet_dev(docker_env, project, "up", "--json")
     assert again["changed"] is False and not any(a["built"] for a in again["agents"])
+    # `up` with agents runs without Typer, pydantic or yaml once the config has a snapshot
+    quick = subprocess.run(
+        [sys.executable, "-c", heavy_modules_probe(), "up", "--json"],
+        capture_output=True, text=True, timeout=600, cwd=project,
+        env={**os.environ, **docker_env.environ(), "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert quick.returncode == 0 and quick.stderr.splitlines()[-1] == "[]", quick.stderr
+    assert json.loads(quick.stdout)["agents"] == again["agents"]
 
     before = container_ids(name)
     (project / "agents" / "packer" / "VERSION").write_text("packer-2\n")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,3 +279,94 @@ def test_the_kind_plan_deploys_the_agents_chart_by_digest(tmp_path: Path) -> Non
     assert "--kube-context" in upgrade.argv and "kind-pallet-example" in upgrade.argv
     assert "localhost:5000/pallet-example/planner@sha256:0" in (upgrade.detail or "")
     assert check.argv == [] and "/proxy" in (check.detail or "")
+
+
+def test_dev_replaces_only_the_changed_agent_on_the_ports_its_last_deploy_left(
+    mocker: Any,
+) -> None:
+    import io
+    from dataclasses import replace
+
+    from pallet_dev.output import Steps
+
+    config = example_config()
+    planned = [
+        replace(d, host_port=41000 + 10 * i)
+        for i, d in enumerate(
+            deployments(config.agents, images_for(config), env_name="e", registry_address="r")
+        )
+    ]
+    runner = FakeToolsRunner(tools=("docker",))
+    runner.state["host_images"] += [d.image for d in planned]
+    mocker.patch.object(DockerAgents, "_await_healthy")  # nothing listens in the fake world
+    steps = Steps(io.StringIO())
+    first = DockerAgents(Docker(runner), "e")
+    # without a deploy before it, a rollout is a full deploy: it lists what runs
+    first.roll_out(planned, ["packer"], time.monotonic() + 60, steps)
+    assert "docker container ls" in runner.commands()
+
+    newer = [*planned[:2], replace(planned[2], image=planned[2].image + "0", digest="sha256:9")]
+    runner.state["host_images"].append(newer[2].image)
+    runner.reset_calls()
+    state = first.roll_out(newer, ["packer"], time.monotonic() + 60, steps)
+    assert runner.commands() == ["docker container rm", "docker run"]
+    assert runner.calls[0][-1] == "e-agent-packer"
+    packer = runner.state["containers"]["e-agent-packer"]
+    assert packer["image"] == newer[2].image and packer["ports"][0]["hostPort"] == "41020"
+    assert [e.urls[0] for e in state.endpoints] == [
+        "http://127.0.0.1:41000/healthz",
+        "http://127.0.0.1:41010/healthz",
+        "http://127.0.0.1:41020/healthz",
+    ]
+    # what it replaced is what a full deploy would have made: the next `up` changes nothing
+    runner.reset_calls()
+    DockerAgents(Docker(runner), "e").deploy(newer, time.monotonic() + 60, steps)
+    assert "docker run" not in runner.commands()
+
+
+def test_kind_sets_images_only_while_the_release_is_where_they_were_applied(
+    tmp_path: Path,
+) -> None:
+    from pallet_dev.backends import kind_agents_record
+    from pallet_dev.backends.kind_agents_record import AppliedValues
+    from pallet_dev.tools.helm import HelmRevision
+
+    config = example_config()
+    values = chart_values(
+        deployments(config.agents, images_for(config), env_name="e", registry_address="r")
+    )
+    latest = HelmRevision(3, "deployed", "pallet-agents-0.1.0", "", "pallet-dev abc", "")
+    applied = AppliedValues(3, "pallet-agents-0.1.0", "pallet-dev abc", values)
+    path = tmp_path / "applied.json"
+    path.write_text(applied.to_json())
+    assert kind_agents_record.read(path) == applied
+    path.write_text("{not json")
+    assert kind_agents_record.read(path) is None
+    assert kind_agents_record.read(tmp_path / "missing.json") is None
+
+    newer = json.loads(json.dumps(values))
+    assert applied.holds(latest)
+    assert kind_agents_record.image_changes(applied.values, newer) == []
+    newer["agents"][2]["image"] += "0"
+    newer["agents"][0]["image"] += "0"
+    assert kind_agents_record.image_changes(applied.values, newer) == ["planner", "packer"]
+    # Helm moved on (a new revision, another chart, a failed upgrade): Helm decides
+    for moved_on in (
+        HelmRevision(4, "deployed", "pallet-agents-0.1.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "deployed", "pallet-agents-0.2.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "failed", "pallet-agents-0.1.0", "", "pallet-dev abc", ""),
+        HelmRevision(3, "deployed", "pallet-agents-0.1.0", "", "pallet-dev def", ""),
+        None,
+    ):
+        assert not applied.holds(moved_on)
+    # anything besides an image: Helm
+    for change in (
+        lambda v: v["agents"][1].update(replicas=2),
+        lambda v: v["agents"][1]["env"].update(GREETING="hi"),
+        lambda v: v["agents"].pop(),
+        lambda v: v["agents"].reverse(),
+        lambda v: v.update(extra=1),
+    ):
+        other = json.loads(json.dumps(newer))
+        change(other)
+        assert kind_agents_record.image_changes(applied.values, other) is None

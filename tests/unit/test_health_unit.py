@@ -311,3 +311,67 @@ def test_a_probe_that_hangs_outside_socket_timeouts_is_abandoned_on_time(
     assert elapsed < 5
     assert not stuck.healthy and stuck.error == "timed out after 0.3 s"
     assert not closed.healthy and closed.error == "connection refused"
+
+
+def test_kind_agents_share_one_list_of_their_deployments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One GET of the namespace's Deployments for every agent, beside each health path."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pallet_dev.agents.health as agent_health
+    from pallet_dev.agents.spec import AgentEndpoint, ApiAccess
+    from pallet_dev.probe import load_httpx
+
+    seen: list[str] = []
+    deployments = {
+        "items": [
+            {"metadata": {"name": "planner"}, "spec": {"replicas": 2},
+             "status": {"readyReplicas": 2}},
+            {"metadata": {"name": "tracker"}, "spec": {"replicas": 2},
+             "status": {"readyReplicas": 1}},
+        ]
+    }  # fmt: skip
+
+    class Api(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            seen.append(self.path)
+            status, body = 200, b"ok"
+            if self.path.endswith("/deployments"):
+                body = json.dumps(deployments).encode()
+            elif "/packer:" in self.path:
+                status = 503
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    httpx = load_httpx()
+    # the API server's TLS is the e2e test's: here the same calls over plain HTTP
+    monkeypatch.setattr(
+        agent_health, "api_client", lambda api, timeout: httpx.Client(timeout=timeout)
+    )
+    endpoints = [
+        AgentEndpoint(
+            name, "kind", 2,
+            proxy_url=f"{base}/api/v1/namespaces/pallet/services/{name}:8080/proxy/healthz",
+            deployment_url=f"{base}/apis/apps/v1/namespaces/pallet/deployments/{name}",
+        )
+        for name in ("planner", "tracker", "packer")
+    ]  # fmt: skip
+    try:
+        results = agent_health.check_agents(endpoints, ApiAccess(base, "", "", ""), timeout=5)
+    finally:
+        server.shutdown()
+    by_name = {r.name: r for r in results}
+    assert by_name["planner"].healthy and by_name["planner"].ready_replicas == 2
+    assert by_name["tracker"].error == "1/2 replicas ready" and not by_name["tracker"].healthy
+    assert by_name["packer"].error == "its Deployment does not exist"
+    assert by_name["packer"].status_code == 503
+    assert seen.count("/apis/apps/v1/namespaces/pallet/deployments") == 1
+    assert not any(path.startswith("/apis/apps/v1/namespaces/pallet/deployments/") for path in seen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,49 @@ def plugin_token(api: ApiAccess, timeout: float) -> str:
     return token
 
 
-def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHealth:
+class _Deployments:
+    """The agents' Deployments from one list call, made while their health paths are probed."""
+
+    def __init__(self, client: Any, url: str, timeout: float) -> None:
+        self.by_name: dict[str, dict[str, Any]] = {}
+        self.error: str | None = "no answer from the API server yet"
+        self._done = threading.Event()
+        self._client, self._url, self._timeout = client, url, timeout
+        threading.Thread(target=self._list, name="pallet-deployments", daemon=True).start()
+
+    def _list(self) -> None:
+        httpx = load_httpx()
+        try:
+            answer = self._client.get(self._url)
+            if answer.status_code != 200:
+                self.error = f"API server answered {answer.status_code} for its Deployment"
+            else:
+                items = answer.json().get("items") or []
+                self.by_name = {
+                    str((item.get("metadata") or {}).get("name", "")): item for item in items
+                }
+                self.error = None
+        except httpx.HTTPError as exc:
+            reason = http_error(exc, self._url, self._timeout).reason
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            self.error = reason if timed_out else f"cannot reach the API server ({reason})"
+        except (OSError, ValueError, AttributeError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._done.set()
+
+    def of(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The agent's Deployment, or why there is none."""
+        self._done.wait(self._timeout + ABANDON_AFTER)
+        if self.error is not None:
+            return None, self.error
+        found = self.by_name.get(name)
+        return found, None if found is not None else "its Deployment does not exist"
+
+
+def _kind_agent(
+    endpoint: AgentEndpoint, client: Any, deployments: _Deployments, timeout: float
+) -> AgentHealth:
     httpx = load_httpx()
 
     started = time.perf_counter()
@@ -129,18 +171,9 @@ def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHe
     status_code: int | None = None
     url = endpoint.proxy_url or ""
     try:
-        deployment = client.get(endpoint.deployment_url or "")
-        if deployment.status_code == 404:
-            error = "its Deployment does not exist"
-        elif deployment.status_code != 200:
-            error = f"API server answered {deployment.status_code} for its Deployment"
-        else:
-            data = deployment.json()
-            desired = int((data.get("spec") or {}).get("replicas") or 0)
-            ready = int((data.get("status") or {}).get("readyReplicas") or 0)
         answer = client.get(url)
         status_code = answer.status_code
-        if not 200 <= answer.status_code < 300 and error is None:
+        if not 200 <= answer.status_code < 300:
             error = f"expected 2xx, got {answer.status_code}"
     except httpx.HTTPError as exc:
         reason = http_error(exc, url, timeout).reason
@@ -148,6 +181,11 @@ def _kind_agent(endpoint: AgentEndpoint, client: Any, timeout: float) -> AgentHe
         error = reason if timed_out else f"cannot reach the API server ({reason})"
     except (OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"
+    deployment, missing = deployments.of(endpoint.name)
+    if deployment is not None:
+        desired = int((deployment.get("spec") or {}).get("replicas") or 0)
+        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    error = missing or error  # the Deployment's story first, as it explains the probe's
     healthy = error is None and ready == desired and desired > 0
     if error is None and not healthy:
         error = f"{ready}/{desired} replicas ready"
@@ -181,15 +219,24 @@ def check_agents(
         except (OSError, ValueError) as exc:
             return [_failed(e, f"cannot load the cluster credentials ({exc})") for e in endpoints]
     results: list[AgentHealth | None] = [None] * len(endpoints)
+    listed = next((e.deployment_url for e in endpoints if e.deployment_url), None)
+    # one list of the namespace's Deployments for every agent (their URLs share the folder)
+    deployments = (
+        _Deployments(client, listed.rsplit("/", 1)[0], timeout)
+        if client is not None and listed
+        else None
+    )
+
+    def check(endpoint: AgentEndpoint) -> AgentHealth:
+        if not endpoint.proxy_url:
+            return _docker_agent(endpoint, timeout)
+        if deployments is None:
+            return _failed(endpoint, "no Deployment recorded; run `pallet-dev up`")
+        return _kind_agent(endpoint, client, deployments, timeout)
 
     def work(index: int, endpoint: AgentEndpoint) -> None:
-        check: Callable[[], AgentHealth] = (
-            (lambda: _kind_agent(endpoint, client, timeout))
-            if endpoint.proxy_url
-            else (lambda: _docker_agent(endpoint, timeout))
-        )
         try:
-            results[index] = check()
+            results[index] = check(endpoint)
         except Exception as exc:  # a check never raises out of its thread
             results[index] = _failed(endpoint, f"{type(exc).__name__}: {exc}")
 

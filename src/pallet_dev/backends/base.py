@@ -178,6 +178,11 @@ class Backend(abc.ABC):
         name does not work there (None: ``localhost:<port>`` works everywhere)."""
         return None
 
+    def as_last_up(self, options: UpOptions, record: Mapping[str, Any]) -> None:
+        """`up` kept the registry as the last `up` verified it (``record``, still holding;
+        only agents change): load what deploying the agents takes, without a subprocess."""
+        return None
+
     def await_registry(self, steps: Steps, deadline: float, timeout: float, hint: str) -> None:
         """Wait (until the monotonic ``deadline``) for `/v2/` to answer as a registry."""
         from pallet_dev.errors import ReadinessTimeout
@@ -246,6 +251,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         """The steps that deploy the agents; runs no subprocess."""
+
+    def look_ahead_agents(self) -> None:
+        """While the agents' images build: start reading what `deploy_agents` will need
+        (changes nothing; by default nothing)."""
+        return None
 
     @abc.abstractmethod
     def deploy_agents(

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.backends.base import (
@@ -293,8 +294,9 @@ class DockerBackend(Backend):
             raise
 
     # --- agents ------------------------------------------------------------------------
-    @property
+    @cached_property
     def agents(self) -> DockerAgents:
+        # one for the backend's life: `dev` reuses what its last deploy learnt
         return DockerAgents(self.docker, self.config.name)
 
     @property
@@ -309,10 +311,22 @@ class DockerBackend(Backend):
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:
         return self.agents.plan(deployments)
 
+    def look_ahead_agents(self) -> None:
+        self.agents.look_ahead()
+
     def deploy_agents(
         self, deployments: list[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         return self.agents.deploy(deployments, deadline, steps)
+
+    def roll_out_images(
+        self,
+        deployments: list[AgentDeployment],
+        changed: list[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        return self.agents.roll_out(deployments, changed, deadline, steps)
 
     def agents_status(self) -> list[dict[str, Any]]:
         return self.agents.status()

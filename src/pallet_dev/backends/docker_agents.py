@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -75,6 +76,10 @@ class DockerAgents:
     def __init__(self, docker: Docker, env_name: str) -> None:
         self.docker = docker
         self.env_name = env_name
+        # each replica container's host port as the last deploy left it (by name), so
+        # `dev` replaces a changed agent's containers without listing and inspecting all
+        self.host_ports: dict[str, int] = {}
+        self._ahead: Future[dict[str, ContainerInfo]] | None = None
 
     @property
     def network(self) -> str:
@@ -151,16 +156,27 @@ class DockerAgents:
         return steps
 
     # --- deploy --------------------------------------------------------------------------
+    def look_ahead(self) -> None:
+        """Read the containers (as deploy does first) while the images build."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pallet-containers")
+        self._ahead = pool.submit(self._containers)
+        pool.shutdown(wait=False)
+
+    def _containers(self) -> dict[str, ContainerInfo]:
+        # one inspect for the registry and every agent container: an unchanged `up` makes
+        # two docker calls here (list, inspect) and nothing else
+        docker = self.docker
+        return docker.inspect_containers(
+            [self.registry, *docker.containers_with_labels(self.labels(), key=LABEL_AGENT)]
+        )
+
     def deploy(
         self, deployments: Sequence[AgentDeployment], deadline: float, steps: Steps
     ) -> AgentsState:
         docker = self.docker
         registry = self.registry
-        # one inspect for the registry and every agent container: an unchanged `up` makes
-        # two docker calls here (list, inspect) and nothing else
-        existing = docker.inspect_containers(
-            [registry, *docker.containers_with_labels(self.labels(), key=LABEL_AGENT)]
-        )
+        ahead, self._ahead = self._ahead, None
+        existing = ahead.result() if ahead is not None else self._containers()
         registry_info = existing.pop(registry, None)
         wanted: dict[str, tuple[AgentDeployment, int]] = {
             container_name(self.env_name, d.name, replica): (d, replica)
@@ -187,6 +203,20 @@ class DockerAgents:
             for name, info in found.items():
                 deployment, _ = wanted[name]
                 ports[name] = info.host_port(deployment.port)
+        endpoints = self._endpoints(deployments, ports)
+        self.host_ports = {name: port for name, port in ports.items() if port is not None}
+        for deployment, endpoint in zip(deployments, endpoints):
+            if deployment.name in changed:
+                with steps.step(f"Waiting for agent '{deployment.name}' at {endpoint.urls[0]}"):
+                    self._await_healthy(deployment, endpoint, deadline)
+            else:
+                self._await_healthy(deployment, endpoint, deadline)
+                steps.done(f"Agent '{deployment.name}' unchanged and healthy")
+        return AgentsState(endpoints)
+
+    def _endpoints(
+        self, deployments: Sequence[AgentDeployment], ports: dict[str, int | None]
+    ) -> list[AgentEndpoint]:
         endpoints: list[AgentEndpoint] = []
         for deployment in deployments:
             urls = []
@@ -206,13 +236,40 @@ class DockerAgents:
                 digest=deployment.digest,
             )
             endpoints.append(endpoint)
+        return endpoints
+
+    def roll_out(
+        self,
+        deployments: Sequence[AgentDeployment],
+        changed: Sequence[str],
+        deadline: float,
+        steps: Steps,
+    ) -> AgentsState:
+        """`dev`: only the ``changed`` agents' images moved since this object's last
+        deploy. Their containers are replaced on the host ports that deploy left them
+        (the same `docker rm -f` + `docker run` as deploy, without first listing and
+        inspecting every container); without such a deploy, a full one."""
+        names = {
+            container_name(self.env_name, d.name, replica): (d, replica)
+            for d in deployments
+            for replica in range(1, d.replicas + 1)
+        }
+        if not self.host_ports or not set(names) <= set(self.host_ports):
+            return self.deploy(deployments, deadline, steps)
+        for name, (deployment, replica) in names.items():
+            if deployment.name not in changed:
+                continue
+            spec = self.spec(deployment, replica, self.host_ports[name])
+            with steps.step(
+                f"Replacing agent '{deployment.name}' ({name}, {deployment.digest[:19]})"
+            ):
+                self.docker.remove(name)
+                self._run(spec)
+        endpoints = self._endpoints(deployments, dict(self.host_ports))
         for deployment, endpoint in zip(deployments, endpoints):
             if deployment.name in changed:
                 with steps.step(f"Waiting for agent '{deployment.name}' at {endpoint.urls[0]}"):
                     self._await_healthy(deployment, endpoint, deadline)
-            else:
-                self._await_healthy(deployment, endpoint, deadline)
-                steps.done(f"Agent '{deployment.name}' unchanged and healthy")
         return AgentsState(endpoints)
 
     def ensure_network(self, registry: ContainerInfo | None, steps: Steps) -> None:
@@ -283,6 +340,7 @@ class DockerAgents:
     ) -> None:
         for replica, url in enumerate(endpoint.urls, 1):
             target = ProbeTarget(deployment.name, url, ANY_2XX)
+            started = time.monotonic()
             while True:
                 result = probe(target, timeout=max(0.2, min(2.0, deadline - time.monotonic())))
                 if result.healthy:
@@ -297,7 +355,9 @@ class DockerAgents:
                         hint=f"Check that it listens on port {deployment.port} and serves "
                         f"{deployment.health}; `pallet-dev logs {deployment.name}`.",
                     )
-                time.sleep(0.05)
+                # a started container answers within a few hundred milliseconds and a
+                # refused local connect costs microseconds: poll tightly at first
+                time.sleep(0.01 if time.monotonic() - started < 2.0 else 0.05)
 
     # --- down / status / logs ----------------------------------------------------------
     def remove_containers(self, steps: Steps) -> list[str]:

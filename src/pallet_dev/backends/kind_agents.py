@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pallet_dev.agents.health import check_agents
 from pallet_dev.agents.spec import AgentDeployment, AgentEndpoint, AgentsState, ApiAccess
+from pallet_dev.backends import kind_agents_record
 from pallet_dev.backends.base import PlanStep, UpOptions
+from pallet_dev.backends.kind_agents_record import AppliedValues
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.chart.release import PLAN_HELM_VERSION, description_for, same_release
@@ -30,7 +33,7 @@ from pallet_dev.chart.release import chart_fingerprint as fingerprint
 
 if TYPE_CHECKING:
     from pallet_dev.paths import Paths
-    from pallet_dev.tools.helm import Helm
+    from pallet_dev.tools.helm import Helm, HelmRevision
     from pallet_dev.tools.kubectl import Kubectl
 
 AGENTS_RELEASE = "agents"
@@ -170,6 +173,11 @@ class KindAgents:
         return self.backend.paths.state_dir / f"{self.backend.cluster}-agents-values.json"
 
     @property
+    def applied_path(self) -> Path:
+        """What the Deployments run when set image moved them past the release's values."""
+        return self.backend.paths.state_dir / f"{self.backend.cluster}-agents-applied.json"
+
+    @property
     def api_dir(self) -> Path:
         return self.backend.paths.state_dir / f"{self.backend.cluster}-api"
 
@@ -211,42 +219,102 @@ class KindAgents:
         values = self.values(deployments)
         chart_name = f"{AGENTS_CHART}-{chart_version(self.chart_dir)}"
         description = description_for(fingerprint(self.chart_dir, values))
-        latest = helm.latest_revision(AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30))
         api = self.write_api_access()
         endpoints = [self.endpoint(d, api) for d in deployments]
-        unchanged = same_release(latest, chart_name, description)
-        drift = self._drift(deployments) if unchanged else None
-        if unchanged and drift is None:
-            assert latest is not None
-            steps.done(f"Agents release unchanged (revision {latest.revision})")
+        applied = kind_agents_record.read(self.applied_path)
+        # the agents whose image alone changed since the values last applied ([]: none)
+        moved = kind_agents_record.image_changes(applied.values, values) if applied else None
+        drift: str | None = None
+        if applied is not None and moved:
+            latest, settled = self._as_by_hand(applied, deployments, moved, deadline, steps)
+            if settled:
+                self._applied(applied, values)
         else:
+            latest = helm.latest_revision(
+                AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30)
+            )
+            same = same_release(latest, chart_name, description)
+            settled = same or (applied is not None and moved == [] and applied.holds(latest))
+            drift = self._drift(deployments) if settled else None
+            settled = settled and drift is None
+            if settled:
+                assert latest is not None
+                steps.done(f"Agents release unchanged (revision {latest.revision})")
+        if not settled:
             if drift:
                 steps.note(f"{drift}; deploying the configured agents again")
-            self.backend._write_private(self.values_path, json.dumps(values, indent=2))
-            verb = "Installing" if latest is None else "Upgrading"
-            names = ", ".join(d.name for d in deployments)
-            with steps.step(f"{verb} the agents ({names}) as release '{AGENTS_RELEASE}'"):
-                try:
-                    helm.upgrade_install(
-                        AGENTS_RELEASE,
-                        str(self.chart_dir),
-                        self.namespace,
-                        values_files=[str(self.values_path)],
-                        timeout=_left(deadline, CAP_DEPLOY),
-                        description=description,
-                    )
-                except (CommandFailed, CommandTimeout, OperationFailed) as exc:
-                    raise self._diagnose(deployments, exc) from exc
+            self._upgrade(deployments, values, description, latest, deadline, steps)
+            # Helm numbers each upgrade one past the latest revision
+            revision = latest.revision + 1 if latest is not None else 1
+            self._applied(AppliedValues(revision, chart_name, description, values), values)
         with steps.step("Checking every agent's health path through the API server"):
             self._await_healthy(endpoints, api, deadline)
         return AgentsState(endpoints, api)
 
-    def _drift(self, deployments: Sequence[AgentDeployment]) -> str | None:
+    def _as_by_hand(
+        self,
+        applied: AppliedValues,
+        deployments: Sequence[AgentDeployment],
+        moved: Sequence[str],
+        deadline: float,
+        steps: Steps,
+    ) -> tuple[HelmRevision | None, bool]:
+        """Set the ``moved`` agents' images and wait for their rollouts, as by hand, while
+        `helm history` and one `kubectl get` check that the release is still where these
+        values were applied and that nothing else moved: (latest revision, True) when so;
+        else (latest, False), and the Helm upgrade converges everything."""
+        helm = self.backend.helm()
+        failure: OperationFailed | None = None
+        with ThreadPoolExecutor(2, thread_name_prefix="pallet-check") as pool:
+            history = pool.submit(
+                helm.latest_revision, AGENTS_RELEASE, self.namespace, timeout=_left(deadline, 30)
+            )
+            drift = pool.submit(self._drift, deployments, moved)
+            try:
+                for name in moved:
+                    self._set_image(deployments, name, deadline, steps)
+            except OperationFailed as exc:
+                failure = exc
+            latest = history.result()
+            settled = applied.holds(latest) and drift.result() is None
+        if failure is not None and settled:
+            raise failure  # the new image itself fails; its rollout was undone
+        return latest, settled
+
+    def _upgrade(
+        self,
+        deployments: Sequence[AgentDeployment],
+        values: dict[str, Any],
+        description: str,
+        latest: HelmRevision | None,
+        deadline: float,
+        steps: Steps,
+    ) -> None:
+        self.backend._write_private(self.values_path, json.dumps(values, indent=2))
+        verb = "Installing" if latest is None else "Upgrading"
+        names = ", ".join(d.name for d in deployments)
+        with steps.step(f"{verb} the agents ({names}) as release '{AGENTS_RELEASE}'"):
+            try:
+                self.backend.helm().upgrade_install(
+                    AGENTS_RELEASE,
+                    str(self.chart_dir),
+                    self.namespace,
+                    values_files=[str(self.values_path)],
+                    timeout=_left(deadline, CAP_DEPLOY),
+                    description=description,
+                )
+            except (CommandFailed, CommandTimeout, OperationFailed) as exc:
+                raise self._diagnose(deployments, exc) from exc
+
+    def _drift(
+        self, deployments: Sequence[AgentDeployment], rolling: Collection[str] = ()
+    ) -> str | None:
         """What differs in the cluster from an unchanged release (None: nothing).
 
         A same-fingerprint release says the values are as configured, not that nobody
         changed the Deployments since (`kubectl set image`, `kubectl scale`): one `kubectl
-        get deployments` tells, and `up` converges them back.
+        get deployments` tells, and `up` converges them back. The images of the agents
+        ``rolling`` out meanwhile are their rollout's to check.
         """
         kubectl = self.backend.kubectl()
         try:
@@ -263,7 +331,7 @@ class KindAgents:
             if d.name not in live:
                 return f"the Deployment of agent '{d.name}' is missing"
             image, replicas = live[d.name]
-            if image != d.image:
+            if image != d.image and d.name not in rolling:
                 return f"agent '{d.name}' runs {image}, not {d.digest[:19]}"
             if replicas != d.replicas:
                 return f"agent '{d.name}' has {replicas} replicas, not {d.replicas}"
@@ -277,39 +345,48 @@ class KindAgents:
         steps: Steps,
     ) -> AgentsState:
         """`dev`: set the changed agents' images on their Deployments and wait for the
-        rollout, about a second quicker than a Helm upgrade. The next `up` brings the
-        release's values up to date (an upgrade that changes no pod). A rollout that does
-        not finish is undone, so the old pods, never replaced (maxUnavailable 0), serve on.
+        rollout, about a second quicker than a Helm upgrade. The values the Deployments
+        then run are recorded (kind_agents_record), so the next `up` needs no upgrade. A
+        rollout that does not finish is undone, so the old pods, never replaced
+        (maxUnavailable 0), serve on.
         """
-        kubectl = self.backend.kubectl()
         api = self.write_api_access()
-        by_name = {d.name: d for d in deployments}
         for name in changed:
-            d = by_name[name]
-            with steps.step(f"Rolling out agent '{name}' ({d.digest[:19]})"):
-                try:
-                    kubectl.set_image(
-                        self.namespace, name, name, d.image, timeout=_left(deadline, 30)
-                    )
-                    kubectl.rollout_status_of(
-                        self.namespace, name, timeout=_left(deadline, CAP_DEPLOY)
-                    )
-                except (CommandFailed, CommandTimeout) as exc:
-                    story = self._pod_story(name)
-                    try:
-                        kubectl.rollout_undo(self.namespace, name, timeout=30)
-                    except (CommandFailed, CommandTimeout):
-                        pass
-                    raise OperationFailed(
-                        f"Agent '{name}' did not become ready, so its rollout was undone (the "
-                        f"previous version keeps serving){story}",
-                        hint=f"`pallet-dev logs {name}`; check its port ({d.port}) and health "
-                        f"path ({d.health}).",
-                    ) from exc
+            self._set_image(deployments, name, deadline, steps)
+        applied = kind_agents_record.read(self.applied_path)
+        if applied is not None:  # the next `up` then compares with what runs
+            self._applied(applied, chart_values(deployments))
         endpoints = [self.endpoint(d, api) for d in deployments]
         wanted = [e for e in endpoints if e.name in changed]
         self._await_healthy(wanted, api, deadline)
         return AgentsState(endpoints, api)
+
+    def _set_image(
+        self, deployments: Sequence[AgentDeployment], name: str, deadline: float, steps: Steps
+    ) -> None:
+        """One agent's new image on its Deployment, waited for; undone when it fails."""
+        kubectl = self.backend.kubectl()
+        d = next(d for d in deployments if d.name == name)
+        with steps.step(f"Rolling out agent '{name}' ({d.digest[:19]})"):
+            try:
+                kubectl.set_image(self.namespace, name, name, d.image, timeout=_left(deadline, 30))
+                kubectl.rollout_status_of(self.namespace, name, timeout=_left(deadline, CAP_DEPLOY))
+            except (CommandFailed, CommandTimeout) as exc:
+                story = self._pod_story(name)
+                try:
+                    kubectl.rollout_undo(self.namespace, name, timeout=30)
+                except (CommandFailed, CommandTimeout):
+                    pass
+                raise OperationFailed(
+                    f"Agent '{name}' did not become ready, so its rollout was undone (the "
+                    f"previous version keeps serving){story}",
+                    hint=f"`pallet-dev logs {name}`; check its port ({d.port}) and health "
+                    f"path ({d.health}).",
+                ) from exc
+
+    def _applied(self, base: AppliedValues, values: dict[str, Any]) -> None:
+        record = AppliedValues(base.revision, base.chart, base.description, values)
+        self.backend._write_private(self.applied_path, record.to_json())
 
     def endpoint(self, deployment: AgentDeployment, api: ApiAccess) -> AgentEndpoint:
         ns = self.namespace

@@ -132,9 +132,12 @@ def make_record(
     node: Mapping[str, str] | None,
     image_id: str | None,
     private_kubeconfig: Path,
+    service_host: str | None = None,
 ) -> dict[str, Any]:
     """What a full `up` verified: the registry ``image`` the chart runs, with ``image_id``
-    in the host's Docker; ``node``: id and StartedAt when `up` inspected it."""
+    in the host's Docker; ``node``: id and StartedAt when `up` inspected it;
+    ``service_host``: the registry Service's address for agents (the same inputs give
+    the same one, so an `up` that only changes agents needs no chart values)."""
     return {
         "version": RECORD_VERSION,
         "inputs": inputs,
@@ -143,6 +146,7 @@ def make_record(
         "image_ref": image,
         "image": image_id,
         "kubeconfig": kubeconfig_stamps(private_kubeconfig),
+        "service_host": service_host,
     }
 
 

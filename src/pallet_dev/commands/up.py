@@ -156,30 +156,79 @@ def unchanged_since_last_up(ctx: AppContext, config: Settings) -> bool:
     """
     from pallet_dev.backends import kind_record
     from pallet_dev.backends.table import KIND
-    from pallet_dev.chart.inputs import find_chart_dir
-    from pallet_dev.context import UP_RECORD
     from pallet_dev.errors import PalletError
 
-    active = ctx.active(config.name) or {}
-    record = active.get(UP_RECORD)
-    if (
-        active.get("backend") != KIND.name
-        or active.get("endpoint") != config.registry_url
-        or not isinstance(record, dict)
-        or KIND.missing(ctx.runner, check_daemon=False)
-    ):
-        return False
     try:
         values_files = chart_values_files(ctx, config.chart.values, ())
-        inputs = kind_record.inputs_digest(
-            config.to_dict(), find_chart_dir(), values_files, config.chart.set
-        )
-        if not kind_record.holds_here(record, inputs, ctx.paths.kind_kubeconfig(config.name)):
+        record = _recorded_up(ctx, config, KIND.name, values_files, config.chart.set)
+        if record is None:
             return False
         with ctx.env_lock(config.name):
             return kind_record.verify(ctx.runner, config, record)
     except PalletError:
         return False
+
+
+def _recorded_up(
+    ctx: AppContext,
+    config: Settings,
+    backend: str,
+    values_files: Sequence[str],
+    set_overrides: Sequence[str],
+) -> dict[str, Any] | None:
+    """The last `up`'s record when its local half holds for ``backend`` (no subprocess)."""
+    from pallet_dev.backends import kind_record
+    from pallet_dev.backends.table import KIND
+    from pallet_dev.chart.inputs import find_chart_dir
+    from pallet_dev.context import UP_RECORD
+
+    active = ctx.active(config.name) or {}
+    record = active.get(UP_RECORD)
+    if (
+        active.get("backend") != backend
+        or backend != KIND.name  # the only backend that keeps a record
+        or active.get("endpoint") != config.registry_url
+        or not isinstance(record, dict)
+        or KIND.missing(ctx.runner, check_daemon=False)
+    ):
+        return None
+    inputs = kind_record.inputs_digest(
+        config.to_dict(), find_chart_dir(), values_files, set_overrides
+    )
+    if not kind_record.holds_here(record, inputs, ctx.paths.kind_kubeconfig(config.name)):
+        return None
+    return record
+
+
+def _registry_as_last_up(
+    ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps
+) -> UpResult | None:
+    """With agents to converge: the cluster and registry as the last `up` verified them
+    (its record holds: the same checks as an unchanged `up`), so only the agents change;
+    None when the backend's whole `up` must run. Under the environment's lock."""
+    from pallet_dev.backends import kind_record
+    from pallet_dev.errors import PalletError
+
+    config = chosen.config
+    if options.recreate:
+        return None
+    try:
+        record = _recorded_up(ctx, config, chosen.name, options.values_files, options.set_overrides)
+        if record is None or not kind_record.verify(ctx.runner, config, record):
+            return None
+        chosen.as_last_up(options, record)
+    except PalletError:
+        return None
+    _say_unchanged(config, steps)
+    return UpResult(chosen.name, config.registry_url, False, [], record)
+
+
+def _say_unchanged(config: Settings, steps: Steps) -> None:
+    steps.done(
+        f"Cluster '{config.name}' unchanged since the last `up` (same node, config, chart, "
+        "values, image and kubeconfig)"
+    )
+    steps.done(f"Registry answers at {config.registry_url}/v2/")
 
 
 def report_unchanged(ctx: AppContext, config: Settings, *, as_json: bool) -> int:
@@ -188,11 +237,7 @@ def report_unchanged(ctx: AppContext, config: Settings, *, as_json: bool) -> int
 
     steps = ctx.steps()
     announce(config, KIND.name, steps)
-    steps.done(
-        f"Cluster '{config.name}' unchanged since the last `up` (same node, config, chart, "
-        "values, image and kubeconfig)"
-    )
-    steps.done(f"Registry answers at {config.registry_url}/v2/")
+    _say_unchanged(config, steps)
     return report(UpResult(KIND.name, config.registry_url, False, []), None, [], as_json=as_json)
 
 
@@ -205,10 +250,15 @@ def converge(
     agents: AgentsState | None = None
     images: list[AgentImage] = []
     with ctx.env_lock(config.name):
-        ctx.forget_up_record(config.name)
-        result = chosen.up(options, steps)
         previous = (ctx.active(config.name) or {}).get("agents")
         configured = config.agents
+        # a changed agent needs nothing of the cluster that its last `up` verified
+        kept = _registry_as_last_up(ctx, chosen, options, steps) if configured else None
+        if kept is None:
+            ctx.forget_up_record(config.name)
+            result = chosen.up(options, steps)
+        else:
+            result = kept
         warn_outside_contexts(ctx, configured, steps)
         if configured or previous:
             agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
@@ -329,6 +379,7 @@ def converge_agents(
     """Build what changed, push it, deploy every agent by digest and wait for its health."""
     from pallet_dev.agents.spec import deployments
 
+    chosen.look_ahead_agents()
     images = agent_images(ctx, chosen, agents).ensure(deadline, steps)
     planned = deployments(
         agents,
