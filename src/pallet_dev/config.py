@@ -453,7 +453,16 @@ def _resolve_mirror_ca_files(
             mirrors.append(mirror)
             continue
         where = origin.get(("mirrors", str(index), "ca_file")) or "config"
-        path = (base / Path(mirror.ca_file).expanduser()).resolve()
+        ca_file = mirror.ca_file
+        found = _usable_path(lambda: base / Path(ca_file).expanduser(), lambda path: True)
+        if isinstance(found, str):  # ~user of no user, a NUL byte: said, never a traceback
+            raise ConfigError(
+                f"{where}: mirrors.{index}.ca_file: cannot use the CA file "
+                f"{short_value(ca_file)} of mirror '{mirror.upstream}' ({found}).",
+                hint="Give the path of the upstream's CA certificate (PEM), relative to "
+                "pallet-dev.yaml.",
+            )
+        path = found
         try:
             text = path.read_text(encoding="ascii", errors="replace")
         except OSError as exc:

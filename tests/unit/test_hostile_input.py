@@ -29,12 +29,14 @@ from pallet_dev.config import (
     ENV_VAR_PATTERN,
     IMAGE_PATTERN,
     RESERVED_AGENT_ENV,
+    UPSTREAM_PATTERN,
 )
+from pallet_dev.mirrors import mirror_slug
 from tests.conftest import clear_config_env
 
 FIELDS = [
     "name", "backend", "registry.image", "registry.port", "registry.bind_address",
-    "kind.node_image", "chart.values", "chart.set", "services", "agents",
+    "kind.node_image", "chart.values", "chart.set", "services", "agents", "mirrors",
 ]  # fmt: skip
 SCALARS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -439,6 +441,122 @@ def test_any_agent_input_is_accepted_or_refused_naming_its_field(
     assert_properties(sandbox, code, err, seconds)
     assert sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts) == before
     problems = agent_problems(agents, project)
+    if not problems:
+        assert code == 0, err
+        return
+    assert code == 2, (problems, err)
+    first = err.splitlines()[0]
+    assert first.startswith("pallet-dev: error: ") and f"{config}:" in first, err
+    assert any(f": {path}: " in first for path in problems), (problems, err)
+
+
+# --- the mirrors' inputs: each list accepted, or refused with exit 2 naming its field path ---
+UPSTREAMS = st.one_of(
+    st.sampled_from(["docker.io", "ghcr.io", "registry.k8s.io", "up.test:5443", "localhost",
+                     "Docker.io", "docker.io/library", "-x.io", "x..io", "x.io:", "", "a" * 254,
+                     "registry-k8s.io", "registry.k8s-io", "ü.io"]),
+    TEXT,
+)  # fmt: skip
+# remote_url: known valid or invalid forms only (the oracle below knows each)
+GOOD_REMOTES = ["https://registry-1.docker.io", "http://10.0.0.1:5000", "https://up.test:5443/",
+                "https://[::1]:5000"]  # fmt: skip
+BAD_REMOTES = ["registry-1.docker.io", "ftp://x.io", "", "https://", "https://x.io/v2",
+               "https://x.io:0", "https://x.io:99999", "https://a b.io", "https://ü.io",
+               "https://[zz]:1", "https://x..io"]  # fmt: skip
+VARIABLES = st.one_of(
+    st.none(),
+    st.sampled_from(["HUB_USER", "_X", "a1", "1A", "A-B", "", "a b", "x" * 5000]),
+)
+CA_FILE_FORMS = [
+    None, "ca.pem", "./ca.pem", "@ca-absolute", "not-pem.txt", "missing.pem",
+    "certs", "", "~nouser-pdt/ca.pem", "a\x00b", "x" * 300, "certs/" * 700,
+]  # fmt: skip
+CA_FILES = st.sampled_from(CA_FILE_FORMS)
+MIRROR = st.fixed_dictionaries(
+    {"upstream": UPSTREAMS, "remote_url": st.sampled_from(GOOD_REMOTES + BAD_REMOTES)},
+    optional={"username_env": VARIABLES, "password_env": VARIABLES, "ca_file": CA_FILES},
+)
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def mirror_project(sandbox: Path) -> Path:
+    project = sandbox / "mirror-project"
+    if not project.exists():
+        (project / "certs").mkdir(parents=True)
+        (project / "ca.pem").write_text(PEM)
+        (project / "not-pem.txt").write_text("hello\n")
+    return project
+
+
+def mirror_problems(mirrors: list[dict[str, Any]], project: Path) -> set[str]:
+    """The field paths a correct loader may name (empty: it must accept): each entry's own
+    rules first, then the list's (one cache per upstream and per cache name), then the CA
+    files on disk (the first that fails)."""
+    problems: set[str] = set()
+    for i, mirror in enumerate(mirrors):
+        upstream = mirror["upstream"]
+        if len(upstream) > 253 or not re.fullmatch(UPSTREAM_PATTERN.strip("^$"), upstream):
+            problems.add(f"mirrors.{i}.upstream")
+        if mirror["remote_url"] not in GOOD_REMOTES:
+            problems.add(f"mirrors.{i}.remote_url")
+        for key in ("username_env", "password_env"):
+            value = mirror.get(key)
+            if value is not None and not re.fullmatch(ENV_VAR_PATTERN.strip("^$"), value):
+                problems.add(f"mirrors.{i}.{key}")
+        if (mirror.get("username_env") is None) != (mirror.get("password_env") is None):
+            problems.add(f"mirrors.{i}")
+        if mirror.get("ca_file") == "":
+            problems.add(f"mirrors.{i}.ca_file")
+    if problems:
+        return problems
+    upstreams = [mirror["upstream"] for mirror in mirrors]
+    slugs = [mirror_slug(upstream) for upstream in upstreams]
+    if len(set(upstreams)) < len(upstreams) or len(set(slugs)) < len(slugs):
+        return {"mirrors"}
+    for i, mirror in enumerate(mirrors):
+        ca_file = mirror.get("ca_file")
+        if ca_file is None:
+            continue
+        try:
+            text = (project / Path(ca_file).expanduser()).resolve().read_text(errors="replace")
+        except (OSError, RuntimeError, ValueError):
+            return {f"mirrors.{i}.ca_file"}
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            return {f"mirrors.{i}.ca_file"}
+    return set()
+
+
+@settings(settings.get_profile("hostile"), max_examples=120)
+@given(mirrors=st.lists(MIRROR, max_size=3))
+def test_any_mirror_input_is_accepted_or_refused_naming_its_field(
+    sandbox: Path, mirrors: list[dict[str, Any]]
+) -> None:
+    check_mirrors(sandbox, mirrors)
+
+
+@pytest.mark.parametrize("ca_file", [form for form in CA_FILE_FORMS if form is not None])
+@pytest.mark.parametrize("remote_url", GOOD_REMOTES[:1] + BAD_REMOTES)
+def test_each_ca_file_and_remote_url_alone(sandbox: Path, ca_file: str, remote_url: str) -> None:
+    """Every listed form at least once (the generated lists above may miss one)."""
+    mirror = {"upstream": "up.test", "remote_url": remote_url, "ca_file": ca_file}
+    check_mirrors(sandbox, [mirror])
+
+
+def check_mirrors(sandbox: Path, mirrors: list[dict[str, Any]]) -> None:
+    import yaml
+
+    project = mirror_project(sandbox)
+    for mirror in mirrors:
+        if mirror.get("ca_file") == "@ca-absolute":
+            mirror["ca_file"] = str(project / "ca.pem")
+    config = project / "pallet-dev.yaml"
+    config.write_text(yaml.safe_dump({"mirrors": mirrors}, allow_unicode=True))
+    before = sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts)
+    code, _, err, seconds = run(["--config", str(config), "up", "--dry-run", "--json",
+                                 "--prefer-docker"])  # fmt: skip
+    assert_properties(sandbox, code, err, seconds)
+    assert sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts) == before
+    problems = mirror_problems(mirrors, project)
     if not problems:
         assert code == 0, err
         return
