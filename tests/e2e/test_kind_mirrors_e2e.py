@@ -2,7 +2,8 @@
 runs again with its upstream gone, also after `down` and `up` (a new node).
 
 The upstream is a registry of the test's own (TLS from a test CA) on the `kind` network.
-One cluster; the same conditions as test_kind_e2e.py (its fixtures).
+One cluster; the same conditions as test_kind_e2e.py (its `env` fixture; node_image and
+tools come from tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from tests.e2e.test_kind_e2e import (  # noqa: F401 - fixtures
     _run_pod,
     _say,
     env,
-    node_image,
     pallet_dev,
-    tools,
 )
 from tests.support.tls_upstream import copy_image, start_tls_upstream
 
