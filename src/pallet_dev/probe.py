@@ -314,15 +314,60 @@ MANIFEST_TYPES = ", ".join(
 )
 
 
-def manifest_digest(registry_url: str, repository: str, reference: str) -> str | None:
-    """The digest the registry serves for ``repository:reference`` (None when absent)."""
-    try:
-        status, headers, _ = http_get(
-            f"{registry_url}/v2/{repository}/manifests/{reference}",
-            10.0,
-            method="HEAD",
-            headers={"Accept": MANIFEST_TYPES},
+def registry_authorization(
+    challenge: str, scope: str, basic_auth: str | None, timeout: float
+) -> dict[str, str] | str:
+    """The header that answers a registry's 401 (its WWW-Authenticate ``challenge``) with
+    the user's login (``basic_auth``: base64 of user:password, as `docker login` keeps it):
+    Basic, or a Bearer token from the registry's token service for ``scope``. A sentence
+    saying why not, when it cannot."""
+    import json
+    import re
+    from urllib.parse import urlencode
+
+    scheme, _, rest = challenge.strip().partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    basic = f"Basic {basic_auth}" if basic_auth else None
+    if scheme.lower() == "bearer" and params.get("realm"):
+        query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+        got, _, body = http_get(
+            f"{params['realm']}?{urlencode(query)}",
+            timeout,
+            headers={"Authorization": basic} if basic else {},
         )
+        if got != 200:
+            return f"its token service answered {got}"
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return "its token service did not answer JSON"
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        return {"Authorization": f"Bearer {token}"} if token else "its token service gave no token"
+    if basic:
+        return {"Authorization": basic}
+    return "it asks for a login"
+
+
+def manifest_digest(
+    registry_url: str, repository: str, reference: str, *, login: str | None = None
+) -> str | None:
+    """The digest the registry serves for ``repository:reference`` (None when absent).
+
+    ``login`` (base64 user:password) answers a registry that asks for one (a team's)."""
+    url = f"{registry_url}/v2/{repository}/manifests/{reference}"
+    sent = {"Accept": MANIFEST_TYPES}
+    try:
+        status, headers, _ = http_get(url, 10.0, method="HEAD", headers=sent)
+        if status == 401 and login:
+            scope = f"repository:{repository}:pull"
+            answer = registry_authorization(headers.get("www-authenticate", ""), scope, login, 10.0)
+            if isinstance(answer, str):
+                raise OperationFailed(
+                    f"The registry at {registry_url} refused to read {repository} with your "
+                    f"Docker login ({answer}).",
+                    hint=f"Run `docker login {registry_url.split('://', 1)[-1]}` again.",
+                )
+            status, headers, _ = http_get(url, 10.0, method="HEAD", headers={**sent, **answer})
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc
         raise OperationFailed(
@@ -331,6 +376,13 @@ def manifest_digest(registry_url: str, repository: str, reference: str) -> str |
         ) from None
     if status == 404:
         return None
+    if status in (401, 403):
+        raise OperationFailed(
+            f"The registry at {registry_url} answered {status} for {repository}:{reference}: "
+            "it wants a login with read access.",
+            hint=f"Run `docker login {registry_url.split('://', 1)[-1]}` (pallet-dev reads its "
+            "auths; credential helpers are not run).",
+        )
     if status != 200:
         raise OperationFailed(
             f"The registry answered {status} for {repository}:{reference}.",

@@ -1,9 +1,11 @@
 """An in-memory registry over real HTTP for `gc` tests: catalog, tags, manifests, blobs,
 deletes by digest, with the headers distribution sends. Not a conformant registry: only
-what pallet-dev's registry_api reads."""
+what pallet-dev's registry_api reads. ``auth`` makes it a team registry that wants a login
+to read: "basic" (htpasswd-like), or "bearer" (a token service at /token, as Harbor has)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -33,7 +35,12 @@ class Store:
 class OciRegistry:
     """Start with :meth:`start`, fill with :meth:`add_image` / :meth:`add_index`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self, port: int = 0, *, auth: str | None = None, login: tuple[str, str] = ("", "")
+    ) -> None:
+        self.auth = auth
+        self.basic = "Basic " + base64.b64encode(":".join(login).encode()).decode()
+        self.token_scopes: list[str] = []  # what the token service was asked for
         self.store = Store()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -110,7 +117,27 @@ def _handler(registry: OciRegistry) -> type[BaseHTTPRequestHandler]:
         def _json(self, data: Any) -> None:
             self._send(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
 
+        def _refused(self) -> bool:
+            """Whether a login was needed and missing (then the 401 is sent)."""
+            sent = self.headers.get("Authorization", "")
+            if registry.auth is None or sent in (registry.basic, "Bearer team-token"):
+                return False
+            challenge = (
+                'Basic realm="team"'
+                if registry.auth == "basic"
+                else f'Bearer realm="{registry.url}/token",service="team-registry"'
+            )
+            self._send(401, b"{}", {"WWW-Authenticate": challenge})
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.startswith("/token?"):
+                if self.headers.get("Authorization") != registry.basic:
+                    return self._send(401)
+                registry.token_scopes.append(self.path)
+                return self._json({"token": "team-token"})
+            if self._refused():
+                return None
             if self.path == "/v2/":
                 return self._json({})
             if self.path.startswith("/v2/_catalog"):
@@ -137,7 +164,14 @@ def _handler(registry: OciRegistry) -> type[BaseHTTPRequestHandler]:
 
         do_HEAD = do_GET  # noqa: N815
 
+        def do_POST(self) -> None:  # noqa: N802 - a blob upload starts (doctor's push check)
+            if self._refused():
+                return None
+            return self._send(202, b"", {"Location": "/v2/uploads/session"})
+
         def do_DELETE(self) -> None:  # noqa: N802
+            if self.path == "/v2/uploads/session":
+                return self._send(204)
             match = _PATH.match(self.path)
             if match is None or match["kind"] != "manifests":
                 return self._send(404)

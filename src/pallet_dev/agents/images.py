@@ -74,12 +74,15 @@ class AgentImages:
         *,
         registry_url: str,
         registry_host: str,
+        registry_login: str | None = None,
     ) -> None:
         self.env_name = env_name
         self.agents = list(agents)
         self.runner = runner
         self.registry_url = registry_url
         self.registry_host = registry_host
+        # base64 user:password for a registry that wants a login to read (a team's)
+        self.registry_login = registry_login
         self._legacy: bool | None = None
         self._lock = threading.Lock()
 
@@ -210,7 +213,7 @@ class AgentImages:
             assert agent.image is not None
             tag = self._ready_image_tag(docker, agent, deadline)
         tagged = f"{self.registry_host}/{repository}:{tag}"
-        digest = manifest_digest(self.registry_url, repository, tag)
+        digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
         if digest is not None:
             return AgentImage(agent.name, self.registry_host, repository, tag, digest, False)
         if agent.build is not None:
@@ -232,7 +235,7 @@ class AgentImages:
                 hint="Check `pallet-dev health` and the registry's disk space "
                 "(`pallet-dev status`); nothing was deployed.",
             ) from exc
-        digest = manifest_digest(self.registry_url, repository, tag)
+        digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
         if digest is None:
             raise OperationFailed(
                 f"The registry does not list {tagged} right after the push.",

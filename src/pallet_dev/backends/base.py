@@ -86,6 +86,7 @@ class ImageTarget:
     registry_url: str
     registry_host: str
     folder: str
+    login: str | None = None  # base64 user:password when reading needs a login (a team's)
 
 
 @dataclass(frozen=True)

@@ -448,7 +448,8 @@ class ClusterBackend(ReleasedAgents, Backend):
     def agent_image_target(self) -> ImageTarget:
         registry = self.registry
         user = self.settings.user or "user"
-        return ImageTarget(registry.url, registry.host, registry.user_folder(user))
+        login = docker_login(registry.host).auth  # only sent when the registry asks
+        return ImageTarget(registry.url, registry.host, registry.user_folder(user), login)
 
     def _run_exec_plugin(self, plugin: ExecPlugin) -> tuple[str | None, bytes | None, bytes | None]:
         """The context's `exec` credential plugin, run as kubectl runs it (non-interactive)."""

@@ -103,43 +103,22 @@ def docker_login(host: str, path: Path | None = None) -> DockerLogin:
     return DockerLogin(None, f"{path} has no login for {host} (run `docker login {host}`)")
 
 
-def _challenge(header: str) -> tuple[str, dict[str, str]]:
-    """A WWW-Authenticate header: its scheme and parameters (realm, service, ...)."""
-    import re
-
-    scheme, _, rest = header.strip().partition(" ")
-    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
-
-
 def try_push(registry: TeamRegistry, repository: str, login: DockerLogin, timeout: float) -> str:
     """Start (and cancel) a blob upload to ``repository`` as the user, as `docker push` does:
     a sentence of what went wrong, or "" when the registry accepts the push."""
-    from urllib.parse import urlencode
-
-    from pallet_dev.probe import http_get
+    from pallet_dev.probe import http_get, registry_authorization
 
     url = f"{registry.url}/v2/{repository}/blobs/uploads/"
     headers: dict[str, str] = {}
     status, answer, _ = http_get(url, timeout, method="POST", headers=headers)
     if status == 401:
-        scheme, params = _challenge(answer.get("www-authenticate", ""))
-        basic = f"Basic {login.auth}" if login.auth else None
-        if scheme == "bearer" and params.get("realm"):
-            query = {"scope": f"repository:{repository}:push,pull"}
-            if params.get("service"):
-                query["service"] = params["service"]
-            token_headers = {"Authorization": basic} if basic else {}
-            got, _, body = http_get(
-                f"{params['realm']}?{urlencode(query)}", timeout, headers=token_headers
-            )
-            if got != 200:
-                return f"its token service answered {got}" + _without(login)
-            data = json.loads(body or b"{}")
-            headers["Authorization"] = f"Bearer {data.get('token') or data.get('access_token')}"
-        elif basic:
-            headers["Authorization"] = basic
-        else:
-            return "it asks for a login" + _without(login)
+        scope = f"repository:{repository}:push,pull"
+        authorization = registry_authorization(
+            answer.get("www-authenticate", ""), scope, login.auth, timeout
+        )
+        if isinstance(authorization, str):
+            return authorization + _without(login)
+        headers.update(authorization)
         status, answer, _ = http_get(url, timeout, method="POST", headers=headers)
     if status == 202:
         location = answer.get("location", "")

@@ -338,6 +338,7 @@ def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSetting
         ctx.runner,
         registry_url=target.registry_url,
         registry_host=target.registry_host,
+        registry_login=target.login,
     )
 
 
