@@ -13,13 +13,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     ValidationError,
@@ -34,6 +32,17 @@ from pallet_dev import versions
 from pallet_dev.chart.constants import DEFAULT_IMAGE
 from pallet_dev.errors import ConfigError
 from pallet_dev.yamlsource import read_yaml_mapping
+from pallet_dev.config_base import ENV_VAR_PATTERN as ENV_VAR_PATTERN
+from pallet_dev.config_base import Strict as _Strict
+from pallet_dev.config_base import probe_url as probe_url
+from pallet_dev.config_base import short_value as short_value
+from pallet_dev.config_base import shown as _shown
+from pallet_dev.config_base import usable_path as _usable_path
+from pallet_dev.config_cluster import ClusterSettings as ClusterSettings
+from pallet_dev.config_cluster import resolve_cluster as _resolve_cluster
+from pallet_dev.config_mirrors import MirrorSettings as MirrorSettings
+from pallet_dev.config_mirrors import default_mirrors as default_mirrors
+from pallet_dev.config_mirrors import resolve_mirror_ca_files as _resolve_mirror_ca_files
 
 # CNCF distribution, the release .ci/versions.env pins (the chart's appVersion too).
 DEFAULT_REGISTRY_IMAGE = DEFAULT_IMAGE
@@ -59,10 +68,6 @@ IMAGE_RULE = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class ServiceCheck(_Strict):
     """An extra endpoint `health` probes (a Pallet agent)."""
 
@@ -74,33 +79,6 @@ class ServiceCheck(_Strict):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return probe_url(value)
-
-
-def probe_url(value: str) -> str:
-    """An http(s) URL `health` can always probe: ASCII, a valid host and port."""
-    from urllib.parse import urlsplit
-
-    fix = "must be an http:// or https:// URL such as http://localhost:8080/healthz"
-    if not re.match(r"^https?://[^\s/]+(/\S*)?$", value) or not value.isascii():
-        raise ValueError(f"{fix} (ASCII, no spaces; percent-encode other characters)")
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # ValueError when out of range or not a number
-    except ValueError as exc:
-        raise ValueError(f"{fix} ({exc})") from None
-    host = parts.hostname or ""
-    if not host:
-        raise ValueError(f"{fix} (no host)")
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{fix} (bad IPv6 address {host!r:.60})") from None
-    elif any(not label for label in host.split(".")[:-1]) or len(host) > 253:
-        raise ValueError(f"{fix} (bad host name {host!r:.60})")
-    if port == 0:
-        raise ValueError(f"{fix} (port 0)")
-    return value
 
 
 class RegistrySettings(_Strict):
@@ -141,7 +119,6 @@ class ChartSettings(_Strict):
 # An agent's name: a DNS label short enough for `<env>-agent-<name>-<replica>` and
 # Kubernetes object names.
 AGENT_NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"
-ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Kubernetes resource quantities: 128Mi, 1Gi, 500m, 0.5
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 # Variables pallet-dev sets in every agent; `env:` must not set them.
@@ -202,83 +179,6 @@ class AgentSettings(_Strict):
             if name in RESERVED_AGENT_ENV:
                 raise ValueError(f"{name} is set by pallet-dev; remove it from env")
         return value
-
-
-# a Kubernetes object name (DNS subdomain) and a namespace (DNS label)
-K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-# a kube context's name: anything printable (EKS names hold ':' and '/')
-CONTEXT_PATTERN = r"^[^\s\x00-\x1f]{1,253}$"
-# <host>[:port][/path], optionally after http:// or https:// (the scheme of its API)
-REGISTRY_PATTERN = (
-    r"^(https?://)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?" r"(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$"
-)
-# one path component of an image repository (the user's folder in the team registry)
-REPOSITORY_COMPONENT = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*$")
-DEFAULT_PULL_SECRET = "pallet-dev-pull"
-
-
-class ClusterSettings(_Strict):
-    """`backend: cluster`: a namespace of an existing cluster and the team's registry."""
-
-    context: str | None = Field(default=None, pattern=CONTEXT_PATTERN)
-    allowed_contexts: list[str] = Field(default_factory=list)
-    namespace: str = Field(default="pallet-${USER}", min_length=1, max_length=200)
-    registry: str | None = Field(default=None, pattern=REGISTRY_PATTERN, max_length=255)
-    pull_secret: str | None = Field(default=None, pattern=K8S_NAME_PATTERN)
-    create_pull_secret: bool = False
-    # the folder under `registry` the agents are pushed to, and ${USER}; default: $USER
-    user: str | None = Field(default=None, max_length=63)
-
-    @field_validator("allowed_contexts")
-    @classmethod
-    def _context_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not re.match(CONTEXT_PATTERN, name):
-                raise ValueError(f"each entry is a kube context name; got {short_value(name)}")
-        return value
-
-
-# An upstream registry as image names spell it: a host name, optionally with a port.
-UPSTREAM_PATTERN = (
-    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$"
-)
-
-
-class MirrorSettings(_Strict):
-    """One pull-through cache: pulls of ``<upstream>/...`` try it before the upstream."""
-
-    upstream: str = Field(pattern=UPSTREAM_PATTERN, max_length=253)
-    remote_url: str
-    username_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
-    password_env: str | None = Field(default=None, pattern=ENV_VAR_PATTERN)
-    ca_file: str | None = Field(default=None, min_length=1)  # relative to the config's folder
-
-    @field_validator("remote_url")
-    @classmethod
-    def _remote(cls, value: str) -> str:
-        value = probe_url(value)
-        if value.split("://", 1)[1].rstrip("/").count("/"):
-            raise ValueError(
-                "must be the registry's base URL without a path, such as "
-                "https://registry-1.docker.io"
-            )
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _both_credentials(self) -> MirrorSettings:
-        if (self.username_env is None) != (self.password_env is None):
-            raise ValueError(
-                "give both username_env and password_env (the names of the variables that "
-                "hold the upstream's credentials), or neither"
-            )
-        return self
-
-
-def default_mirrors() -> list[MirrorSettings]:
-    from pallet_dev.mirrors import DEFAULT_MIRRORS
-
-    return [MirrorSettings(upstream=up, remote_url=url) for up, url in DEFAULT_MIRRORS]
 
 
 def _check_unique(names: list[str], what: str) -> None:
@@ -443,46 +343,6 @@ def load_config(
     return config, path
 
 
-def _resolve_mirror_ca_files(
-    config: Config, base: Path, origin: Mapping[tuple[str, ...], str]
-) -> Config:
-    """Each mirror's ca_file becomes an absolute path to a readable PEM file."""
-    mirrors: list[MirrorSettings] = []
-    for index, mirror in enumerate(config.mirrors):
-        if mirror.ca_file is None:
-            mirrors.append(mirror)
-            continue
-        where = origin.get(("mirrors", str(index), "ca_file")) or "config"
-        ca_file = mirror.ca_file
-        found = _usable_path(lambda: base / Path(ca_file).expanduser(), lambda path: True)
-        if isinstance(found, str):  # ~user of no user, a NUL byte: said, never a traceback
-            raise ConfigError(
-                f"{where}: mirrors.{index}.ca_file: cannot use the CA file "
-                f"{short_value(ca_file)} of mirror '{mirror.upstream}' ({found}).",
-                hint="Give the path of the upstream's CA certificate (PEM), relative to "
-                "pallet-dev.yaml.",
-            )
-        path = found
-        try:
-            text = path.read_text(encoding="ascii", errors="replace")
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}: mirrors.{index}.ca_file: cannot read the CA file "
-                f"{short_value(mirror.ca_file)} of mirror '{mirror.upstream}' "
-                f"({exc.strerror or exc}).",
-                hint="Give the path of the upstream's CA certificate (PEM), relative to "
-                "pallet-dev.yaml.",
-            ) from None
-        if "-----BEGIN CERTIFICATE-----" not in text:
-            raise ConfigError(
-                f"{where}: mirrors.{index}.ca_file: {path} holds no PEM certificate "
-                "(-----BEGIN CERTIFICATE-----).",
-                hint="Give the upstream's CA certificate in PEM form.",
-            )
-        mirrors.append(mirror.model_copy(update={"ca_file": str(path)}))
-    return config.model_copy(update={"mirrors": mirrors})
-
-
 # fields whose environment variable holds a whole number (plain digits only: no "5_001",
 # "5001.0" or "+5001", which int() would take)
 _INT_FIELDS = {("registry", "port")}
@@ -544,108 +404,6 @@ def _resolve_agent_contexts(
         resolved = build.model_copy(update={"context": str(context)})
         agents.append(agent.model_copy(update={"build": resolved}))
     return config.model_copy(update={"agents": agents})
-
-
-def _resolve_cluster(
-    config: Config, origin: Mapping[tuple[str, ...], str], environ: Mapping[str, str]
-) -> Config:
-    """`backend: cluster`: the context is set and allow-listed, ${USER}/${NAME} expand to a
-    namespace that is a DNS label, and the registry is set. Runs before any cluster call,
-    so a context outside ``allowed_contexts`` is refused before anything is asked of it."""
-    from pallet_dev.errors import ContextNotAllowed
-
-    cluster = config.cluster
-
-    def where(*field: str) -> str:
-        for size in range(len(field), -1, -1):
-            found = origin.get(("cluster", *field[:size]))
-            if found:
-                return found
-        return origin.get(()) or "config"
-
-    if cluster.context is None:
-        raise ConfigError(
-            f"{where('context')}: cluster.context: `backend: cluster` needs the kube context "
-            "of the team's cluster.",
-            hint="Set cluster.context (see `kubectl config get-contexts`) and list it in "
-            "cluster.allowed_contexts.",
-        )
-    if cluster.context not in cluster.allowed_contexts:
-        allowed = ", ".join(cluster.allowed_contexts) or "none"
-        raise ContextNotAllowed(
-            f"{where('context')}: cluster.context: the kube context {short_value(cluster.context)}"
-            f" is not in cluster.allowed_contexts (allowed: {allowed}), so pallet-dev refuses "
-            "to use it.",
-            hint="List it in cluster.allowed_contexts if it is meant for development, or set "
-            "cluster.context to an allowed one.",
-        )
-    if cluster.registry is None:
-        raise ConfigError(
-            f"{where('registry')}: cluster.registry: `backend: cluster` pushes the agents to "
-            "the team's registry, and none is set.",
-            hint="Set cluster.registry to its address and folder, for example "
-            "registry.team.example/pallet (docs/shared-cluster.md).",
-        )
-    user = cluster.user or _login_name(environ)
-    if not REPOSITORY_COMPONENT.match(user):
-        field = "cluster.user" if cluster.user else "the variable USER"
-        raise ConfigError(
-            f"{where('user')}: {field}: {short_value(user)} cannot be a folder of an image "
-            "path (lower-case letters, digits and inner . _ -).",
-            hint="Set cluster.user to such a name.",
-        )
-    namespace = cluster.namespace
-    for variable, value in (("${USER}", user), ("${NAME}", config.name)):
-        namespace = namespace.replace(variable, value)
-    if not DNS_LABEL.match(namespace):
-        raise ConfigError(
-            f"{where('namespace')}: cluster.namespace: {short_value(cluster.namespace)} expands "
-            f"to {short_value(namespace)}, which is not a valid namespace (at most 63 lower-case "
-            "letters, digits or inner dashes; ${USER} and ${NAME} are the only variables).",
-            hint="Give a name such as pallet-${USER}.",
-        )
-    resolved = cluster.model_copy(update={"namespace": namespace, "user": user})
-    return config.model_copy(update={"cluster": resolved})
-
-
-def _login_name(environ: Mapping[str, str]) -> str:
-    """The user's login name, lower-cased (namespaces and image paths are)."""
-    name = environ.get("USER") or environ.get("LOGNAME")
-    if not name:
-        import getpass
-
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):
-            name = "user"
-    return name.lower()
-
-
-def _usable_path(make: Callable[[], Path], probe: Callable[[Path], bool]) -> Path | str:
-    """The resolved path, or why the text cannot be one (``~user`` of no user, a NUL byte,
-    a name longer than the file system takes): said in the message, never a traceback."""
-    try:
-        path = make().resolve()
-        probe(path)
-    except RuntimeError as exc:  # expanduser: no such user, or no home folder
-        return str(exc).rstrip(".").lower()
-    except ValueError as exc:  # a NUL byte
-        return str(exc).rstrip(".")
-    except OSError as exc:
-        return (exc.strerror or type(exc).__name__).lower()
-    return path
-
-
-def _shown(path: Path) -> str:
-    """A resolved path for a message: a long one is cut (messages stay short)."""
-    text = str(path)
-    return text if len(text) <= 200 else text[:100] + "..." + text[-97:]
-
-
-def short_value(value: object, limit: int = 60) -> str:
-    """A value quoted for a message: escaped and at most ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _record_origins(

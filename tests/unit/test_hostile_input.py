@@ -29,8 +29,8 @@ from pallet_dev.config import (
     ENV_VAR_PATTERN,
     IMAGE_PATTERN,
     RESERVED_AGENT_ENV,
-    UPSTREAM_PATTERN,
 )
+from pallet_dev.config_mirrors import UPSTREAM_PATTERN
 from pallet_dev.mirrors import mirror_slug
 from tests.conftest import clear_config_env
 

@@ -135,7 +135,7 @@ class ClusterBackend(ReleasedAgents, Backend):
 
     @property
     def pull_secret(self) -> str | None:
-        from pallet_dev.config import DEFAULT_PULL_SECRET
+        from pallet_dev.config_cluster import DEFAULT_PULL_SECRET
 
         if self.settings.pull_secret:
             return self.settings.pull_secret
