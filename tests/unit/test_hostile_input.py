@@ -425,22 +425,29 @@ def build_problems(i: int, project: Path, context: str, dockerfile: str) -> set[
 def test_any_agent_input_is_accepted_or_refused_naming_its_field(
     sandbox: Path, agents: list[dict[str, Any]]
 ) -> None:
-    import yaml
-
     project = make_project(sandbox)
     for agent in agents:
         if "build" in agent:
             agent["build"] = {
                 key: concrete(sandbox, value) for key, value in agent["build"].items()
             }
+    accepted_or_named(sandbox, project, {"agents": agents}, agent_problems(agents, project))
+
+
+def accepted_or_named(
+    sandbox: Path, project: Path, document: dict[str, Any], problems: set[str]
+) -> None:
+    """`up --dry-run` of ``document``: exit 0 when ``problems`` is empty, else exit 2 with a
+    first line naming the file and one of those field paths; never more than that."""
+    import yaml
+
     config = project / "pallet-dev.yaml"
-    config.write_text(yaml.safe_dump({"agents": agents}, allow_unicode=True))
+    config.write_text(yaml.safe_dump(document, allow_unicode=True))
     before = sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts)
     code, _, err, seconds = run(["--config", str(config), "up", "--dry-run", "--json",
                                  "--prefer-docker"])  # fmt: skip
     assert_properties(sandbox, code, err, seconds)
     assert sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts) == before
-    problems = agent_problems(agents, project)
     if not problems:
         assert code == 0, err
         return
@@ -543,24 +550,8 @@ def test_each_ca_file_and_remote_url_alone(sandbox: Path, ca_file: str, remote_u
 
 
 def check_mirrors(sandbox: Path, mirrors: list[dict[str, Any]]) -> None:
-    import yaml
-
     project = mirror_project(sandbox)
     for mirror in mirrors:
         if mirror.get("ca_file") == "@ca-absolute":
             mirror["ca_file"] = str(project / "ca.pem")
-    config = project / "pallet-dev.yaml"
-    config.write_text(yaml.safe_dump({"mirrors": mirrors}, allow_unicode=True))
-    before = sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts)
-    code, _, err, seconds = run(["--config", str(config), "up", "--dry-run", "--json",
-                                 "--prefer-docker"])  # fmt: skip
-    assert_properties(sandbox, code, err, seconds)
-    assert sorted(str(p) for p in sandbox.rglob("*") if "home" not in p.parts) == before
-    problems = mirror_problems(mirrors, project)
-    if not problems:
-        assert code == 0, err
-        return
-    assert code == 2, (problems, err)
-    first = err.splitlines()[0]
-    assert first.startswith("pallet-dev: error: ") and f"{config}:" in first, err
-    assert any(f": {path}: " in first for path in problems), (problems, err)
+    accepted_or_named(sandbox, project, {"mirrors": mirrors}, mirror_problems(mirrors, project))
