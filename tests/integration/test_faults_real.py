@@ -98,10 +98,12 @@ def test_lock_wait_message_when_another_run_holds_it(docker_env: DockerEnv) -> N
     with open(lock_path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another run holds the environment's lock
         proc = pallet(docker_env, "up")
-        time.sleep(1.5)
+        # the line it prints as it starts waiting: it reached the lock wait
+        seen = wait_for_line(proc, "Another pallet-dev run is changing")
         assert proc.poll() is None  # waiting, not failing
+        assert registry_containers(docker_env) == []  # and nothing done while it waits
     code, _, err = finish(proc)
-    assert code == 0 and "Another pallet-dev run is changing" in err
+    assert code == 0 and "Another pallet-dev run is changing" in seen + err
 
 
 STARTED = "✓ Started the registry container"
@@ -183,7 +185,7 @@ def test_sigterm_during_down_never_loses_data(
 
 
 def test_docker_daemon_gone_before_and_during_up(docker_env: DockerEnv, tmp_path: Path) -> None:
-    from tests.support.docker_proxy import DockerSocketProxy
+    from tests.support.socket_proxy import DockerSocketProxy
 
     proxy = DockerSocketProxy(tmp_path / "docker.sock").start()
     via_proxy = {"DOCKER_HOST": proxy.docker_host}

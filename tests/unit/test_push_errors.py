@@ -27,3 +27,28 @@ def test_a_push_failure_names_a_full_disk_only_when_it_is_one(
     exc = CommandFailed(["docker", "push", "t"], 1, "", stderr)
     error = _push_error("localhost:5000/t:1", exc, free)
     assert ("ran out of disk space" in error.message) is full, error.message
+
+
+class RefusingRunner:
+    """A runner whose `docker push` fails with ``stderr``."""
+
+    def __init__(self, stderr: str) -> None:
+        self.stderr = stderr
+
+    def run(self, argv: list[str], **_: object) -> None:
+        raise CommandFailed(list(argv), 1, "", self.stderr)
+
+
+def test_a_registry_gone_mid_push_is_the_push_failing_not_the_daemon() -> None:
+    from pallet_dev.errors import DaemonUnavailable
+    from pallet_dev.tools.docker import Docker
+
+    image = "localhost:5000/t:1"
+    refused = "dial tcp 127.0.0.1:5000: connect: connection refused"  # the registry went away
+    with pytest.raises(CommandFailed):
+        Docker(RefusingRunner(f"Put http://localhost:5000/v2/t/blobs: {refused}")).push(
+            image, timeout=5
+        )
+    gone = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+    with pytest.raises(DaemonUnavailable):
+        Docker(RefusingRunner(gone)).push(image, timeout=5)

@@ -330,7 +330,16 @@ class Docker:
         argv = self.push_argv(image)
         if on_output is not None:  # the per-layer lines `--quiet` leaves out
             argv = [arg for arg in argv if arg != "--quiet"]
-        self._run(argv, timeout=timeout, step="push image", on_output=on_output)
+        try:
+            self.runner.run(argv, timeout=timeout, step="push image", on_output=on_output)
+        except CommandFailed as exc:
+            # "connection refused" naming the registry's host is the registry gone (a
+            # push cut by its restart), not the daemon: the push's own failure then
+            if image.split("/", 1)[0] not in exc.stderr + exc.stdout:
+                daemon = classify_daemon_error(exc.stderr)
+                if daemon is not None:
+                    raise daemon from None
+            raise
 
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
