@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -198,11 +199,14 @@ def test_docker_daemon_gone_before_and_during_up(docker_env: DockerEnv, tmp_path
         assert code == 3, err
         assert "The Docker daemon is not running." in err and "Traceback" not in err
 
-        proxy.start()  # ... and goes away in the middle of `up`
-        slow = {**via_proxy, **slow_docker(tmp_path)}
-        proc = pallet(docker_env, "up", "--recreate", extra=slow)
-        time.sleep(0.5)
+        proxy.start()  # ... and goes away in the middle of `up`: while `docker run` is held
+        gated = GatedTool(tmp_path / "gated", "docker", hold="run --detach")
+        proc = pallet(docker_env, "up", "--recreate", extra={**via_proxy, "PATH": gated.path()})
+        gated.wait_for_call(proc)
         proxy.stop()
+        with pytest.raises(OSError):  # really gone: its socket refuses
+            socket.socket(socket.AF_UNIX).connect(str(proxy.path))
+        gated.release()
         code, _, err = finish(proc, timeout=60)
         assert code in (1, 3), err  # 3 when a call could not connect, 1 when one was cut
         assert "pallet-dev: error:" in err and "Traceback" not in err
@@ -274,3 +278,55 @@ def _which(tool: str) -> str:
     found = shutil.which(tool)
     assert found
     return found
+
+
+def test_a_push_cut_by_the_registry_going_away_fails_clearly(
+    docker_env: DockerEnv, tmp_path: Path
+) -> None:
+    """The registry is killed while a layer is surely half sent (a proxy holds the upload
+    after 1 MiB) and stays unreachable until Docker's own retries gave up."""
+    from tests.support.http_servers import free_port
+    from tests.support.oci import manifest_digest
+    from tests.support.socket_proxy import TcpProxy
+
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    before = push_artifact(docker_env.host, "cut/before:1", os.urandom(2048), tmp_path / "p")
+    image = f"pdtest/{docker_env.name}/cut:1"
+    layer = os.urandom(8 * 1024 * 1024)
+    imported = subprocess.run(["docker", "import", "-", image], input=_tar(layer),
+                              capture_output=True, timeout=120)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    port = free_port()
+    proxy = TcpProxy(port, docker_env.port, hold=b"PATCH /v2/", hold_after=1024 * 1024).start()
+    try:
+        proc = pallet(docker_env, "push", image, extra={"PALLET_DEV_REGISTRY_PORT": str(port)})
+        assert proxy.holding.wait(120), "the upload never started"
+        docker("kill", docker_env.container)
+        proxy.stop()  # the registry is unreachable until the push ends
+        code, out, err = finish(proc, timeout=300)
+    finally:
+        proxy.stop()
+        docker("image", "rm", "--force", f"localhost:{port}/{image}", check=False)
+    assert code == 1, (code, out, err)
+    assert err.count("pallet-dev: error: Pushing ") == 1 and "Traceback" not in err, err
+    assert finish(pallet(docker_env, "up"))[0] == 0  # the registry back
+    assert not manifest_exists(docker_env.host, image)  # nothing half-written served
+    assert manifest_digest(docker_env.host, "cut/before:1") == before
+    try:
+        code, out, err = finish(pallet(docker_env, "push", image, "--json"))
+        assert code == 0, err
+        assert manifest_digest(docker_env.host, image) == json.loads(out)["digest"]
+    finally:
+        docker("image", "rm", "--force", image, f"localhost:{docker_env.port}/{image}", check=False)
+
+
+def _tar(payload: bytes) -> bytes:
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("payload")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return archive.getvalue()

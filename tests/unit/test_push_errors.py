@@ -46,7 +46,7 @@ def test_a_registry_gone_mid_push_is_the_push_failing_not_the_daemon() -> None:
     image = "localhost:5000/t:1"
     refused = "dial tcp 127.0.0.1:5000: connect: connection refused"  # the registry went away
     with pytest.raises(CommandFailed):
-        Docker(RefusingRunner(f"Put http://localhost:5000/v2/t/blobs: {refused}")).push(
+        Docker(RefusingRunner(f"Put http://127.0.0.1:5000/v2/t/blobs: {refused}")).push(
             image, timeout=5
         )
     gone = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."

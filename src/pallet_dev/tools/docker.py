@@ -335,7 +335,11 @@ class Docker:
         except CommandFailed as exc:
             # "connection refused" naming the registry's host is the registry gone (a
             # push cut by its restart), not the daemon: the push's own failure then
-            if image.split("/", 1)[0] not in exc.stderr + exc.stdout:
+            # (Docker names it by address: localhost:5001 is 127.0.0.1:5001 there)
+            registry = image.split("/", 1)[0]
+            port = registry.rpartition(":")[2] if ":" in registry else ""
+            named = f":{port}:" if port else registry
+            if named not in f"{exc.stderr}{exc.stdout}".replace(f":{port} ", f":{port}:"):
                 daemon = classify_daemon_error(exc.stderr)
                 if daemon is not None:
                     raise daemon from None
