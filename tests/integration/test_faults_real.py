@@ -39,17 +39,6 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str,
     return proc.returncode, out, err
 
 
-def slow_docker(tmp_path: Path) -> dict[str, str]:
-    """PATH with a docker CLI that sleeps 0.3 s per call: each step widens, so a signal
-    or a vanishing daemon lands in the middle of one."""
-    shim_dir = tmp_path / "slow-docker"
-    shim_dir.mkdir()
-    shim = shim_dir / "docker"
-    shim.write_text(f'#!/bin/sh\nsleep 0.3\nexec {_which("docker")} "$@"\n')
-    shim.chmod(0o755)
-    return {"PATH": f"{shim_dir}:{os.environ['PATH']}"}
-
-
 def registry_containers(env: DockerEnv) -> list[str]:
     out = docker(
         "container",
@@ -270,14 +259,6 @@ def test_pushed_content_survives_twenty_down_up_cycles(
     from tests.support.oci import manifest_digest
 
     assert manifest_digest(docker_env.host, "cycles/data:v1") == digest
-
-
-def _which(tool: str) -> str:
-    import shutil
-
-    found = shutil.which(tool)
-    assert found
-    return found
 
 
 def test_a_push_cut_by_the_registry_going_away_fails_clearly(

@@ -52,3 +52,25 @@ def test_a_registry_gone_mid_push_is_the_push_failing_not_the_daemon() -> None:
     gone = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
     with pytest.raises(DaemonUnavailable):
         Docker(RefusingRunner(gone)).push(image, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("output", "image", "named"),
+    [
+        ("dial tcp 127.0.0.1:5000: connect: connection refused", "localhost:5000/t:1", True),
+        ("dial tcp [::1]:5000: connect: connection refused", "localhost:5000/t:1", True),
+        ("dial tcp 127.0.0.1:50001: connect: connection refused", "localhost:5000/t:1", False),
+        (
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.",
+            "localhost:5000/t",
+            False,
+        ),
+        ("lookup registry.example: connection refused", "registry.example/t:1", True),
+    ],
+)
+def test_names_registry_knows_the_registry_by_its_port(
+    output: str, image: str, named: bool
+) -> None:
+    from pallet_dev.tools.docker_types import names_registry
+
+    assert names_registry(output, image) is named

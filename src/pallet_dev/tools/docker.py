@@ -20,6 +20,7 @@ from pallet_dev.tools.docker_types import (
     classify_daemon_error,
     docker_json,
     json_list,
+    names_registry,
     parse_size,
 )
 from pallet_dev.versions import ToolVersion
@@ -333,16 +334,11 @@ class Docker:
         try:
             self.runner.run(argv, timeout=timeout, step="push image", on_output=on_output)
         except CommandFailed as exc:
-            # "connection refused" naming the registry's host is the registry gone (a
-            # push cut by its restart), not the daemon: the push's own failure then
-            # (Docker names it by address: localhost:5001 is 127.0.0.1:5001 there)
-            registry = image.split("/", 1)[0]
-            port = registry.rpartition(":")[2] if ":" in registry else ""
-            named = f":{port}:" if port else registry
-            if named not in f"{exc.stderr}{exc.stdout}".replace(f":{port} ", f":{port}:"):
-                daemon = classify_daemon_error(exc.stderr)
-                if daemon is not None:
-                    raise daemon from None
+            # "connection refused" naming the registry is the registry gone (a push cut
+            # by its restart), not the daemon: the push's own failure then
+            daemon = classify_daemon_error(exc.stderr)
+            if daemon is not None and not names_registry(f"{exc.stderr}{exc.stdout}", image):
+                raise daemon from None
             raise
 
     # --- containers by label, several at once ------------------------------------------

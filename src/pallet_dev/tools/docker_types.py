@@ -8,6 +8,7 @@ as typed values, the daemon errors told apart from stderr, and a container's spe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,19 @@ def classify_daemon_error(stderr: str) -> DaemonUnavailable | None:
             hint="Check DOCKER_HOST / `docker context ls`, and that Docker is running.",
         )
     return None
+
+
+def names_registry(output: str, image: str) -> bool:
+    """Whether Docker's error text names ``image``'s registry.
+
+    Docker writes ``localhost:5000`` as ``127.0.0.1:5000`` (or ``[::1]:5000``) in its
+    errors, so a registry with a port is recognised by the port alone.
+    """
+    host = image.split("/", 1)[0]
+    _, colon, port = host.rpartition(":")
+    if colon and port.isdigit():
+        return re.search(rf":{port}\b", output) is not None
+    return host in output
 
 
 @dataclass(frozen=True)
