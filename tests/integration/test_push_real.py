@@ -90,7 +90,8 @@ def test_push_errors_are_one_sentence_with_an_exit_code(docker_env: DockerEnv) -
         assert down.returncode == 3 and "does not answer" in down.stderr
         assert "pallet-dev up" in down.stderr
     finally:
-        docker("rmi", "-f", tag, check=False)
+        # the pushed name was tagged before the push found nobody answering (as by hand)
+        docker("rmi", "-f", tag, f"localhost:{docker_env.port}/{tag}", check=False)
 
 
 def test_push_target_names(tmp_path: Path) -> None:

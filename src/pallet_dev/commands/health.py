@@ -1,6 +1,7 @@
 """`pallet-dev health [--json]`: does the registry (and every Pallet agent) answer?
 
-Kept light: no subprocess, no httpx, no rich; one parallel round of probes.
+Kept light: no subprocess, no rich; one parallel round of probes (the registry, the
+services and the agents at once).
 """
 
 from __future__ import annotations
@@ -113,6 +114,32 @@ def agent_health(settings: Settings, active: dict[str, Any], timeout: float) -> 
     return [checked.get(name) or not_deployed(name, backend) for name in names]
 
 
+def _probe_with_agents(
+    targets: list[ProbeTarget], settings: Settings, active: dict[str, Any], timeout: float
+) -> tuple[list[ProbeResult], list[AgentHealth]]:
+    """The registry's and services' probes and the agents' checks at the same time (each
+    bounded by ``timeout``): `health` takes the longer of the two, not their sum."""
+    if not settings.agents and not (active.get("agents") or {}).get("agents"):
+        return probe_all(targets, timeout), []
+    import threading
+
+    outcome: list[list[AgentHealth] | BaseException] = []
+
+    def check() -> None:
+        try:
+            outcome.append(agent_health(settings, active, timeout))
+        except BaseException as exc:  # raised again in the calling thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=check, name="pallet-agents-health", daemon=True)
+    thread.start()
+    results = probe_all(targets, timeout)
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return results, outcome[0]
+
+
 def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
     from pallet_dev.config_sources import MAX_PROBE_SECONDS, checked_seconds
 
@@ -127,8 +154,7 @@ def run_health(ctx: AppContext, *, as_json: bool, timeout: float) -> int:
         ProbeTarget(service.name, service.url, service.expect_status)
         for service in settings.services
     ]
-    results = probe_all(targets, timeout)
-    agents = agent_health(settings, active, timeout)
+    results, agents = _probe_with_agents(targets, settings, active, timeout)
     document = health_document(
         results, backend=backend, started=started, checked_at=checked_at, agents=agents
     )

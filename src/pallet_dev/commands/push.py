@@ -16,7 +16,13 @@ import time
 from typing import Any
 
 from pallet_dev.context import AppContext
-from pallet_dev.errors import CommandFailed, OperationFailed, PrerequisiteError, UsageError
+from pallet_dev.errors import (
+    CommandFailed,
+    DaemonUnavailable,
+    OperationFailed,
+    PrerequisiteError,
+    UsageError,
+)
 
 PUSH_TIMEOUT = 1800.0
 _DEFAULT_TAG = "latest"
@@ -75,34 +81,40 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     host = registry_push_host(registry.bind_address, registry.port)
     endpoint = f"http://{host}"
     docker = Docker(ctx.runner, timeout=60.0)
+    target = f"{host}/{repository}:{tag}"
     from concurrent.futures import ThreadPoolExecutor
 
-    # the two checks at once: the local image, and the registry's answer
+    # the registry's answer (and httpx's import, which the digest read needs) on the side,
+    # while Docker tags and pushes: `docker push` itself says whether the registry took
+    # it, and only a failed push asks what the probe saw
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pallet-push") as pool:
         answering = pool.submit(probe, registry_target(endpoint), 2.0)
-        present = docker.image_id(image) is not None
-        answer = answering.result()
-    if not present:
-        raise UsageError(
-            f"The image {image!r:.80} is not in this host's Docker.",
-            hint="Build or pull it first; `docker images` lists what is there.",
-        )
-    if not answer.healthy:
-        raise PrerequisiteError(
-            f"The registry at {host} does not answer ({answer.error or answer.status_code}).",
-            hint="Start the environment with `pallet-dev up`; `pallet-dev health` says more.",
-        )
-    target = f"{host}/{repository}:{tag}"
-    started = time.monotonic()
-    # the pushed name stays tagged, as after `docker tag` + `docker push` by hand: Docker
-    # then records the registry's digest for it (RepoDigests)
-    docker.tag(image, target)
-    try:
-        _push(docker, target, draw=not as_json and use_color(sys.stderr))
-    except CommandFailed as exc:
-        raise _push_error(
-            target, exc, _free_bytes(ctx.paths.registry_data_dir(config.name))
-        ) from exc
+        started = time.monotonic()
+        # the pushed name stays tagged, as after `docker tag` + `docker push` by hand:
+        # Docker then records the registry's digest for it (RepoDigests); tagging a name
+        # Docker lacks is the missing-image check
+        if not docker.tag_if_present(image, target):
+            raise UsageError(
+                f"The image {image!r:.80} is not in this host's Docker.",
+                hint="Build or pull it first; `docker images` lists what is there.",
+            )
+        try:
+            _push(docker, target, draw=not as_json and use_color(sys.stderr))
+        except (CommandFailed, DaemonUnavailable) as exc:
+            # the daemon answered the tag: a refused connection now is the registry's
+            answer = answering.result()
+            if not answer.healthy:
+                raise PrerequisiteError(
+                    f"The registry at {host} does not answer "
+                    f"({answer.error or answer.status_code}).",
+                    hint="Start the environment with `pallet-dev up`; `pallet-dev health` "
+                    "says more.",
+                ) from exc
+            if not isinstance(exc, CommandFailed):
+                raise
+            raise _push_error(
+                target, exc, _free_bytes(ctx.paths.registry_data_dir(config.name))
+            ) from exc
     digest = manifest_digest(endpoint, repository, tag)
     if digest is None:
         raise OperationFailed(

@@ -322,6 +322,16 @@ class Docker:
     def tag(self, source: str, target: str) -> None:
         self._run(["docker", "image", "tag", source, target], step="tag image")
 
+    def tag_if_present(self, source: str, target: str) -> bool:
+        """Tag ``source`` as ``target``; False when Docker has no image ``source``."""
+        try:
+            self.tag(source, target)
+        except CommandFailed as exc:
+            if _not_found(exc):
+                return False
+            raise
+        return True
+
     @staticmethod
     def push_argv(image: str) -> list[str]:
         return ["docker", "push", "--quiet", image]
