@@ -57,6 +57,8 @@ class DevSession:
         self.as_json = as_json
         self.cycle_timeout = cycle_timeout
         self.quiet = Steps(sys.stderr, quiet=True)
+        # whether `docker build` lacks BuildKit: asked at the first build, then kept
+        self.legacy_builder: bool | None = None
 
     def emit(self, record: dict[str, Any]) -> None:
         from pallet_dev.agents.loop import describe_cycle
@@ -101,12 +103,15 @@ class DevSession:
             return
         deadline = started + self.cycle_timeout
         with self.ctx.env_lock(self.config.name):
+            builder = agent_images(self.ctx, self.chosen, todo, legacy_builder=self.legacy_builder)
             try:
-                built = agent_images(self.ctx, self.chosen, todo).ensure(deadline, self.quiet)
+                built = builder.ensure(deadline, self.quiet)
             except PalletError as exc:
+                self.legacy_builder = builder.legacy_answer
                 for agent in todo:
                     self._failed(agent.name, started, detect, "build", _message(exc))
                 return
+            self.legacy_builder = builder.legacy_answer
             merged = {**self.images, **{image.agent: image for image in built}}
             rollout_started = time.monotonic()
             try:

@@ -328,7 +328,13 @@ def warn_outside_contexts(ctx: AppContext, agents: Sequence[AgentSettings], step
             )
 
 
-def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSettings]) -> AgentImages:
+def agent_images(
+    ctx: AppContext,
+    chosen: Backend,
+    agents: Sequence[AgentSettings],
+    *,
+    legacy_builder: bool | None = None,
+) -> AgentImages:
     from pallet_dev.agents.images import AgentImages
 
     target = chosen.agent_image_target()
@@ -339,6 +345,7 @@ def agent_images(ctx: AppContext, chosen: Backend, agents: Sequence[AgentSetting
         registry_url=target.registry_url,
         registry_host=target.registry_host,
         registry_login=target.login,
+        legacy_builder=legacy_builder,
     )
 
 
