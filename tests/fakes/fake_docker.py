@@ -27,6 +27,10 @@ else:  # run as a program (tests/fakes/bin/*): this folder is first on sys.path
 
 CONTAINER_ID = "0123456789abcdef" * 4
 WRITE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
+WRITE_FILES_SCRIPT = (
+    'while [ "$#" -gt 1 ]; do mkdir -p "${1%/*}" && printf %s "$2" > "$1.tmp"'
+    ' && mv -f "$1.tmp" "$1" || exit 1; shift 2; done'
+)
 RUN_VALUE_FLAGS = {
     "--pull",
     "--name",
@@ -423,5 +427,11 @@ def _exec(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
         if command[3] != "sh" or not path.startswith(folder + "/"):
             raise Unexpected("docker exec")
         files[path] = stdin or ""
+        return "", "", 0
+    if command[:4] == ["sh", "-c", WRITE_FILES_SCRIPT, "sh"] and not interactive:
+        pairs = command[4:]
+        if len(pairs) % 2 or not all(path.startswith("/") for path in pairs[::2]):
+            raise Unexpected("docker exec")
+        files.update(zip(pairs[::2], pairs[1::2]))
         return "", "", 0
     raise Unexpected("docker exec")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -153,3 +155,35 @@ def test_node_image_id_from_crictl_json() -> None:
         NodeImages(_Answer(1, "", "Error response from daemon: No such container: n")).image_id(
             "n", "x"
         )
+
+
+def test_node_files_written_together_in_one_exec() -> None:
+    from pallet_dev.tools.kind import NodeFiles
+    from tests.fakes.runner import FakeToolsRunner
+
+    runner = FakeToolsRunner()
+    runner.state["clusters"]["c"] = {"nodes": ["c-control-plane"], "running": True}
+    runner.state["node_files"]["c-control-plane"] = {}
+    files = {"/etc/a/hosts.toml": 'server = "x"\n', "/etc/b c/hosts.toml": "$HOME `x` 'y'\n"}
+    NodeFiles(runner).write_many("c-control-plane", files, timeout=5)
+    NodeFiles(runner).write_many("c-control-plane", {}, timeout=5)  # nothing: no call
+    assert len(runner.calls) == 1 and runner.calls[0][:3] == ["docker", "exec", "c-control-plane"]
+    assert runner.state["node_files"]["c-control-plane"] == files
+
+
+def test_the_write_files_script_in_a_real_shell(tmp_path: Path) -> None:
+    """The script `write_many` runs in the node, run by this machine's sh."""
+    import subprocess
+
+    from pallet_dev.tools.kind import NodeFiles
+    from tests.fakes.runner import FakeToolsRunner
+
+    files = {
+        str(tmp_path / "certs.d" / "localhost:5000" / "hosts.toml"): 'server = "http://x"\n',
+        str(tmp_path / "certs.d" / "docker.io" / "hosts.toml"): "-n 100% $HOME `x` 'y'\n\n",
+    }
+    argv = NodeFiles(FakeToolsRunner()).write_many_argv("node", files)
+    assert argv[:3] == ["docker", "exec", "node"]
+    subprocess.run(argv[3:], check=True, timeout=10)
+    assert {path: Path(path).read_text() for path in files} == files
+    assert not list(tmp_path.rglob("*.tmp"))

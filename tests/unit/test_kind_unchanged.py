@@ -371,15 +371,22 @@ class ProgressRunner(FakeToolsRunner):
         return result
 
 
+@pytest.mark.parametrize("mirrors", [False, True], ids=["registry", "with-caches"])
 def test_hosts_toml_and_the_image_go_in_while_kind_starts_kubernetes(
-    tmp_path: Path, port: int
+    tmp_path: Path, port: int, mirrors: bool
 ) -> None:
-    from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
+    from pallet_dev.backends.registry_wiring import (
+        hosts_toml,
+        hosts_toml_path,
+        mirror_hosts_toml_path,
+    )
     from pallet_dev.chart.constants import DEFAULT_NODE_PORT
+    from pallet_dev.config_mirrors import default_mirrors
 
+    config = settings(port, mirrors=default_mirrors() if mirrors else [])
     runner = ProgressRunner()
     try:
-        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
+        backend = KindBackend(config, runner, Paths(tmp_path, tmp_path, tmp_path))
         backend.poll_interval = 0.0
         result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
     finally:
@@ -387,14 +394,45 @@ def test_hosts_toml_and_the_image_go_in_while_kind_starts_kubernetes(
     node = f"{NAME}-control-plane"
     commands = runner.commands()
     create = commands.index("kind create cluster")
-    # one write and one copy, by the early work (the steps then find both in place)
-    assert commands.count("docker exec") == 1 and commands.count("kind load docker-image") == 1
-    assert create < commands.index("docker exec") < commands.index("kind load docker-image")
+    # every hosts.toml in one `docker exec` and one copy, by the early work; the steps
+    # then neither read nor write them again on the cluster created just now
+    writes = [
+        i for i, call in enumerate(runner.calls) if call[:5] == ["docker", "exec", node, "sh", "-c"]
+    ]
+    reads = [call for call in runner.calls if call[:4] == ["docker", "exec", node, "cat"]]
+    assert len(writes) == 1 and reads == [] and commands.count("docker exec") == 0
+    assert commands.count("kind load docker-image") == 1
+    assert create < writes[0] < commands.index("kind load docker-image")
     assert commands.index("kind load docker-image") < commands.index("helm upgrade")
+    files = runner.state["node_files"][node]
+    assert files[hosts_toml_path(port)] == hosts_toml(port, node, DEFAULT_NODE_PORT)
+    wanted = {mirror_hosts_toml_path(m.upstream) for m in config.mirrors}
+    assert wanted <= set(files) and len(wanted) == (4 if mirrors else 0)
+    assert {"wrote-hosts-toml", "loaded-image", "created-cluster"} <= set(result.actions)
+    assert ("wrote-mirror-hosts-toml" in result.actions) is mirrors
+
+
+def test_a_failed_early_write_is_done_by_the_steps(tmp_path: Path, port: int) -> None:
+    from pallet_dev.backends.registry_wiring import hosts_toml, hosts_toml_path
+    from pallet_dev.chart.constants import DEFAULT_NODE_PORT
+
+    runner = ProgressRunner()
+    # the early write of every hosts.toml fails once: the hosts.toml step reads and writes
+    runner.state["fail"].append({"match": ["docker", "exec", "sh"], "times": 1, "stderr": "busy"})
+    try:
+        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
+        backend.poll_interval = 0.0
+        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
+    finally:
+        runner.close()
+    node = f"{NAME}-control-plane"
     assert runner.state["node_files"][node][hosts_toml_path(port)] == hosts_toml(
         port, node, DEFAULT_NODE_PORT
     )
-    assert {"wrote-hosts-toml", "loaded-image", "created-cluster"} <= set(result.actions)
+    # the step read it (missing) and wrote it (`docker exec -i`)
+    reads = [call for call in runner.calls if call[:4] == ["docker", "exec", node, "cat"]]
+    assert len(reads) == 1 and runner.commands().count("docker exec") == 1
+    assert "wrote-hosts-toml" in result.actions
 
 
 def test_a_failed_early_copy_is_done_by_the_image_step(tmp_path: Path, port: int) -> None:

@@ -24,6 +24,8 @@ from pallet_dev.backends.kind_deploy import (
 )
 from pallet_dev.backends.kind_cluster import CAP_DELETE, CAP_LOAD, CAP_QUICK
 from pallet_dev.backends.kind_up_mirrors import (
+    await_early_files,
+    mirror_files,
     plan_mirror_hosts_toml,
     plan_prepare_mirrors,
     prepare_mirrors,
@@ -71,7 +73,8 @@ class KindUp:
     node_identity: dict[str, str] | None = None  # id and StartedAt, when it was inspected
     host_image_id: str | None = None  # the registry image in the host's Docker
     early_load: threading.Thread | None = None  # the node wired while kind creates it
-    early_hosts_toml: bool = False
+    early_files: threading.Event = field(default_factory=threading.Event)  # its files' write ended
+    early_written: frozenset[tuple[str, str]] = frozenset()  # (node, path) it wrote
     early_loaded: bool = False
     node_waiter: kind_cluster.NodeWaiter | None = None  # nodes not Ready yet: the chart waits
 
@@ -221,21 +224,27 @@ def ensure_cluster(run: KindUp) -> None:
 def load_early(run: KindUp) -> None:
     """Wire the new node to the registry while kind starts Kubernetes on it.
 
-    Its containerd's ``hosts.toml``, then the registry image (`kind load`: `docker save`,
-    then an import into the node's containerd): seconds that otherwise come after `kind
-    create`. It runs in the background; :func:`write_hosts_toml` and :func:`ensure_image`
-    wait for it, then check and write or copy as usual: a failure here only means those
-    steps do the work.
+    Its containerd's ``hosts.toml`` files (the registry's and each cache's, in one `docker
+    exec`), then the registry image (`kind load`: `docker save`, then an import into the
+    node's containerd): seconds that otherwise come after `kind create`. It runs in the
+    background; :func:`write_hosts_toml` and the caches' step wait for the files (not the
+    image), :func:`ensure_image` for all of it; then they check and write or copy as
+    usual: a failure here only means those steps do the work.
     """
 
     def copy() -> None:
         b = run.backend
         try:
-            port, node = b.config.registry.port, control_plane_node(b.cluster)
-            content = hosts_toml(port, node, run.chart.node_port)
+            node = control_plane_node(b.cluster)
+            files = node_registry_files(run, node)
             timeout = run.deadline.cap(CAP_QUICK, "writing hosts.toml")
-            NodeFiles(b.runner).write(node, hosts_toml_path(port), content, timeout=timeout)
-            run.early_hosts_toml = True
+            NodeFiles(b.runner).write_many(node, files, timeout=timeout)
+            run.early_written = frozenset((node, path) for path in files)
+        except PalletError:
+            pass
+        finally:
+            run.early_files.set()
+        try:
             docker = Docker(b.runner, timeout=run.deadline.cap(CAP_QUICK, "inspecting the image"))
             if docker.image_id(run.chart.image) is None:
                 return
@@ -247,6 +256,14 @@ def load_early(run: KindUp) -> None:
 
     run.early_load = threading.Thread(target=copy, name="pallet-dev-image-load", daemon=True)
     run.early_load.start()
+
+
+def node_registry_files(run: KindUp, node: str) -> dict[str, str]:
+    """Every hosts.toml ``node`` needs: the registry's and each cache's (path: content)."""
+    port = run.backend.config.registry.port
+    files = {hosts_toml_path(port): hosts_toml(port, node, run.chart.node_port)}
+    files.update(mirror_files(run, node))
+    return files
 
 
 def plan_nodes(run: KindUp) -> list[PlanStep]:
@@ -306,10 +323,12 @@ def write_hosts_toml(run: KindUp) -> None:
     files = NodeFiles(b.runner)
     port = b.config.registry.port
     path = hosts_toml_path(port)
-    if run.early_load is not None:
-        run.early_load.join(timeout=max(0.0, run.deadline.remaining()))
-    changed = run.early_hosts_toml
+    await_early_files(run)
+    changed = False
     for node in run.nodes:
+        if (node, path) in run.early_written:  # on the cluster created just now
+            changed = True
+            continue
         content = hosts_toml(port, node, run.chart.node_port)
         reading = run.deadline.cap(CAP_QUICK, "reading hosts.toml")
         if files.read(node, path, timeout=reading) == content:

@@ -17,17 +17,21 @@ if TYPE_CHECKING:
     from pallet_dev.backends.kind_up import KindUp
 
 
-def _mirror_files(run: KindUp, node: str) -> list[tuple[str, str]]:
-    """Each cache's hosts.toml on ``node``: (path, content)."""
-    return [
-        (
-            mirror_hosts_toml_path(mirror.upstream),
-            mirror_hosts_toml(
-                mirror.upstream, mirror.remote_url, node, kind_mirrors.node_port(index)
-            ),
+def mirror_files(run: KindUp, node: str) -> dict[str, str]:
+    """Each cache's hosts.toml on ``node``: path: content."""
+    return {
+        mirror_hosts_toml_path(mirror.upstream): mirror_hosts_toml(
+            mirror.upstream, mirror.remote_url, node, kind_mirrors.node_port(index)
         )
         for index, mirror in enumerate(run.backend.config.mirrors)
-    ]
+    }
+
+
+def await_early_files(run: KindUp) -> None:
+    """Wait until the hosts.toml files written while kind created the cluster are written
+    (or that write gave up): `kind_up.load_early`."""
+    if run.early_load is not None:
+        run.early_files.wait(timeout=max(0.0, run.deadline.remaining()))
 
 
 def plan_mirror_hosts_toml(run: KindUp) -> list[PlanStep]:
@@ -39,7 +43,7 @@ def plan_mirror_hosts_toml(run: KindUp) -> list[PlanStep]:
             NodeFiles(b.runner).write_argv(node, path),
             detail=content,
         )
-        for path, content in _mirror_files(run, node)
+        for path, content in mirror_files(run, node).items()
     ]
 
 
@@ -58,12 +62,23 @@ def write_mirror_hosts_toml(run: KindUp) -> None:
         files.write(node, path, content, timeout=run.deadline.cap(CAP_QUICK, "writing hosts.toml"))
         return True
 
+    await_early_files(run)
+    files_of = {node: mirror_files(run, node) for node in run.nodes}
+    early = [
+        (n, path)
+        for n, files in files_of.items()
+        for path in files
+        if (n, path) in run.early_written
+    ]
     todo = [
-        (node, path, content) for node in run.nodes for path, content in _mirror_files(run, node)
+        (node, path, content)
+        for node, files in files_of.items()
+        for path, content in files.items()
+        if (node, path) not in run.early_written  # the cluster created just now has them
     ]
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pallet-dev-hosts") as pool:
         changed = list(pool.map(converge, todo))
-    if any(changed):
+    if early or any(changed):
         run.actions.append("wrote-mirror-hosts-toml")
 
 

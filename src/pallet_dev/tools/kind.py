@@ -12,7 +12,7 @@ them the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,12 @@ CONTAINERD_REGISTRY_CONFIG_PATCH = (
 # Writes stdin to "$2" inside a node: a fixed script, paths passed as arguments
 # (never interpolated), replaced atomically so containerd never reads half a file.
 _WRITE_FILE_SCRIPT = 'mkdir -p "$1" && cat > "$2.tmp" && mv -f "$2.tmp" "$2"'
+# The same for several small files in one `docker exec`: arguments in pairs, path then
+# content (each replaced atomically; the first failure stops it with a non-zero exit).
+_WRITE_FILES_SCRIPT = (
+    'while [ "$#" -gt 1 ]; do mkdir -p "${1%/*}" && printf %s "$2" > "$1.tmp"'
+    ' && mv -f "$1.tmp" "$1" || exit 1; shift 2; done'
+)
 
 
 # kind labels each node container with its cluster's name
@@ -262,6 +268,17 @@ class NodeFiles:
         self.runner.run(
             self.write_argv(node, path), timeout=timeout, input=content, step="write node file"
         )
+
+    def write_many_argv(self, node: str, files: Mapping[str, str]) -> list[str]:
+        pairs = [item for path, content in files.items() for item in (path, content)]
+        return [self.docker, "exec", node, "sh", "-c", _WRITE_FILES_SCRIPT, "sh", *pairs]
+
+    def write_many(self, node: str, files: Mapping[str, str], *, timeout: float = 20.0) -> None:
+        """Write small files (containerd's hosts.toml) in one `docker exec`."""
+        if files:
+            self.runner.run(
+                self.write_many_argv(node, files), timeout=timeout, step="write node files"
+            )
 
 
 class NodeImages:
