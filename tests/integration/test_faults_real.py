@@ -301,6 +301,34 @@ def test_a_push_cut_by_the_registry_going_away_fails_clearly(
         docker("image", "rm", "--force", image, f"localhost:{docker_env.port}/{image}", check=False)
 
 
+def test_a_full_volume_fails_the_push_clearly_and_keeps_what_is_stored(
+    docker_env: DockerEnv, tmp_path: Path
+) -> None:
+    """The Docker backend's data volume is a 24 MiB tmpfs (made before `up`, which keeps an
+    existing volume): a 40 MiB layer fills it. The registry answers Docker a bare 500; its
+    own log says "no space left on device", and so does the push's error."""
+    from tests.support.oci import manifest_digest
+
+    made = docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs",
+                  "--opt", "device=tmpfs", "--opt", "o=size=24m", docker_env.volume)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert finish(pallet(docker_env, "up"))[0] == 0
+    before = push_artifact(docker_env.host, "full/before:1", os.urandom(2048), tmp_path / "p")
+    image = f"pdtest/{docker_env.name}/full:1"
+    imported = subprocess.run(["docker", "import", "-", image], capture_output=True,
+                              input=_tar(os.urandom(40 * 1024 * 1024)), timeout=120)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    try:
+        code, out, err = finish(pallet(docker_env, "push", image), timeout=300)
+    finally:
+        docker("image", "rm", "--force", image, f"localhost:{docker_env.port}/{image}", check=False)
+    assert code == 1, (code, out, err)
+    assert "the registry ran out of disk space" in err, err
+    assert err.count("pallet-dev: error:") == 1 and "Traceback" not in err, err
+    assert manifest_digest(docker_env.host, "full/before:1") == before  # nothing stored changed
+    assert not manifest_exists(docker_env.host, image)
+
+
 def _tar(payload: bytes) -> bytes:
     import io
     import tarfile

@@ -39,6 +39,67 @@ class RefusingRunner:
         raise CommandFailed(list(argv), 1, "", self.stderr)
 
 
+FULL_LOG = (
+    'time="2026-12-06T18:30:00Z" level=error msg="response completed with error" '
+    'err.message="unknown error" err.detail="filesystem: write /var/lib/registry/docker/'
+    'registry/v2/repositories/t/_uploads/x/data: no space left on device"'
+)
+
+
+@pytest.mark.parametrize(
+    "stderr, log, full",
+    [
+        (BARE_500, FULL_LOG, True),  # the Docker backend's registry says why it answered 500
+        (BARE_500, 'level=info msg="response completed"', False),
+        (BARE_500, "", False),
+    ],
+)
+def test_the_docker_backends_registry_log_names_a_full_volume(
+    stderr: str, log: str, full: bool
+) -> None:
+    exc = CommandFailed(["docker", "push", "t"], 1, "", stderr)
+    error = _push_error("localhost:5000/t:1", exc, None, log)
+    assert ("ran out of disk space" in error.message) is full, error.message
+
+
+class LoggingDocker:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int, float | None]] = []
+
+    def logs_tail(self, name: str, lines: int = 20, *, since: float | None = None) -> str:
+        self.asked.append((name, lines, since))
+        return FULL_LOG
+
+
+def test_the_registry_log_is_read_only_for_a_bare_500_without_a_host_folder() -> None:
+    from pallet_dev.commands.push import _registry_log
+
+    docker = LoggingDocker()
+    bare = CommandFailed(["docker", "push", "t"], 1, "", BARE_500)
+    other = CommandFailed(["docker", "push", "t"], 1, "", "connection reset by peer")
+    assert _registry_log(docker, "pallet-dev-registry", bare, 0, 100.0) == ""  # kind: folder
+    assert _registry_log(docker, "pallet-dev-registry", other, None, 100.0) == ""
+    assert docker.asked == []
+    assert _registry_log(docker, "pallet-dev-registry", bare, None, 100.0) == FULL_LOG
+    assert docker.asked == [("pallet-dev-registry", 200, 99.0)]
+
+
+def test_logs_argv_since() -> None:
+    from pallet_dev.tools.docker import Docker
+
+    argv = Docker.logs_argv("reg", tail=5, since=1700000000.25)
+    assert argv == [
+        "docker",
+        "container",
+        "logs",
+        "--tail",
+        "5",
+        "--since",
+        "1700000000.250",
+        "reg",
+    ]
+
+
 def test_a_registry_gone_mid_push_is_the_push_failing_not_the_daemon() -> None:
     from pallet_dev.errors import DaemonUnavailable
     from pallet_dev.tools.docker import Docker

@@ -89,7 +89,7 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     # it, and only a failed push asks what the probe saw
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pallet-push") as pool:
         answering = pool.submit(probe, registry_target(endpoint), 2.0)
-        started = time.monotonic()
+        started, wall_started = time.monotonic(), time.time()
         # the pushed name stays tagged, as after `docker tag` + `docker push` by hand:
         # Docker then records the registry's digest for it (RepoDigests); tagging a name
         # Docker lacks is the missing-image check
@@ -112,9 +112,9 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
                 ) from exc
             if not isinstance(exc, CommandFailed):
                 raise
-            raise _push_error(
-                target, exc, _free_bytes(ctx.paths.registry_data_dir(config.name))
-            ) from exc
+            free = _free_bytes(ctx.paths.registry_data_dir(config.name))
+            logged = _registry_log(docker, config.container_name, exc, free, wall_started)
+            raise _push_error(target, exc, free, logged) from exc
     digest = manifest_digest(endpoint, repository, tag)
     if digest is None:
         raise OperationFailed(
@@ -173,10 +173,24 @@ def _free_bytes(folder: Any) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def _push_error(target: str, exc: CommandFailed, free: int | None = None) -> OperationFailed:
+def _registry_log(
+    docker: Any, container: str, exc: CommandFailed, free: int | None, since: float
+) -> str:
+    """The Docker backend's registry log since the push began, when the push got a bare
+    500 and no host folder can tell why (its data is in a Docker volume); else ""."""
+    if free is not None or "500" not in f"{exc.stderr}{exc.stdout}":
+        return ""
+    return str(docker.logs_tail(container, 200, since=since - 1.0))
+
+
+def _push_error(
+    target: str, exc: CommandFailed, free: int | None = None, registry_log: str = ""
+) -> OperationFailed:
     text = f"{exc.stderr}\n{exc.stdout}".lower()
-    # the registry answers a failed write with a bare 500: its host folder tells why
+    # the registry answers a failed write with a bare 500: its host folder (kind) or its
+    # own log (the Docker backend's volume) tells why
     full = free is not None and free < FULL_BELOW and "500" in text
+    full = full or "no space left on device" in registry_log.lower()
     if full or "no space left" in text or "insufficient storage" in text or "507" in text:
         return OperationFailed(
             f"Pushing {target} failed: the registry ran out of disk space; nothing already "

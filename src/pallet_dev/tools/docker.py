@@ -380,18 +380,26 @@ class Docker:
         return {info.name: info for info in found}
 
     @staticmethod
-    def logs_argv(name: str, *, follow: bool = False, tail: int | None = None) -> list[str]:
+    def logs_argv(
+        name: str, *, follow: bool = False, tail: int | None = None, since: float | None = None
+    ) -> list[str]:
         argv = ["docker", "container", "logs"]
         if follow:
             argv.append("--follow")
         if tail is not None:
             argv += ["--tail", str(tail)]
+        if since is not None:  # a Unix time: the lines written from then on
+            argv += ["--since", f"{since:.3f}"]
         return [*argv, name]
 
-    def logs_tail(self, name: str, lines: int = 20) -> str:
+    def logs_tail(self, name: str, lines: int = 20, *, since: float | None = None) -> str:
+        """The container's last ``lines`` log lines ("" when it cannot say)."""
         try:
             result = self.runner.run(
-                self.logs_argv(name, tail=lines), timeout=20, check=False, step="container logs"
+                self.logs_argv(name, tail=lines, since=since),
+                timeout=20,
+                check=False,
+                step="container logs",
             )
         except PalletError:
             return ""
