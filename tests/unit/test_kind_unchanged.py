@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from pallet_dev.backends.base import UpOptions
+from pallet_dev.backends.base import UpOptions, UpResult
 from pallet_dev.backends.kind import KindBackend
 from pallet_dev.chart.inputs import CHART_DIR_ENV
 from pallet_dev.commands.down import run_down
@@ -371,6 +371,16 @@ class ProgressRunner(FakeToolsRunner):
         return result
 
 
+def up_with_progress(runner: ProgressRunner, tmp_path: Path, config: Settings) -> UpResult:
+    """`up` from nothing with kind's progress lines (the early work runs)."""
+    try:
+        backend = KindBackend(config, runner, Paths(tmp_path, tmp_path, tmp_path))
+        backend.poll_interval = 0.0
+        return backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
+    finally:
+        runner.close()
+
+
 @pytest.mark.parametrize("mirrors", [False, True], ids=["registry", "with-caches"])
 def test_hosts_toml_and_the_image_go_in_while_kind_starts_kubernetes(
     tmp_path: Path, port: int, mirrors: bool
@@ -385,12 +395,7 @@ def test_hosts_toml_and_the_image_go_in_while_kind_starts_kubernetes(
 
     config = settings(port, mirrors=default_mirrors() if mirrors else [])
     runner = ProgressRunner()
-    try:
-        backend = KindBackend(config, runner, Paths(tmp_path, tmp_path, tmp_path))
-        backend.poll_interval = 0.0
-        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
-    finally:
-        runner.close()
+    result = up_with_progress(runner, tmp_path, config)
     node = f"{NAME}-control-plane"
     commands = runner.commands()
     create = commands.index("kind create cluster")
@@ -419,12 +424,7 @@ def test_a_failed_early_write_is_done_by_the_steps(tmp_path: Path, port: int) ->
     runner = ProgressRunner()
     # the early write of every hosts.toml fails once: the hosts.toml step reads and writes
     runner.state["fail"].append({"match": ["docker", "exec", "sh"], "times": 1, "stderr": "busy"})
-    try:
-        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
-        backend.poll_interval = 0.0
-        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
-    finally:
-        runner.close()
+    result = up_with_progress(runner, tmp_path, settings(port))
     node = f"{NAME}-control-plane"
     assert runner.state["node_files"][node][hosts_toml_path(port)] == hosts_toml(
         port, node, DEFAULT_NODE_PORT
@@ -438,12 +438,7 @@ def test_a_failed_early_write_is_done_by_the_steps(tmp_path: Path, port: int) ->
 def test_a_failed_early_copy_is_done_by_the_image_step(tmp_path: Path, port: int) -> None:
     runner = ProgressRunner()
     runner.state["fail"].append({"match": ["kind", "load"], "times": 1, "stderr": "busy"})
-    try:
-        backend = KindBackend(settings(port), runner, Paths(tmp_path, tmp_path, tmp_path))
-        backend.poll_interval = 0.0
-        result = backend.up(UpOptions(timeout=20), Steps(io.StringIO()))
-    finally:
-        runner.close()
+    result = up_with_progress(runner, tmp_path, settings(port))
     assert runner.commands().count("kind load docker-image") == 2
     assert runner.state["clusters"][NAME]["images"] == ["registry:3.1.2"]
     assert result.actions.count("loaded-image") == 1
