@@ -45,14 +45,17 @@ def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the figures tests record with ``record_property("conformance", ...)``."""
-    lines = [
-        str(value)
-        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
-        for key, value in getattr(report, "user_properties", [])
-        if key == "conformance"
-    ]
-    if lines:
-        terminalreporter.section("OCI conformance")
-        for line in lines:
-            terminalreporter.line(line)
+    """Print what tests record with ``record_property``: "conformance" (the OCI suite's
+    results) and "figure" (a measurement a real-component test makes on the way)."""
+    reports = terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+    for key, title in (("conformance", "OCI conformance"), ("figure", "Figures")):
+        lines = [
+            str(value)
+            for report in reports
+            for name, value in getattr(report, "user_properties", [])
+            if name == key
+        ]
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.line(line)
