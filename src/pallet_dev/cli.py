@@ -262,13 +262,28 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would go and the commands; change nothing.")
     ] = False,
+    mirrors: Annotated[
+        bool,
+        typer.Option(
+            "--mirrors",
+            help="Also clean the pull-through caches: all of it, or with --older-than what "
+            "they have not fetched within DURATION.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Delete old tags from the local registry, then collect its garbage; print bytes freed."""
     from pallet_dev.commands.gc import run_gc
 
     raise typer.Exit(
-        run_gc(_ctx(ctx), keep=keep, older_than=older_than, dry_run=dry_run, as_json=as_json)
+        run_gc(
+            _ctx(ctx),
+            keep=keep,
+            older_than=older_than,
+            dry_run=dry_run,
+            as_json=as_json,
+            mirrors=mirrors,
+        )
     )
 
 

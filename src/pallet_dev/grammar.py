@@ -155,6 +155,7 @@ COMMANDS: Mapping[str, Grammar] = {
             Option(("--keep",), integer),
             Option(("--older-than",), text),
             Option(("--dry-run",)),
+            Option(("--mirrors",)),
             JSON,
         )
     ),

@@ -10,6 +10,7 @@ import abc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.config_sources import UP_TIMEOUT_SECONDS
@@ -19,6 +20,7 @@ from pallet_dev.runner import Runner
 
 if TYPE_CHECKING:
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
+    from pallet_dev.mirror_prune import PrunePlan
     from pallet_dev.settings import Settings
 
 # seconds for the registry to answer again after the garbage collection
@@ -146,6 +148,43 @@ class GcResult:
         }
 
 
+@dataclass(frozen=True)
+class MirrorGc:
+    """`gc --mirrors` on one pull-through cache: what goes, how the cache was kept from
+    serving meanwhile, and the bytes its storage took before and after."""
+
+    upstream: str
+    storage: str  # "volume X" / "folder Y"
+    plan: PrunePlan
+    steps: tuple[PlanStep, ...] = ()  # a dry run's commands
+    method: str = ""  # a sentence: how the cache was stopped ("" when nothing changed)
+    seconds_stopped: float = 0.0
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    bytes_removed: int | None = None  # the files pallet-dev deleted, counted as it went
+
+    @property
+    def bytes_freed(self) -> int | None:
+        if self.bytes_before is not None and self.bytes_after is not None:
+            return max(0, self.bytes_before - self.bytes_after)
+        return self.bytes_removed
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"upstream": self.upstream, "storage": self.storage}
+        data.update(self.plan.to_dict())
+        if self.steps:
+            data["steps"] = [step.to_dict() for step in self.steps]
+        else:
+            data.update(
+                method=self.method,
+                seconds_stopped=round(self.seconds_stopped, 3),
+                bytes_before=self.bytes_before,
+                bytes_after=self.bytes_after,
+                bytes_freed=self.bytes_freed,
+            )
+        return data
+
+
 def gc_summary(output: str) -> str:
     """The count line of `registry garbage-collect`'s output ("N blobs marked, M blobs and
     K manifests eligible for deletion"; else its last line)."""
@@ -231,6 +270,18 @@ class Backend(abc.ABC):
     def collect_garbage(self, *, delete_untagged: bool, steps: Steps, timeout: float) -> GcResult:
         """Run `registry garbage-collect` on the registry's data while nothing can write to
         it, then leave the registry as it was (answering again when it ran before)."""
+
+    # --- gc --mirrors: the pull-through caches' storage, each cache stopped meanwhile ---
+    def plan_clean_mirrors(self, *, older_than: timedelta | None, now: datetime) -> list[MirrorGc]:
+        """What `gc --mirrors` would remove from each cache, and the commands; no change."""
+        return []
+
+    def clean_mirrors(
+        self, *, older_than: timedelta | None, now: datetime, steps: Steps, timeout: float
+    ) -> list[MirrorGc]:
+        """Remove from each cache the repositories not fetched within ``older_than`` (all
+        without it) and the blobs no kept repository links, while the cache is stopped."""
+        return []
 
     # --- agents (the Pallet services), deployed after the registry answers ----------------
     @property

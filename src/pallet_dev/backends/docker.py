@@ -41,7 +41,10 @@ from pallet_dev.tools.docker import (
 from pallet_dev.tools.docker_types import ContainerInfo, ContainerSpec, VolumeMount
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from pallet_dev.agents.spec import AgentDeployment, AgentsState
+    from pallet_dev.backends.base import MirrorGc
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
 # seconds `docker stop` gives the registry: above REGISTRY_HTTP_DRAINTIMEOUT, so pushes in
@@ -476,3 +479,18 @@ class DockerBackend(Backend):
         image = info.image if info is not None else None
         caches = mirrors.status(cache_infos, sizes)
         return BackendStatus(info is not None, report, image=image, data=data, mirrors=caches)
+
+    # --- gc --mirrors: each cache container stopped while its volume changes ----------
+    def plan_clean_mirrors(self, *, older_than: timedelta | None, now: datetime) -> list[MirrorGc]:
+        from pallet_dev.backends import docker_mirrors_gc
+
+        return docker_mirrors_gc.plan(self, older_than=older_than, now=now)
+
+    def clean_mirrors(
+        self, *, older_than: timedelta | None, now: datetime, steps: Steps, timeout: float
+    ) -> list[MirrorGc]:
+        from pallet_dev.backends import docker_mirrors_gc
+
+        return docker_mirrors_gc.clean(
+            self, older_than=older_than, now=now, steps=steps, timeout=timeout
+        )

@@ -206,7 +206,7 @@ class DockerMirrors:
                 time.monotonic() - started,
             )
             actions.append("started-mirrors")
-            ports = self._published_ports(list(wanted))
+            ports = self.published_ports(list(wanted))
         self._record_ports({wanted[name].upstream: port for name, port in ports.items()})
         if todo:
             started_names = {self.name(mirror) for mirror, _ in todo}
@@ -257,13 +257,23 @@ class DockerMirrors:
             docker.remove(spec.name)
             raise
 
-    def _published_ports(self, names: Sequence[str]) -> dict[str, int]:
+    def published_ports(self, names: Sequence[str]) -> dict[str, int]:
         found = self.docker.inspect_containers(names)
         return {
             name: info.published[f"{CONTAINER_PORT}/tcp"]
             for name, info in found.items()
             if f"{CONTAINER_PORT}/tcp" in info.published
         }
+
+    def start_fresh(self, mirror: MirrorSettings, deadline: Deadline) -> None:
+        """Start the cache anew (`gc --mirrors` removed it and its volume) at its recorded
+        host port, as `up` would."""
+        recorded = self.recorded_ports()
+        self._converge((mirror, None), recorded, deadline)
+        name = self.name(mirror)
+        port = self.published_ports([name]).get(name)
+        if port is not None:
+            self._record_ports({**recorded, mirror.upstream: port})
 
     def endpoint(self, port: int) -> str:
         return f"http://{BIND}:{port}"

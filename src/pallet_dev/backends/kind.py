@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from pallet_dev.backends.base import (
     BackendStatus,
     DownResult,
     GcResult,
+    MirrorGc,
     Plan,
     PlanStep,
     UpOptions,
@@ -318,6 +320,21 @@ class KindBackend(ReleasedAgents, Backend):
         from pallet_dev.backends import kind_gc
 
         return kind_gc.collect(self, delete_untagged=delete_untagged, steps=steps, timeout=timeout)
+
+    # --- gc --mirrors: the caches' Deployment scaled to 0 meanwhile (kind_mirrors_gc) ---
+    def plan_clean_mirrors(self, *, older_than: timedelta | None, now: datetime) -> list[MirrorGc]:
+        from pallet_dev.backends import kind_mirrors_gc
+
+        return kind_mirrors_gc.plan(self, older_than=older_than, now=now)
+
+    def clean_mirrors(
+        self, *, older_than: timedelta | None, now: datetime, steps: Steps, timeout: float
+    ) -> list[MirrorGc]:
+        from pallet_dev.backends import kind_mirrors_gc
+
+        return kind_mirrors_gc.clean(
+            self, older_than=older_than, now=now, steps=steps, timeout=timeout
+        )
 
     def _write_private(self, path: Path, text: str) -> None:
         kind_cluster.write_private(path, text)

@@ -25,6 +25,7 @@ from pallet_dev.tools.docker import Docker
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
+    from pallet_dev.tools.kubectl import Kubectl
 
 
 @dataclass(frozen=True)
@@ -36,26 +37,55 @@ class DeployedRegistry:
     replicas: int
 
 
-def _deployed(backend: KindBackend) -> DeployedRegistry:
+def release_values(backend: KindBackend, what: str = "the registry's data") -> dict[str, Any]:
     """The release's values as `up` last wrote them (else as `up` would compute them now),
-    when its data is the host data folder; else `gc` cannot run."""
+    when the data is in the host data folder; else `gc` cannot run."""
     try:
-        values = json.loads(backend.values_path.read_text(encoding="utf-8"))
+        values: dict[str, Any] = json.loads(backend.values_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         values = backend.chart_inputs(UpOptions()).values
     persistence: dict[str, Any] = values.get("persistence") or {}
     if not (persistence.get("enabled") and (persistence.get("hostPath") or {}).get("enabled")):
         raise OperationFailed(
-            "The registry's data is not in the host data folder (persistence.hostPath is off), "
-            "so pallet-dev cannot collect its garbage.",
+            f"{what[0].upper()}{what[1:]} is not in the host data folder (persistence.hostPath "
+            "is off), so pallet-dev cannot collect its garbage.",
             hint="Remove the persistence override from your chart values, or run "
             "`registry garbage-collect` inside the cluster yourself.",
         )
+    return values
+
+
+def _deployed(backend: KindBackend) -> DeployedRegistry:
+    values = release_values(backend)
     image_values = values.get("image") or {}
     image = backend.config.registry.image
     if image_values.get("repository") and image_values.get("tag"):
         image = f"{image_values['repository']}:{image_values['tag']}"
     return DeployedRegistry(chart_fullname(values), image, int(values.get("replicaCount", 1)))
+
+
+def open_cluster(backend: KindBackend, deadline: Deadline) -> Kubectl:
+    """kubectl for the environment's cluster, which must exist."""
+    kind = backend.kind()
+    if not kind.cluster_exists(backend.cluster):
+        raise OperationFailed(
+            f"The kind cluster '{backend.cluster}' does not exist, so no registry runs.",
+            hint="Start the environment with `pallet-dev up`, then run `pallet-dev gc` again.",
+        )
+    ensure_kubeconfig(backend, kind, deadline)
+    return backend.kubectl()
+
+
+def replicas_of(kubectl: Kubectl, deployment: str, selector: str) -> int:
+    """The Deployment's replicas now; it must exist."""
+    found = kubectl.get_deployments(NAMESPACE, selector, timeout=CAP_QUICK)
+    current = next((d for d in found if d.get("metadata", {}).get("name") == deployment), None)
+    if current is None:
+        raise OperationFailed(
+            f"The Deployment {NAMESPACE}/{deployment} does not exist.",
+            hint="Run `pallet-dev up` to deploy it, then `pallet-dev gc` again.",
+        )
+    return int((current.get("spec") or {}).get("replicas") or 0)
 
 
 def gc_argv(backend: KindBackend, image: str, *, delete_untagged: bool) -> list[str]:
@@ -98,24 +128,10 @@ def collect(
     backend: KindBackend, *, delete_untagged: bool, steps: Steps, timeout: float
 ) -> GcResult:
     registry = _deployed(backend)
-    kind = backend.kind()
-    if not kind.cluster_exists(backend.cluster):
-        raise OperationFailed(
-            f"The kind cluster '{backend.cluster}' does not exist, so no registry runs.",
-            hint="Start the environment with `pallet-dev up`, then run `pallet-dev gc` again.",
-        )
     deadline = Deadline(timeout)
-    ensure_kubeconfig(backend, kind, deadline)
-    kubectl = backend.kubectl()
+    kubectl = open_cluster(backend, deadline)
     deployment = registry.deployment
-    found = kubectl.get_deployments(NAMESPACE, RELEASE_SELECTOR, timeout=CAP_QUICK)
-    current = next((d for d in found if d.get("metadata", {}).get("name") == deployment), None)
-    if current is None:
-        raise OperationFailed(
-            f"The registry Deployment {NAMESPACE}/{deployment} does not exist.",
-            hint="Run `pallet-dev up` to deploy the registry, then `pallet-dev gc` again.",
-        )
-    replicas = int((current.get("spec") or {}).get("replicas") or 0)
+    replicas = replicas_of(kubectl, deployment, RELEASE_SELECTOR)
     argv = gc_argv(backend, registry.image, delete_untagged=delete_untagged)
     stopped = time.monotonic()
     with steps.step(f"Scaling the registry Deployment {deployment} to 0 (no push can race gc)"):

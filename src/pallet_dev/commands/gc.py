@@ -7,9 +7,9 @@ backend's :meth:`~pallet_dev.backends.base.Backend.collect_garbage` stops the re
 meanwhile and says how), and reports the bytes freed on disk. ``--dry-run`` reads the
 registry and prints the same plan with the exact commands; it changes nothing.
 
-The registries `gc` cleans are a list of :class:`GcTarget` (today the local registry
-only): the pull-through caches (mirrors.py) are never among them; they would be more
-targets behind a `--mirrors` flag.
+The pull-through caches (mirrors.py) are never touched unless ``--mirrors`` is given;
+then each is cleaned after the registry (commands/gc_mirrors.py): emptied, or with
+``--older-than`` only what it has not fetched within DURATION, each cache stopped meanwhile.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def run_gc(
     older_than: str | None,
     dry_run: bool,
     as_json: bool,
+    mirrors: bool = False,
 ) -> int:
     if keep is not None and keep < 0:
         raise UsageError("--keep must be 0 or more.", hint="For example `--keep 3`.")
@@ -98,11 +99,34 @@ def run_gc(
     else:
         with ctx.env_lock(config.name):
             plan, report = _clean_registry(ctx, config, backend, target, policy, steps)
+    cache_reports: list[dict[str, Any]] = []
     document = {"dry_run": dry_run, "backend": backend.name, "registries": [report]}
+    if mirrors:
+        from pallet_dev.commands.gc_mirrors import gc_mirrors, render_mirrors
+
+        with ctx.env_lock(config.name):
+            caches = gc_mirrors(
+                backend,
+                older_than=policy.older_than,
+                now=policy.now,
+                dry_run=dry_run,
+                steps=steps,
+            )
+        cache_reports = [cache.to_dict() for cache in caches]
+        document["mirrors"] = cache_reports
+        for cache in caches:
+            if cache.method:
+                ctx.log.write("gc", mirror=cache.upstream, bytes_freed=cache.bytes_freed)
     if as_json:
         print(json.dumps(document, indent=2))
     else:
-        print(render_gc(document, plan))
+        text = render_gc(document, plan)
+        if mirrors:
+            lines = render_mirrors(
+                cache_reports, dry_run=dry_run, older_than=policy.older_than_text
+            )
+            text = "\n".join([text, *lines])
+        print(text)
     return 0
 
 

@@ -267,6 +267,22 @@ class Docker:
             raise
         return result.stdout + result.stderr
 
+    @staticmethod
+    def copy_argv(source: str, target: str) -> list[str]:
+        """`docker cp` between a container (``name:/path``, running or stopped: its volumes
+        too) and a host path; modification times are kept."""
+        return ["docker", "container", "cp", source, target]
+
+    def copy(self, source: str, target: str, *, timeout: float) -> bool:
+        """Copy; False when the source path does not exist."""
+        try:
+            self._run(self.copy_argv(source, target), timeout=timeout, step="docker cp")
+        except CommandFailed as exc:
+            if "could not find the file" in exc.stderr.lower():
+                return False
+            raise
+        return True
+
     def remove(self, name: str) -> bool:
         try:
             self._run(["docker", "container", "rm", "--force", name], step="remove container")
