@@ -16,8 +16,10 @@ server on every port :func:`published_ports` lists.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 if __package__:
@@ -54,6 +56,8 @@ def new_state() -> dict[str, Any]:
         "volumes": {},  # name -> labels
         "networks": {},  # name -> labels
         "bind_fails": False,  # `docker run` creates the container, then cannot bind its port
+        # a folder holding each volume's files (`docker cp`, sizes); None: volumes hold nothing
+        "volume_root": None,
     }
 
 
@@ -147,7 +151,8 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     if args[:1] == ["network"]:
         return _network(args[1:], state)
     if args == ["system", "df", "--verbose", "--format", "{{json .Volumes}}"]:
-        return json.dumps([{"Name": n, "Size": "1.5MB"} for n in state["volumes"]]) + "\n", "", 0
+        sizes = [{"Name": n, "Size": _volume_size(state, n)} for n in state["volumes"]]
+        return json.dumps(sizes) + "\n", "", 0
     raise Unexpected("docker")
 
 
@@ -189,10 +194,13 @@ def _inspect(name: str, record: dict[str, Any]) -> dict[str, Any]:
             {"HostIp": port["hostIp"], "HostPort": port["hostPort"]}
         )
     status = "running" if record["running"] else "exited"
+    # as Docker: a chosen host port, or the one it picked for `IP::PORT`
     bound = {
-        f"{port['containerPort']}/tcp": [{"HostIp": port["hostIp"], "HostPort": port["bound"]}]
+        f"{port['containerPort']}/tcp": [
+            {"HostIp": port["hostIp"], "HostPort": port.get("bound") or port["hostPort"]}
+        ]
         for port in record["ports"]
-        if port.get("bound")
+        if port.get("bound") or port["hostPort"].isdigit()
     }
     return {
         "NetworkSettings": {"Ports": bound},
@@ -244,6 +252,8 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
         if containers.pop(args[2], None) is None:
             return err(_no_such_container(args[2]))
         return args[2] + "\n", "", 0
+    if args[:1] == ["cp"] and len(args) == 3:
+        return _copy(args[1], args[2], state)
     if args[:1] == ["ls"]:
         flags = Flags(args[1:], {"--format", "--filter"}, {"--all", "--no-trunc"})
         if flags.one("--format") != "{{json .Names}}" or flags.positionals:
@@ -313,15 +323,18 @@ def _run(args: list[str], state: dict[str, Any]) -> Answer:
             # as Docker: `IP::PORT` binds a free host port (shown under NetworkSettings)
             record["bound"] = str(free_port())
         ports.append(record)
+    mounts = {}
     for mount in flags.all("--mount"):
         fields = [part.partition("=")[::2] for part in mount.split(",")]
         if ("type", "bind") in fields:
             continue  # a host file or folder: no volume
         source = next(value for key, value in fields if key == "src")
+        mounts[next(value for key, value in fields if key == "dst")] = source
         labels = dict(value.split("=", 1) for key, value in fields if key == "volume-label")
         state["volumes"].setdefault(source, labels)
     container = new_container(image, _labels(flags), ports)
     container["env"] = flags.all("--env")
+    container["volume_mounts"] = mounts
     state["containers"][name] = container
     if state["bind_fails"]:
         container["running"] = False
@@ -369,8 +382,51 @@ def _volume(verb: str, name: str, state: dict[str, Any]) -> Answer:
         return err(f"Error response from daemon: get {name}: no such volume")
     if verb == "rm":
         del state["volumes"][name]
+        if state.get("volume_root"):
+            shutil.rmtree(Path(state["volume_root"]) / name, ignore_errors=True)
         return name + "\n", "", 0
     return out([{"Name": name, "Labels": state["volumes"][name]}])
+
+
+def _volume_size(state: dict[str, Any], name: str) -> str:
+    if not state.get("volume_root"):
+        return "1.5MB"
+    folder = Path(state["volume_root"]) / name
+    return f"{sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())}B"
+
+
+def _container_path(state: dict[str, Any], spec: str) -> Path | None:
+    """``name:/path`` as the folder of the volume mounted there (None: not a container's)."""
+    name, colon, inside = spec.partition(":")
+    if not colon or "/" in name:
+        return None
+    container = state["containers"].get(name)
+    if container is None or not state.get("volume_root"):
+        raise Unexpected(f"docker container cp {spec}: no such container, or no volume_root")
+    for target, volume in container.get("volume_mounts", {}).items():
+        if inside == target or inside.startswith(f"{target}/"):
+            return Path(state["volume_root"]) / volume / inside[len(target) :].lstrip("/")
+    raise Unexpected(f"docker container cp {spec}: a path outside the container's volumes")
+
+
+def _copy(source: str, target: str, state: dict[str, Any]) -> Answer:
+    """`docker container cp` (modification times kept), as Docker resolves the paths: a
+    source ending in ``/.`` copies its content; a folder into an existing folder goes under
+    its own name; a missing source is the daemon's "Could not find the file"."""
+    src = _container_path(state, source) or Path(source)
+    dst = _container_path(state, target) or Path(target)
+    contents = source.endswith("/.")
+    if not src.exists():
+        if _container_path(state, target) is not None:
+            return err(f"lstat {source}: no such file or directory")
+        return err(f"Error response from daemon: Could not find the file {source} in container")
+    if src.is_dir():
+        if dst.is_dir() and not contents:
+            dst = dst / src.name
+        shutil.copytree(src, dst, dirs_exist_ok=True)  # copy2: times kept
+    else:
+        shutil.copy2(src, dst / src.name if dst.is_dir() else dst)
+    return "", "", 0
 
 
 def _network(args: list[str], state: dict[str, Any]) -> Answer:

@@ -237,6 +237,18 @@ def _cluster_for_context(
     return name, None
 
 
+# the release's Deployments: selector component → (name, the release record's replicas key)
+DEPLOYMENTS = {
+    "": ("registry-pallet-registry", "_replicas"),
+    "mirrors": ("registry-pallet-registry-mirrors", "_mirror_replicas"),
+}
+
+
+def _deployment_of(selector: str | None) -> tuple[str, str]:
+    labels = dict(part.partition("=")[::2] for part in (selector or "").split(","))
+    return DEPLOYMENTS["mirrors" if labels.get("app.kubernetes.io/component") == "mirrors" else ""]
+
+
 def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
     kubeconfig = context = None
     while args and args[0] in ("--kubeconfig", "--context"):
@@ -336,20 +348,21 @@ def kubectl(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")
         items = []
         if release and release.get("_cluster") == cluster:
-            name, replicas = "registry-pallet-registry", release.get("_replicas", 1)
-            items = [{"metadata": {"name": name}, "spec": {"replicas": replicas}}]
+            name, key = _deployment_of(flags.one("-l"))
+            items = [{"metadata": {"name": name}, "spec": {"replicas": release.get(key, 1)}}]
         return out({"kind": "List", "items": items})
     if args[:1] == ["scale"]:
         flags = Flags(args[1:], {"--namespace", "--replicas"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")
-        if flags.positionals != ["deployment/registry-pallet-registry"] or not release:
+        keys = {f"deployment/{name}": key for name, key in DEPLOYMENTS.values()}
+        if len(flags.positionals) != 1 or flags.positionals[0] not in keys or not release:
             return err(f"Error from server (NotFound): {flags.positionals} not found")
-        release["_replicas"] = int(flags.one("--replicas") or 0)
-        return "deployment.apps/registry-pallet-registry scaled\n", "", 0
+        release[keys[flags.positionals[0]]] = int(flags.one("--replicas") or 0)
+        return f"deployment.apps/{flags.positionals[0].partition('/')[2]} scaled\n", "", 0
     if args[:3] == ["wait", "--for=delete", "pods"]:
         flags = Flags(args[3:], {"--namespace", "-l", "--timeout"}, set())
         release = state["releases"].get(f"{flags.one('--namespace')}/registry")
-        if release and release.get("_replicas", 1):
+        if release and release.get(_deployment_of(flags.one("-l"))[1], 1):
             return err("error: timed out waiting for the condition on pods/registry-pallet")
         return err("error: no matching resources found")
     if args[:3] == ["rollout", "status", "--namespace"]:

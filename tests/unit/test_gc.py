@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,3 +333,105 @@ def test_dry_run_as_text_names_each_tag_and_the_commands(
     assert "Garbage collection (with --delete-untagged) would run:" in out
     assert "docker container stop --time 10 pdt-gc-registry" in out
     assert registry.store.deletes == []
+
+
+# --- gc --mirrors: the command's part (the backends' own: test_*_mirrors_gc.py) ----------
+HUB = {"upstream": "docker.io", "remote_url": "https://registry-1.docker.io"}
+
+
+def with_cache(ctx: AppContext, runner: Any, tmp_path: Path, *, old: bool) -> Path:
+    """The docker.io cache running, its volume holding team/app fetched 3 days ago (or now)."""
+    import os
+
+    from pallet_dev.backends.steps import Deadline
+    from pallet_dev.backends.table import make_backend
+
+    runner.state["volume_root"] = str(tmp_path / "volumes")
+    runner.serve_registry = True  # the cache's port (the registry container publishes none)
+    config = ctx.load_settings()
+    backend = make_backend("docker", config, runner, ctx.paths)
+    backend.mirrors.start_fresh(config.mirrors[0], Deadline(10))
+    repo = tmp_path / "volumes" / "pdt-gc-mirror-docker-io-data" / "docker/registry/v2"
+    link = repo / "repositories/team/app/_layers/sha256" / ("ab" * 32) / "link"
+    link.parent.mkdir(parents=True)
+    (repo / "repositories/team/app/_manifests").mkdir()
+    (repo / "blobs/sha256/ab" / ("ab" * 32)).mkdir(parents=True)
+    (repo / "blobs/sha256/ab" / ("ab" * 32) / "data").write_bytes(b"z" * 2_000_000)
+    link.write_text("sha256:" + "ab" * 32)
+    fetched = (NOW if not old else datetime.now(timezone.utc) - timedelta(days=3)).timestamp()
+    os.utime(link, (fetched, fetched))
+    runner.reset_calls()
+    return repo / "repositories" / "team" / "app"
+
+
+def test_gc_without_mirrors_never_looks_at_the_caches(
+    env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ctx, runner, _ = env
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
+    app = with_cache(ctx, runner, tmp_path, old=True)
+    assert run_gc(ctx, "--older-than", "1d", "--json") == 0
+    assert "mirrors" not in json.loads(capsys.readouterr().out)
+    assert app.is_dir() and not any("cp" in call for call in runner.calls)
+
+
+def test_gc_mirrors_dry_run_lists_the_repositories_and_commands(
+    env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ctx, runner, _ = env
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
+    app = with_cache(ctx, runner, tmp_path, old=True)
+    assert run_gc(ctx, "--mirrors", "--older-than", "1d", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Pull-through caches: not fetched within 1d" in out
+    assert (
+        "docker.io (volume pdt-gc-mirror-docker-io-data): 1 repositories, would delete 1 "
+        "and 1 blobs (size unknown)" in out
+    )
+    assert "    - team/app  last fetched 20" in out
+    assert "docker container stop --time 10 pdt-gc-mirror-docker-io" in out
+    assert "(pallet-dev itself)" in out  # the pruning step runs no command
+    assert app.is_dir() and runner.state["containers"]["pdt-gc-mirror-docker-io"]["running"]
+
+
+def test_gc_mirrors_prunes_and_reports_what_it_freed(
+    env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ctx, runner, _ = env
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
+    app = with_cache(ctx, runner, tmp_path, old=True)
+    assert run_gc(ctx, "--mirrors", "--older-than", "1d") == 0
+    out = capsys.readouterr()
+    assert "1 repositories, deleted 1 and 1 blobs (2.0 MB)" in out.out
+    assert "the cache container pdt-gc-mirror-docker-io was stopped" in out.out
+    assert "    Freed 2.0 MB (storage 2.0 MB before, 0.0 MB after)." in out.out
+    assert "Stopping the cache container pdt-gc-mirror-docker-io" in out.err
+    assert not app.exists()
+    events = [json.loads(line) for line in ctx.paths.log_file().read_text().splitlines()]
+    assert any(e.get("mirror") == "docker.io" and e.get("bytes_freed") for e in events)
+
+
+def test_gc_mirrors_json_and_a_cache_with_nothing_old(
+    env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ctx, runner, _ = env
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
+    with_cache(ctx, runner, tmp_path, old=False)
+    assert run_gc(ctx, "--mirrors", "--older-than", "1d") == 0
+    assert "nothing to delete; the cache was not stopped." in capsys.readouterr().out
+    assert run_gc(ctx, "--mirrors", "--older-than", "1d", "--json") == 0
+    [report] = json.loads(capsys.readouterr().out)["mirrors"]
+    assert report["repositories"][0]["action"] == "keep" and report["method"] == ""
+    assert ["docker", "container", "stop", "--time", "10", "pdt-gc-mirror-docker-io"] not in (
+        runner.calls
+    )
+
+
+def test_gc_mirrors_without_caches_says_so(
+    env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ctx, _, _ = env
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": []}))
+    assert run_gc(ctx, "--mirrors") == 0
+    out = capsys.readouterr().out
+    assert "Pull-through caches: everything (no --older-than)\n  no caches configured" in out

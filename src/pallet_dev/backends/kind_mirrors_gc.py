@@ -32,7 +32,8 @@ MIRRORS_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/comp
 
 
 def _deployment(backend: KindBackend) -> str:
-    return f"{chart_fullname(release_values(backend, 'the caches storage'))}-mirrors"
+    values = release_values(backend, "the caches' storage")
+    return f"{chart_fullname(values)}-mirrors"
 
 
 def _plans(backend: KindBackend, older_than: timedelta | None, now: datetime) -> list[MirrorGc]:
