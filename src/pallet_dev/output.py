@@ -84,3 +84,8 @@ def make_steps(stream: TextIO, *, quiet: bool = False) -> Steps:
     from pallet_dev.richout import LiveSteps
 
     return LiveSteps(stream)
+
+
+def megabytes(size: int | None) -> str:
+    """Bytes as the reports show them: ``12.3 MB``, or ``size unknown``."""
+    return f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"

@@ -20,7 +20,6 @@ from pallet_dev.backends.base import (
     PlanStep,
     UpOptions,
     UpResult,
-    gc_summary,
 )
 from pallet_dev.backends.docker_agents import DockerAgents
 from pallet_dev.backends.docker_mirrors import DockerMirrors
@@ -47,9 +46,6 @@ if TYPE_CHECKING:
     from pallet_dev.backends.base import MirrorGc
 
 REGISTRY_DATA_PATH = "/var/lib/registry"
-# seconds `docker stop` gives the registry: above REGISTRY_HTTP_DRAINTIMEOUT, so pushes in
-# flight finish (or are refused) before the garbage collection starts
-STOP_GRACE = 10
 REGISTRY_ENV = {
     # distribution 3.x exports traces to localhost:4318 unless told not to
     "OTEL_TRACES_EXPORTER": "none",
@@ -108,7 +104,7 @@ class DockerBackend(Backend):
             env=base.env,
         )
 
-    def _ours(self, info: ContainerInfo) -> bool:
+    def ours(self, info: ContainerInfo) -> bool:
         return info.labels.get(LABEL_MANAGED) == "true" and (
             info.labels.get(LABEL_ENV) == self.config.name
         )
@@ -189,7 +185,7 @@ class DockerBackend(Backend):
             run.mirror_infos = found
         else:
             info = docker.inspect_container(spec.name)
-        if info is not None and not self._ours(info):
+        if info is not None and not self.ours(info):
             raise OperationFailed(
                 f"A container named '{spec.name}' exists but was not created by pallet-dev.",
                 hint=f"Remove or rename it (`docker rm -f {spec.name}`), or set another "
@@ -343,7 +339,7 @@ class DockerBackend(Backend):
         kept: list[str] = []
         name = self.config.container_name
         info = docker.inspect_container(name)
-        if info is not None and not self._ours(info):
+        if info is not None and not self.ours(info):
             raise OperationFailed(
                 f"A container named '{name}' exists but was not created by pallet-dev; "
                 "leaving it alone.",
@@ -372,68 +368,21 @@ class DockerBackend(Backend):
         docker = self.docker
         return docker.volume_size_bytes(volume) if docker.volume_exists(volume) else None
 
-    def gc_argv(self, image: str, *, delete_untagged: bool) -> list[str]:
-        mount = VolumeMount(self.config.volume_name, REGISTRY_DATA_PATH).mount_arg()
-        return Docker.garbage_collect_argv(
-            image,
-            mount,
-            name=f"{self.config.container_name}-gc",
-            env=REGISTRY_ENV,
-            delete_untagged=delete_untagged,
-        )
-
     def plan_collect_garbage(self, *, delete_untagged: bool) -> list[PlanStep]:
-        name = self.config.container_name
-        return [
-            PlanStep(
-                "Stop the registry container, so no push can race the collection",
-                ["docker", "container", "stop", "--time", str(STOP_GRACE), name],
-            ),
-            PlanStep(
-                "Collect garbage in a one-off container of the same image on the same volume",
-                self.gc_argv(self.config.registry.image, delete_untagged=delete_untagged),
-            ),
-            PlanStep("Start the registry container again", ["docker", "container", "start", name]),
-            PlanStep("Wait for the registry", [], detail=f"GET {self.endpoint}/v2/ until 200"),
-        ]
+        from pallet_dev.backends import docker_gc
+
+        return docker_gc.plan(self, delete_untagged=delete_untagged)
 
     def collect_garbage(self, *, delete_untagged: bool, steps: Steps, timeout: float) -> GcResult:
-        docker = self.docker
-        name = self.config.container_name
-        info = docker.inspect_container(name)
-        if info is None or not self._ours(info):
-            raise OperationFailed(
-                f"There is no registry container '{name}' of pallet-dev's to collect garbage in.",
-                hint="Start the environment with `pallet-dev up`, then run `pallet-dev gc` again.",
-            )
-        deadline = Deadline(timeout)
-        argv = self.gc_argv(info.image, delete_untagged=delete_untagged)
-        stopped = time.monotonic()
-        if info.running:
-            with steps.step(f"Stopping the registry container {name} (no push can race gc)"):
-                docker.stop(name, grace=STOP_GRACE)
-        try:
-            with steps.step("Collecting garbage (registry garbage-collect)"):
-                output = docker.run_once(
-                    argv, timeout=deadline.cap(timeout, "collecting garbage"), step="registry gc"
-                )
-        finally:
-            if info.running:
-                with steps.step(f"Starting the registry container {name} again"):
-                    docker.start(name)
-                self.await_registry_again(
-                    steps, hint=f"See `docker logs {name}`; `pallet-dev up` starts it."
-                )
-        method = (
-            f"the registry container {name} was stopped while a one-off container ran the "
-            "collection on its volume"
-            if info.running
-            else f"the registry container {name} was not running; the collection ran on its volume"
-        )
-        return GcResult(method, time.monotonic() - stopped, gc_summary(output))
+        from pallet_dev.backends import docker_gc
 
-    def _volume_sizes(self) -> dict[str, int]:
-        """Volume sizes; empty when Docker cannot say now (another disk-usage run)."""
+        return docker_gc.collect(
+            self, delete_untagged=delete_untagged, steps=steps, timeout=timeout
+        )
+
+    def volume_sizes(self) -> dict[str, int]:
+        """Every volume's size (the registry's, the caches'); empty when Docker cannot say
+        now (another disk-usage run)."""
         try:
             return self.docker.volume_sizes()
         except (CommandFailed, OperationFailed):
@@ -463,14 +412,14 @@ class DockerBackend(Backend):
                 ],
                 "restart_count": info.restart_count,
                 "started_at": info.started_at,
-                "managed": self._ours(info),
+                "managed": self.ours(info),
             }
         mirrors = self.mirrors
         cache_infos = mirrors.existing() if self.config.mirrors else {}
         cache_volumes = mirrors.volumes() if self.config.mirrors else []
         # one `docker system df` for the registry and the caches (the daemon runs one at a
         # time and refuses another caller's meanwhile), and only when a volume exists
-        sizes = self._volume_sizes() if volume_exists or cache_volumes else {}
+        sizes = self.volume_sizes() if volume_exists or cache_volumes else {}
         data = None
         if volume_exists:
             size = sizes.get(volume)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pallet_dev.backends.base import MirrorGc, PlanStep
+from pallet_dev.backends.docker_gc import STOP_GRACE
 from pallet_dev.backends.docker_mirrors import DATA_PATH
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.errors import OperationFailed
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from pallet_dev.backends.docker_mirrors import DockerMirrors
     from pallet_dev.settings import MirrorSettings
 
-STOP_GRACE = 10  # above the caches' REGISTRY_HTTP_DRAINTIMEOUT (5 s)
 COPY_TIMEOUT = 600.0
 
 
@@ -91,7 +91,7 @@ def _steps(mirrors: DockerMirrors, mirror: MirrorSettings, older: bool) -> tuple
 def plan(backend: DockerBackend, *, older_than: timedelta | None, now: datetime) -> list[MirrorGc]:
     mirrors = backend.mirrors
     existing = mirrors.existing()
-    sizes = backend._volume_sizes()
+    sizes = backend.volume_sizes()
     reports = []
     for mirror in backend.config.mirrors:
         name = mirrors.name(mirror)
@@ -119,7 +119,7 @@ def clean(
     mirrors = backend.mirrors
     deadline = Deadline(timeout)
     existing = mirrors.existing()
-    before = backend._volume_sizes()
+    before = backend.volume_sizes()
     reports = []
     for mirror in backend.config.mirrors:
         name, volume = mirrors.name(mirror), mirrors.volume(mirror)
@@ -160,7 +160,7 @@ def clean(
                 bytes_removed=removed,
             )
         )
-    after = backend._volume_sizes()
+    after = backend.volume_sizes()
     return [
         (
             replace(report, bytes_after=after.get(report.storage.removeprefix("volume ")))

@@ -23,11 +23,12 @@ from pallet_dev.backends.base import Backend
 from pallet_dev.backends.table import active_backend_name, make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import PalletError, PrerequisiteError, UsageError
+from pallet_dev.output import megabytes
 from pallet_dev.registry_gc import GcPlan, Policy, parse_duration, read_plan
 
 if TYPE_CHECKING:
-    from pallet_dev.settings import Settings
     from pallet_dev.output import Steps
+    from pallet_dev.settings import Settings
     from pallet_dev.registry_api import RegistryApi
 
 # the whole collection, registry stopped included, may take this long
@@ -184,10 +185,6 @@ def _delete(api: RegistryApi, plan: GcPlan, steps: Steps) -> list[dict[str, Any]
     return deleted
 
 
-def _megabytes(size: int | None) -> str:
-    return f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
-
-
 def render_gc(document: dict[str, Any], plan: GcPlan) -> str:
     report = document["registries"][0]
     verb = "would delete" if document["dry_run"] else "deleted"
@@ -221,8 +218,8 @@ def render_gc(document: dict[str, Any], plan: GcPlan) -> str:
     if collection["summary"]:
         lines.append(f"  {collection['summary']}")
     lines.append(
-        f"Freed {_megabytes(report['bytes_freed'])} "
-        f"(data {_megabytes(report['bytes_before'])} before, {_megabytes(report['bytes_after'])} "
+        f"Freed {megabytes(report['bytes_freed'])} "
+        f"(data {megabytes(report['bytes_before'])} before, {megabytes(report['bytes_after'])} "
         "after)."
     )
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pallet_dev.backends.base import Backend, MirrorGc
-from pallet_dev.output import Steps
+from pallet_dev.output import Steps, megabytes
 
 MIRRORS_TIMEOUT = 1200.0
 
@@ -32,10 +32,6 @@ def gc_mirrors(
     )
 
 
-def _megabytes(size: int | None) -> str:
-    return f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
-
-
 def render_mirrors(reports: list[dict[str, Any]], *, dry_run: bool, older_than: str) -> list[str]:
     what = f"not fetched within {older_than}" if older_than else "everything (no --older-than)"
     lines = [f"Pull-through caches: {what}"]
@@ -47,7 +43,7 @@ def render_mirrors(reports: list[dict[str, Any]], *, dry_run: bool, older_than: 
         lines.append(
             f"  {report['upstream']} ({report['storage']}): {len(report['repositories'])} "
             f"repositories, {verb} {len(going)} and {report['blobs']} blobs "
-            f"({_megabytes(report['bytes'])})"
+            f"({megabytes(report['bytes'])})"
         )
         lines += [f"    - {r['name']}  last fetched {r['last_fetched'] or '?'}" for r in going]
         if dry_run:
@@ -57,9 +53,9 @@ def render_mirrors(reports: list[dict[str, Any]], *, dry_run: bool, older_than: 
         elif report["method"]:
             lines.append(f"    {report['method']} ({report['seconds_stopped']:.1f} s).")
             lines.append(
-                f"    Freed {_megabytes(report['bytes_freed'])} (storage "
-                f"{_megabytes(report['bytes_before'])} before, "
-                f"{_megabytes(report['bytes_after'])} after)."
+                f"    Freed {megabytes(report['bytes_freed'])} (storage "
+                f"{megabytes(report['bytes_before'])} before, "
+                f"{megabytes(report['bytes_after'])} after)."
             )
         else:
             lines.append("    nothing to delete; the cache was not stopped.")
