@@ -1,6 +1,7 @@
-"""`pallet-dev gc` against the real dockerd and the registry of the Docker backend: 20
-changing tags pushed, `gc --keep 3` keeps the newest three pullable by digest, the others
-answer 404, the disk frees at least their layers, and an agent's digest stays."""
+"""`pallet-dev gc` against the real dockerd and the registry of the Docker backend: on the
+empty registry it has nothing to collect; then 20 changing tags pushed, `gc --keep 3` keeps
+the newest three pullable by digest, the others answer 404, the disk frees at least their
+layers, and an agent's digest stays."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ def test_gc_keeps_the_newest_and_the_agents_digest_and_frees_the_rest(
     pulled = f"{registry}/{repository}:none"
     try:
         assert pallet_dev("up", "--prefer-docker", "--json").returncode == 0
+        # nothing pushed yet: the registry's collection has nothing to walk, which is no error
+        empty = pallet_dev("gc", "--json")
+        assert empty.returncode == 0, empty.stderr
+        summary = json.loads(empty.stdout)["registries"][0]["collection"]["summary"]
+        assert summary == "nothing to collect: the registry holds no image yet"
         tags, digests = push_changing_tags(repository, 20, local_image, push)
         names += tags
         agent = digests[5]  # would go with --keep 3, but an agent runs it

@@ -321,6 +321,30 @@ def test_a_failed_collection_still_starts_the_registry_again(
     assert "Starting the registry container" in capsys.readouterr().err
 
 
+EMPTY_STORAGE = (
+    "failed to garbage collect: failed to mark: filesystem: Path not found: "
+    "/docker/registry/v2/repositories"
+)
+
+
+def test_gc_on_a_registry_nothing_was_pushed_to_has_nothing_to_collect(
+    env: tuple, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx, runner, _ = env
+    # what `registry garbage-collect` 3.1.2 says on an empty volume (exit 1)
+    runner.state["fail"].append({"match": ["docker", "run", "--rm"], "stderr": EMPTY_STORAGE})
+    assert run_gc(ctx) == 0
+    out = capsys.readouterr().out
+    assert "  no repositories" in out
+    assert "\n  nothing to collect: the registry holds no image yet\n" in out
+    assert runner.state["containers"]["pdt-gc-registry"]["running"]
+    runner.state["fail"].append(
+        {"match": ["docker", "run", "--rm"], "stderr": "failed to mark: Path not found: /x"}
+    )
+    assert run_gc(ctx) == 1  # any other failure still is one
+    assert "Path not found: /x" in capsys.readouterr().err
+
+
 def test_dry_run_as_text_names_each_tag_and_the_commands(
     env: tuple, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -899,6 +899,19 @@ def test_gc_scales_back_even_when_the_collection_fails(runner, paths, port) -> N
     assert runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]["_replicas"] == 1
 
 
+def test_gc_on_an_empty_data_folder_has_nothing_to_collect(runner, paths, port) -> None:
+    backend = make(runner, paths, port)
+    up(backend)
+    # an upload that never finished: repositories/ exists, blobs/ does not (exit 1)
+    stderr = "failed to garbage collect: error enumerating blobs: filesystem: Path not found: "
+    runner.state["fail"].append(
+        {"match": ["docker", "run", "--rm"], "stderr": stderr + "/docker/registry/v2/blobs"}
+    )
+    result = backend.collect_garbage(delete_untagged=True, steps=quiet(), timeout=60)
+    assert result.summary == "nothing to collect: the registry holds no image yet"
+    assert runner.state["releases"][f"{NAMESPACE}/{RELEASE}"]["_replicas"] == 1
+
+
 def test_gc_refuses_data_outside_the_host_folder(runner, paths, port) -> None:
     backend = make(runner, paths, port)
     up(backend)

@@ -7,13 +7,15 @@ on backend names.
 from __future__ import annotations
 
 import abc
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pallet_dev.config_sources import UP_TIMEOUT_SECONDS
+from pallet_dev.errors import CommandFailed
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
 from pallet_dev.runner import Runner
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
 
 # seconds for the registry to answer again after the garbage collection
 GC_RESTART_WAIT = 60.0
+# `registry garbage-collect` on a storage nothing was pushed to yet fails on the folder it
+# walks first ("failed to mark: filesystem: Path not found: /docker/registry/v2/repositories",
+# or ".../blobs" after an upload that never finished)
+_EMPTY_STORAGE = re.compile(r"Path not found: /docker/registry/v2/(repositories|blobs)\b")
+NOTHING_TO_COLLECT = "nothing to collect: the registry holds no image yet"
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,17 @@ def gc_summary(output: str) -> str:
         if "blobs marked" in line:
             return line
     return lines[-1][:300] if lines else ""
+
+
+def collection_output(collect: Callable[[], str]) -> str:
+    """Run `registry garbage-collect` (``collect``: its output); an empty storage is
+    nothing to collect, not a failure."""
+    try:
+        return collect()
+    except CommandFailed as exc:
+        if _EMPTY_STORAGE.search(f"{exc.stdout}\n{exc.stderr}") is None:
+            raise
+        return NOTHING_TO_COLLECT
 
 
 class Backend(abc.ABC):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pallet_dev.backends.base import GcResult, PlanStep, gc_summary
+from pallet_dev.backends.base import GcResult, PlanStep, collection_output, gc_summary
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.errors import OperationFailed
 from pallet_dev.output import Steps
@@ -69,8 +69,9 @@ def collect(
             docker.stop(name, grace=STOP_GRACE)
     try:
         with steps.step("Collecting garbage (registry garbage-collect)"):
-            output = docker.run_once(
-                argv, timeout=deadline.cap(timeout, "collecting garbage"), step="registry gc"
+            limit = deadline.cap(timeout, "collecting garbage")
+            output = collection_output(
+                lambda: docker.run_once(argv, timeout=limit, step="registry gc")
             )
     finally:
         if info.running:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import GcResult, PlanStep, UpOptions, gc_summary
+from pallet_dev.backends.base import GcResult, PlanStep, UpOptions, collection_output, gc_summary
 from pallet_dev.backends.docker import REGISTRY_DATA_PATH, REGISTRY_ENV
 from pallet_dev.backends.kind_cluster import CAP_QUICK, ensure_kubeconfig
 from pallet_dev.backends.steps import Deadline
@@ -142,9 +142,8 @@ def collect(
                 NAMESPACE, RELEASE_SELECTOR, timeout=deadline.cap(120.0, "the pod stopped")
             )
         with steps.step("Collecting garbage (registry garbage-collect)"):
-            output = _run(
-                backend, argv, registry.image, deadline.cap(timeout, "collecting garbage")
-            )
+            limit = deadline.cap(timeout, "collecting garbage")
+            output = collection_output(lambda: _run(backend, argv, registry.image, limit))
     finally:
         if replicas:
             with steps.step(f"Scaling the registry Deployment back to {replicas}"):
