@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_mirrors_docker_real import blob, cache_of, fetch, write_config
+from tests.integration.test_mirrors_docker_real import (  # noqa: F401 - the upstream fixture
+    blob,
+    cache_of,
+    fetch,
+    upstream,
+    write_config,
+)
 from tests.support.agents_env import pallet_dev
 from tests.support.real_docker import DockerEnv, docker
-from tests.support.tls_upstream import TlsUpstream, digest, push_artifact, start_tls_upstream
+from tests.support.tls_upstream import TlsUpstream, digest, push_artifact
 
 pytestmark = pytest.mark.docker
 
@@ -34,20 +39,8 @@ def fetch_when_answering(endpoint: str, repo: str, ref: str) -> tuple[int, bytes
         time.sleep(0.2)
 
 
-@pytest.fixture
-def upstream(docker_env: DockerEnv, tmp_path: Path) -> Iterator[TlsUpstream]:
-    name = f"{docker_env.name}-up{secrets.token_hex(2)}"
-    server = start_tls_upstream(name, tmp_path / "certs")
-    yield server
-    server.remove()
-    for volume in docker(
-        "volume", "ls", "--quiet", "--filter", f"label=dev.pallet.environment={docker_env.name}"
-    ).stdout.split():
-        docker("volume", "rm", "--force", volume, check=False)
-
-
 def test_gc_mirrors_dry_run_then_prune_then_empty_and_pull_again(
-    docker_env: DockerEnv, upstream: TlsUpstream, tmp_path: Path
+    docker_env: DockerEnv, upstream: TlsUpstream, tmp_path: Path  # noqa: F811 - fixture
 ) -> None:
     host = write_config(tmp_path, upstream)
     payloads = {repo: secrets.token_bytes(200_000) for repo in ("team/old", "team/new")}

@@ -364,12 +364,14 @@ HUB = {"upstream": "docker.io", "remote_url": "https://registry-1.docker.io"}
 
 
 def with_cache(ctx: AppContext, runner: Any, tmp_path: Path, *, old: bool) -> Path:
-    """The docker.io cache running, its volume holding team/app fetched 3 days ago (or now)."""
+    """pallet-dev.yaml with the docker.io cache only; the cache running, its volume holding
+    team/app fetched 3 days ago (or now)."""
     import os
 
     from pallet_dev.backends.steps import Deadline
     from pallet_dev.backends.table import make_backend
 
+    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
     runner.state["volume_root"] = str(tmp_path / "volumes")
     runner.serve_registry = True  # the cache's port (the registry container publishes none)
     config = ctx.load_settings()
@@ -392,7 +394,6 @@ def test_gc_without_mirrors_never_looks_at_the_caches(
     env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ctx, runner, _ = env
-    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
     app = with_cache(ctx, runner, tmp_path, old=True)
     assert run_gc(ctx, "--older-than", "1d", "--json") == 0
     assert "mirrors" not in json.loads(capsys.readouterr().out)
@@ -403,7 +404,6 @@ def test_gc_mirrors_dry_run_lists_the_repositories_and_commands(
     env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ctx, runner, _ = env
-    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
     app = with_cache(ctx, runner, tmp_path, old=True)
     assert run_gc(ctx, "--mirrors", "--older-than", "1d", "--dry-run") == 0
     out = capsys.readouterr().out
@@ -422,7 +422,6 @@ def test_gc_mirrors_prunes_and_reports_what_it_freed(
     env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ctx, runner, _ = env
-    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
     app = with_cache(ctx, runner, tmp_path, old=True)
     assert run_gc(ctx, "--mirrors", "--older-than", "1d") == 0
     out = capsys.readouterr()
@@ -439,7 +438,6 @@ def test_gc_mirrors_json_and_a_cache_with_nothing_old(
     env: tuple, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ctx, runner, _ = env
-    (tmp_path / "pallet-dev.yaml").write_text(json.dumps({"mirrors": [HUB]}))
     with_cache(ctx, runner, tmp_path, old=False)
     assert run_gc(ctx, "--mirrors", "--older-than", "1d") == 0
     assert "nothing to delete; the cache was not stopped." in capsys.readouterr().out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from pallet_dev.output import Steps
 from pallet_dev.tools.docker import Docker
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pallet_dev.backends.kind import KindBackend
     from pallet_dev.tools.kubectl import Kubectl
 
@@ -76,6 +79,56 @@ def open_cluster(backend: KindBackend, deadline: Deadline) -> Kubectl:
     return backend.kubectl()
 
 
+@dataclass(frozen=True)
+class StoppedDeployment:
+    """A Deployment `gc` scales to 0 while it changes what the pods serve."""
+
+    name: str
+    selector: str
+    who: str  # "registry", "caches'": in "Scaling the <who> Deployment"
+    pod: str  # "registry", "cache": in "Waiting until no <pod> pod runs"
+    why: str  # "no push can race gc"
+
+    def plan(self, kubectl: Kubectl, replicas: int, during: PlanStep) -> list[PlanStep]:
+        """Scale to 0, wait until no pod runs, ``during``, scale back to ``replicas``."""
+        return [
+            PlanStep(
+                f"Scale the {self.who} Deployment to 0 ({self.why})",
+                kubectl.scale_argv(NAMESPACE, self.name, 0),
+            ),
+            PlanStep(
+                f"Wait until no {self.pod} pod runs",
+                kubectl.wait_pods_gone_argv(NAMESPACE, self.selector, CAP_QUICK),
+            ),
+            during,
+            PlanStep(
+                f"Scale the Deployment back to {replicas} and wait for the rollout",
+                kubectl.scale_argv(NAMESPACE, self.name, replicas),
+            ),
+        ]
+
+
+@contextmanager
+def scaled_to_zero(
+    kubectl: Kubectl, target: StoppedDeployment, replicas: int, steps: Steps, deadline: Deadline
+) -> Iterator[None]:
+    """No pod of ``target`` runs while the block does; its ``replicas`` come back after,
+    also when the block fails (a Deployment at 0 already stays there)."""
+    with steps.step(f"Scaling the {target.who} Deployment {target.name} to 0 ({target.why})"):
+        kubectl.scale(NAMESPACE, target.name, 0, timeout=CAP_QUICK)
+    try:
+        with steps.step(f"Waiting until no {target.pod} pod runs"):
+            kubectl.wait_pods_gone(
+                NAMESPACE, target.selector, timeout=deadline.cap(120.0, "the pod stopped")
+            )
+        yield
+    finally:
+        if replicas:
+            with steps.step(f"Scaling the {target.who} Deployment back to {replicas}"):
+                kubectl.scale(NAMESPACE, target.name, replicas, timeout=CAP_QUICK)
+                kubectl.rollout_status_of(NAMESPACE, target.name, timeout=120.0)
+
+
 def replicas_of(kubectl: Kubectl, deployment: str, selector: str) -> int:
     """The Deployment's replicas now; it must exist."""
     found = kubectl.get_deployments(NAMESPACE, selector, timeout=CAP_QUICK)
@@ -99,27 +152,20 @@ def gc_argv(backend: KindBackend, image: str, *, delete_untagged: bool) -> list[
     )
 
 
+def _stopped(deployment: str) -> StoppedDeployment:
+    return StoppedDeployment(
+        deployment, RELEASE_SELECTOR, "registry", "registry", "no push can race gc"
+    )
+
+
 def plan(backend: KindBackend, *, delete_untagged: bool) -> list[PlanStep]:
     registry = _deployed(backend)
-    kubectl = backend.kubectl()
-    deployment = registry.deployment
+    collection = PlanStep(
+        "Collect garbage in a one-off container of the registry image on the host data folder",
+        gc_argv(backend, registry.image, delete_untagged=delete_untagged),
+    )
     return [
-        PlanStep(
-            "Scale the registry Deployment to 0, so no push can race the collection",
-            kubectl.scale_argv(NAMESPACE, deployment, 0),
-        ),
-        PlanStep(
-            "Wait until no registry pod runs",
-            kubectl.wait_pods_gone_argv(NAMESPACE, RELEASE_SELECTOR, CAP_QUICK),
-        ),
-        PlanStep(
-            "Collect garbage in a one-off container of the registry image on the host data folder",
-            gc_argv(backend, registry.image, delete_untagged=delete_untagged),
-        ),
-        PlanStep(
-            "Scale the Deployment back to its replicas and wait for the rollout",
-            kubectl.scale_argv(NAMESPACE, deployment, registry.replicas),
-        ),
+        *_stopped(registry.deployment).plan(backend.kubectl(), registry.replicas, collection),
         PlanStep("Wait for the registry", [], detail=f"GET {backend.endpoint}/v2/ until 200"),
     ]
 
@@ -134,21 +180,13 @@ def collect(
     replicas = replicas_of(kubectl, deployment, RELEASE_SELECTOR)
     argv = gc_argv(backend, registry.image, delete_untagged=delete_untagged)
     stopped = time.monotonic()
-    with steps.step(f"Scaling the registry Deployment {deployment} to 0 (no push can race gc)"):
-        kubectl.scale(NAMESPACE, deployment, 0, timeout=CAP_QUICK)
     try:
-        with steps.step("Waiting until no registry pod runs"):
-            kubectl.wait_pods_gone(
-                NAMESPACE, RELEASE_SELECTOR, timeout=deadline.cap(120.0, "the pod stopped")
-            )
-        with steps.step("Collecting garbage (registry garbage-collect)"):
-            limit = deadline.cap(timeout, "collecting garbage")
-            output = collection_output(lambda: _run(backend, argv, registry.image, limit))
+        with scaled_to_zero(kubectl, _stopped(deployment), replicas, steps, deadline):
+            with steps.step("Collecting garbage (registry garbage-collect)"):
+                limit = deadline.cap(timeout, "collecting garbage")
+                output = collection_output(lambda: _run(backend, argv, registry.image, limit))
     finally:
         if replicas:
-            with steps.step(f"Scaling the registry Deployment back to {replicas}"):
-                kubectl.scale(NAMESPACE, deployment, replicas, timeout=CAP_QUICK)
-                kubectl.rollout_status_of(NAMESPACE, deployment, timeout=120.0)
             backend.await_registry_again(
                 steps,
                 hint=f"Check `kubectl --context {backend.context} -n {NAMESPACE} get pods`; "

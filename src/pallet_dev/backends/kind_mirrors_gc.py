@@ -16,8 +16,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pallet_dev.backends.base import MirrorGc, PlanStep
-from pallet_dev.backends.kind_cluster import CAP_QUICK
-from pallet_dev.backends.kind_gc import open_cluster, release_values, replicas_of
+from pallet_dev.backends.kind_gc import (
+    StoppedDeployment,
+    open_cluster,
+    release_values,
+    replicas_of,
+    scaled_to_zero,
+)
 from pallet_dev.backends.kind_mirrors import cache_folder
 from pallet_dev.backends.kind_status import folder_size
 from pallet_dev.backends.steps import Deadline
@@ -29,6 +34,10 @@ if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
 
 MIRRORS_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=mirrors"
+
+
+def _stopped(deployment: str) -> StoppedDeployment:
+    return StoppedDeployment(deployment, MIRRORS_SELECTOR, "caches'", "cache", "no cache serves")
 
 
 def _deployment(backend: KindBackend) -> str:
@@ -50,23 +59,9 @@ def plan(backend: KindBackend, *, older_than: timedelta | None, now: datetime) -
     reports = _plans(backend, older_than, now)
     if all(report.plan.empty for report in reports):
         return reports
-    deployment = _deployment(backend)
     kubectl = backend.kubectl()
-    steps = (
-        PlanStep(
-            "Scale the caches' Deployment to 0, so no cache serves or writes meanwhile",
-            kubectl.scale_argv(NAMESPACE, deployment, 0),
-        ),
-        PlanStep(
-            "Wait until no cache pod runs",
-            kubectl.wait_pods_gone_argv(NAMESPACE, MIRRORS_SELECTOR, CAP_QUICK),
-        ),
-        PlanStep("Delete the listed repositories, blobs and scheduler entries", []),
-        PlanStep(
-            "Scale the Deployment back and wait for the rollout",
-            kubectl.scale_argv(NAMESPACE, deployment, 1),
-        ),
-    )
+    pruning = PlanStep("Delete the listed repositories, blobs and scheduler entries", [])
+    steps = tuple(_stopped(_deployment(backend)).plan(kubectl, 1, pruning))
     return [replace(report, steps=steps) if not report.plan.empty else report for report in reports]
 
 
@@ -86,14 +81,8 @@ def clean(
     kubectl = open_cluster(backend, deadline)
     replicas = replicas_of(kubectl, deployment, MIRRORS_SELECTOR)
     stopped = time.monotonic()
-    with steps.step(f"Scaling the caches' Deployment {deployment} to 0 (no cache serves)"):
-        kubectl.scale(NAMESPACE, deployment, 0, timeout=CAP_QUICK)
     reports: list[MirrorGc] = []
-    try:
-        with steps.step("Waiting until no cache pod runs"):
-            kubectl.wait_pods_gone(
-                NAMESPACE, MIRRORS_SELECTOR, timeout=deadline.cap(120.0, "the pod stopped")
-            )
+    with scaled_to_zero(kubectl, _stopped(deployment), replicas, steps, deadline):
         # read again with the caches stopped: the first look was while they served
         for mirror, report in zip(backend.config.mirrors, _plans(backend, older_than, now)):
             found = report.plan
@@ -104,11 +93,6 @@ def clean(
             ):
                 removed = apply_prune(folder, found) if not found.empty else 0
             reports.append(replace(report, bytes_removed=removed))
-    finally:
-        if replicas:
-            with steps.step(f"Scaling the caches' Deployment back to {replicas}"):
-                kubectl.scale(NAMESPACE, deployment, replicas, timeout=CAP_QUICK)
-                kubectl.rollout_status_of(NAMESPACE, deployment, timeout=120.0)
     method = (
         f"the caches' Deployment {NAMESPACE}/{deployment} (all caches, one Pod) was scaled to 0 "
         "while pallet-dev pruned their folders in the host data folder"
