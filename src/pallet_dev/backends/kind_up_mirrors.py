@@ -63,19 +63,14 @@ def write_mirror_hosts_toml(run: KindUp) -> None:
         return True
 
     await_early_files(run)
-    files_of = {node: mirror_files(run, node) for node in run.nodes}
-    early = [
-        (n, path)
-        for n, files in files_of.items()
-        for path in files
-        if (n, path) in run.early_written
-    ]
-    todo = [
+    wanted = [
         (node, path, content)
-        for node, files in files_of.items()
-        for path, content in files.items()
-        if (node, path) not in run.early_written  # the cluster created just now has them
+        for node in run.nodes
+        for path, content in mirror_files(run, node).items()
     ]
+    # the cluster created just now has the files written early
+    todo = [item for item in wanted if (item[0], item[1]) not in run.early_written]
+    early = len(todo) < len(wanted)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pallet-dev-hosts") as pool:
         changed = list(pool.map(converge, todo))
     if early or any(changed):

@@ -15,6 +15,7 @@ then each is cleaned after the registry (commands/gc_mirrors.py): emptied, or wi
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from pallet_dev.output import megabytes
 from pallet_dev.registry_gc import GcPlan, Policy, parse_duration, read_plan
 
 if TYPE_CHECKING:
+    from pallet_dev.backends.base import MirrorGc
     from pallet_dev.output import Steps
     from pallet_dev.settings import Settings
     from pallet_dev.registry_api import RegistryApi
@@ -95,17 +97,17 @@ def run_gc(
     target = GcTarget("registry", str(active.get("endpoint") or config.registry_url))
     _require_answer(target.endpoint)
     steps = ctx.steps(quiet=as_json)
-    if dry_run:
-        plan, report = _plan_registry(ctx, config, backend, target, policy)
-    else:
-        with ctx.env_lock(config.name):
+    caches: list[MirrorGc] = []
+    # one hold of the environment's lock over the registry and its caches (a dry run
+    # changes nothing and takes none)
+    with nullcontext() if dry_run else ctx.env_lock(config.name):
+        if dry_run:
+            plan, report = _plan_registry(ctx, config, backend, target, policy)
+        else:
             plan, report = _clean_registry(ctx, config, backend, target, policy, steps)
-    cache_reports: list[dict[str, Any]] = []
-    document = {"dry_run": dry_run, "backend": backend.name, "registries": [report]}
-    if mirrors:
-        from pallet_dev.commands.gc_mirrors import gc_mirrors, render_mirrors
+        if mirrors:
+            from pallet_dev.commands.gc_mirrors import gc_mirrors
 
-        with ctx.env_lock(config.name):
             caches = gc_mirrors(
                 backend,
                 older_than=policy.older_than,
@@ -113,6 +115,9 @@ def run_gc(
                 dry_run=dry_run,
                 steps=steps,
             )
+    cache_reports: list[dict[str, Any]] = []
+    document = {"dry_run": dry_run, "backend": backend.name, "registries": [report]}
+    if mirrors:
         cache_reports = [cache.to_dict() for cache in caches]
         document["mirrors"] = cache_reports
         for cache in caches:
@@ -123,6 +128,8 @@ def run_gc(
     else:
         text = render_gc(document, plan)
         if mirrors:
+            from pallet_dev.commands.gc_mirrors import render_mirrors
+
             lines = render_mirrors(
                 cache_reports, dry_run=dry_run, older_than=policy.older_than_text
             )
