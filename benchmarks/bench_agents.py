@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -34,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from cli_env import user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "pallet"
@@ -112,15 +113,14 @@ def bench(backend: str, runs: int) -> list[str]:
     shutil.copytree(EXAMPLES, project)
     name = f"pdtest-agents-{secrets.token_hex(3)}"
     port = free_port()
-    env = {
-        **os.environ,
-        "PALLET_DEV_HOME": str(tmp / "home"),
-        "PALLET_DEV_NAME": name,
-        "PALLET_DEV_BACKEND": backend,
-        "PALLET_DEV_REGISTRY_PORT": str(port),
-        "KUBECONFIG": str(tmp / "kubeconfig"),
-        "NO_COLOR": "1",
-    }
+    env = user_env(
+        PALLET_DEV_HOME=str(tmp / "home"),
+        PALLET_DEV_NAME=name,
+        PALLET_DEV_BACKEND=backend,
+        PALLET_DEV_REGISTRY_PORT=str(port),
+        KUBECONFIG=str(tmp / "kubeconfig"),
+        NO_COLOR="1",
+    )
     cli = [sys.executable, "-m", "pallet_dev"]
     lines = [f"[{backend}]"]
     kubectl = ["kubectl", "--kubeconfig", str(tmp / "home" / "state" / f"{name}.kubeconfig"),

@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli_env import user_env
+
 PYTHON = sys.executable
 PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
 IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE", "pallet-dev-local/registry:3.1.2")
@@ -189,7 +191,7 @@ PARTS = ("health", "help", "usage")
 def bench(runs: int, parts: Sequence[str] = PARTS) -> list[Row]:
     home = tempfile.mkdtemp(prefix="pallet-dev-bench-")
     env = {
-        **os.environ,
+        **user_env(),
         "PALLET_DEV_HOME": home,
         "PALLET_DEV_NAME": f"pdb-{secrets.token_hex(4)}",
         "PALLET_DEV_BACKEND": "docker",
@@ -197,7 +199,6 @@ def bench(runs: int, parts: Sequence[str] = PARTS) -> list[Row]:
         "PALLET_DEV_REGISTRY_PORT": str(free_port()),
         "NO_COLOR": "1",
     }
-    env.pop("COVERAGE_PROCESS_START", None)
     rows: list[Row] = []
     bare: float | None = None  # the median of `python -c pass`, once measured
     try:

@@ -38,6 +38,8 @@ from tests.support.dev_process import DevProcess  # noqa: E402
 from tests.support.team_cluster import EXAMPLES, registry_name, team_cluster  # noqa: E402
 from tests.support.team_cluster import user_project  # noqa: E402
 
+from cli_env import user_env  # noqa: E402
+
 BASE_IMAGE = "pallet-dev-examples/busybox:local"
 BUDGET_UNCHANGED_S = 3.0
 CLI = [sys.executable, "-m", "pallet_dev"]
@@ -85,7 +87,7 @@ def kind_figures(tools: dict[str, str], node_image: str, runs: int, edits: int) 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {
-        **os.environ,
+        **user_env(),
         "PATH": tools["bin_dir"] + os.pathsep + os.environ.get("PATH", ""),
         "PALLET_DEV_HOME": str(tmp / "home"),
         "PALLET_DEV_NAME": f"pdtest-ck-{secrets.token_hex(3)}",

@@ -8,7 +8,9 @@ port, PALLET_DEV_HOME and KUBECONFIG in a temporary folder), it starts `pallet-d
 packer's /cgi-bin/version answers with the new text, and reads the cycle's own phase
 split (detect, build, push, rollout) from its NDJSON record. Then the same edits by hand,
 in a loop, side by side: `docker build` + `docker push` + (docker) `docker rm -f` +
-`docker run`, (kind) `kubectl set image` + `kubectl rollout status`, then polling.
+`docker run`, (kind) `kubectl set image` + `kubectl rollout status`, then polling. Both
+are polled from the moment they say they are done (the cycle's record; the last
+command's return) until the new text answers.
 
 Budgets (issue: the inner loop): kind p50 <= 3.0 s and <= 1.10x by hand; docker likewise
 against the raw docker commands. A report, not a test: exit code 0 (and 0 with a reason
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import queue
 import secrets
 import shutil
@@ -33,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from cli_env import user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "pallet"
@@ -84,15 +87,14 @@ class Loop:
         shutil.copytree(EXAMPLES, self.project)
         self.name = f"pdtest-loop-{secrets.token_hex(3)}"
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PALLET_DEV_HOME": str(self.tmp / "home"),
-            "PALLET_DEV_NAME": self.name,
-            "PALLET_DEV_BACKEND": backend,
-            "PALLET_DEV_REGISTRY_PORT": str(self.port),
-            "KUBECONFIG": str(self.tmp / "kubeconfig"),
-            "NO_COLOR": "1",
-        }
+        self.env = user_env(
+            PALLET_DEV_HOME=str(self.tmp / "home"),
+            PALLET_DEV_NAME=self.name,
+            PALLET_DEV_BACKEND=backend,
+            PALLET_DEV_REGISTRY_PORT=str(self.port),
+            KUBECONFIG=str(self.tmp / "kubeconfig"),
+            NO_COLOR="1",
+        )
         self.cli = [sys.executable, "-m", "pallet_dev"]
         kubeconfig = self.tmp / "home" / "state" / f"{self.name}.kubeconfig"
         self.kubectl = [
@@ -148,9 +150,16 @@ class Loop:
                 text = f"packer-loop-{n}-{secrets.token_hex(2)}"
                 started = time.perf_counter()
                 self.version_file.write_text(text + "\n")
+                # polled once the cycle line says it is done, as the commands by hand are
+                # polled once they return: a poll running during the swap can hang on the
+                # removed container for its whole timeout, and kind's polls (a kubectl
+                # each) would take a core from the build on a 2-core machine
+                cycle = records.get(timeout=120)
                 self.wait_serving(text)
                 times.append(time.perf_counter() - started)
-                cycles.append(records.get(timeout=120))
+                if not cycle.get("ok"):
+                    raise SystemExit(f"the cycle failed: {cycle.get('error')}")
+                cycles.append(cycle)
                 time.sleep(0.3)  # let the watcher settle before the next edit
             return times, cycles
         finally:

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli_env import user_env
+
 BUDGET_UNCHANGED_S = 1.0
 BUDGET_OVER_CREATE_S = 10.0
 BUDGET_DEPLOY_S = 5.0
@@ -162,7 +164,7 @@ def main() -> int:
     name = args.name
     work = Path(tempfile.mkdtemp(prefix="pallet-bench-kind-"))
     env = {
-        **os.environ,
+        **user_env(),
         "PALLET_DEV_HOME": str(work / "home"),
         "PALLET_DEV_NAME": name,
         "PALLET_DEV_BACKEND": "kind",

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli_env import user_env
+
 PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
 IMAGE = os.environ.get("PALLET_DEV_TEST_REGISTRY_IMAGE", "pallet-dev-local/registry:3.1.2")
 BUDGET_RATIO = 1.1
@@ -78,7 +80,7 @@ def main() -> int:
     name = f"pdb-push-{secrets.token_hex(3)}"
     port = _free_port()
     env = {
-        **os.environ,
+        **user_env(),
         "PALLET_DEV_HOME": home,
         "PALLET_DEV_NAME": name,
         "PALLET_DEV_BACKEND": "docker",
@@ -86,7 +88,6 @@ def main() -> int:
         "PALLET_DEV_REGISTRY_IMAGE": IMAGE,
         "NO_COLOR": "1",
     }
-    env.pop("COVERAGE_PROCESS_START", None)
     host = f"localhost:{port}"
     made: list[str] = []
     keys = ("pd full", "raw full", "pd one", "raw one", "kind full", "kind one")

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli_env import user_env
+
 PALLET_DEV = str(Path(sys.executable).parent / "pallet-dev")
 
 
@@ -55,7 +57,7 @@ until curl -fs -o /dev/null "http://127.0.0.1:$PORT/v2/"; do sleep 0.02; done
 def raw_cold(image: str) -> float:
     """The hand-written equivalent, as a user runs it: a shell script polling with curl."""
     name, port = f"bench-raw-{secrets.token_hex(3)}", free_port()
-    env = {**os.environ, "NAME": name, "PORT": str(port), "IMAGE": image}
+    env = {**user_env(), "NAME": name, "PORT": str(port), "IMAGE": image}
     started = time.perf_counter()
     subprocess.run(["bash", "-c", RAW_SCRIPT], env=env, check=True, timeout=60)
     elapsed = time.perf_counter() - started
@@ -78,7 +80,7 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="pallet-bench-")
     name = f"bench-pd-{secrets.token_hex(3)}"
     env = {
-        **os.environ,
+        **user_env(),
         "PALLET_DEV_HOME": home,
         "PALLET_DEV_NAME": name,
         "PALLET_DEV_REGISTRY_PORT": str(free_port()),

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from bench_kind import TOOLS, free_port
 
+from cli_env import user_env
+
 SIZES = (4096, 1024 * 1024, 8 * 1024 * 1024)
 ACCEPT = (
     "application/vnd.docker.distribution.manifest.v2+json, "
@@ -111,7 +113,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pallet-soak-kind-"))
     port = str(free_port())
     env = {
-        **os.environ,
+        **user_env(),
         "PALLET_DEV_HOME": str(work / "home"),
         "PALLET_DEV_NAME": name,
         "PALLET_DEV_BACKEND": "kind",

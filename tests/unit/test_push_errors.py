@@ -135,3 +135,58 @@ def test_names_registry_knows_the_registry_by_its_port(
     from pallet_dev.tools.docker_types import names_registry
 
     assert names_registry(output, image) is named
+
+
+PUSH_OUTPUT = """The push refers to repository [localhost:5077/raw/q]
+fa54bf813b9c: Preparing
+77c2385cc5be: Preparing
+77c2385cc5be: Layer already exists
+fa54bf813b9c: Pushed
+2: digest: sha256:57ce26603cabae225ea2a7e6a36a41eac761f27c8d96cdf81d9566822aaf41cf size: 735
+"""
+
+
+@pytest.mark.parametrize(
+    ("output", "digest"),
+    [
+        (PUSH_OUTPUT, "sha256:57ce26603cabae225ea2a7e6a36a41eac761f27c8d96cdf81d9566822aaf41cf"),
+        # a tag that looks like a digest line's start, then the real one
+        (
+            "v1: digest: sha256:" + "a" * 64 + " size: 1\nv1: digest: sha256:" + "b" * 64
+            + " size: 2\n",
+            "sha256:" + "b" * 64,
+        ),  # fmt: skip
+        ("localhost:5077/raw/q:1\n", None),  # --quiet prints only the name
+        ("2: digest: sha256:short size: 1\n", None),
+        ("", None),
+    ],
+)
+def test_the_pushed_digest_is_read_from_dockers_last_digest_line(
+    output: str, digest: str | None
+) -> None:
+    from pallet_dev.tools.docker import pushed_digest
+
+    assert pushed_digest(output) == digest
+
+
+class PushingRunner:
+    """`docker push` as Docker prints it; records what ran."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self.argvs: list[list[str]] = []
+
+    def run(self, argv: list[str], **_: object) -> object:
+        from pallet_dev.runner import CommandResult
+
+        self.argvs.append(list(argv))
+        return CommandResult(tuple(argv), 0, self.output, "", 0.01)
+
+
+def test_push_returns_the_digest_docker_reported_and_asks_nothing_else() -> None:
+    from pallet_dev.tools.docker import Docker
+
+    runner = PushingRunner(PUSH_OUTPUT)
+    digest = Docker(runner).push("localhost:5077/raw/q:2", timeout=5)  # type: ignore[arg-type]
+    assert digest == "sha256:57ce26603cabae225ea2a7e6a36a41eac761f27c8d96cdf81d9566822aaf41cf"
+    assert runner.argvs == [["docker", "push", "localhost:5077/raw/q:2"]]

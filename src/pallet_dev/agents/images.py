@@ -233,7 +233,7 @@ class AgentImages:
         built_at = time.monotonic()
         live.show(agent.name, "pushing to the local registry")
         try:
-            docker.push(
+            reported = docker.push(
                 tagged,
                 timeout=_left(deadline, CAP_PUSH, agent.name),
                 on_output=live.layer_callback(agent.name),
@@ -244,7 +244,10 @@ class AgentImages:
                 hint="Check `pallet-dev health` and the registry's disk space "
                 "(`pallet-dev status`); nothing was deployed.",
             ) from exc
-        digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
+        # the digest `docker push` reports is the one the registry stored for the tag
+        digest = reported or manifest_digest(
+            self.registry_url, repository, tag, login=self.registry_login
+        )
         if digest is None:
             raise OperationFailed(
                 f"The registry does not list {tagged} right after the push.",
@@ -331,7 +334,7 @@ class _LiveLine:
         return None
 
     def layer_callback(self, agent: str) -> Callable[[str], None] | None:
-        return None  # `docker push --quiet`: no per-layer lines to read
+        return None  # nothing drawn: docker's per-layer lines are not read
 
     def clear(self) -> None:
         return None

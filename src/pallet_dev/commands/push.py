@@ -82,40 +82,37 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     endpoint = f"http://{host}"
     docker = Docker(ctx.runner, timeout=60.0)
     target = f"{host}/{repository}:{tag}"
-    from concurrent.futures import ThreadPoolExecutor
-
-    # the registry's answer (and httpx's import, which the digest read needs) on the side,
-    # while Docker tags and pushes: `docker push` itself says whether the registry took
-    # it, and only a failed push asks what the probe saw
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pallet-push") as pool:
-        answering = pool.submit(probe, registry_target(endpoint), 2.0)
-        started, wall_started = time.monotonic(), time.time()
-        # the pushed name stays tagged, as after `docker tag` + `docker push` by hand:
-        # Docker then records the registry's digest for it (RepoDigests); tagging a name
-        # Docker lacks is the missing-image check
-        if not docker.tag_if_present(image, target):
-            raise UsageError(
-                f"The image {image!r:.80} is not in this host's Docker.",
-                hint="Build or pull it first; `docker images` lists what is there.",
-            )
-        try:
-            _push(docker, target, draw=not as_json and use_color(sys.stderr))
-        except (CommandFailed, DaemonUnavailable) as exc:
-            # the daemon answered the tag: a refused connection now is the registry's
-            answer = answering.result()
-            if not answer.healthy:
-                raise PrerequisiteError(
-                    f"The registry at {host} does not answer "
-                    f"({answer.error or answer.status_code}).",
-                    hint="Start the environment with `pallet-dev up`; `pallet-dev health` "
-                    "says more.",
-                ) from exc
-            if not isinstance(exc, CommandFailed):
-                raise
-            free = _free_bytes(ctx.paths.registry_data_dir(config.name))
-            logged = _registry_log(docker, config.container_name, exc, free, wall_started)
-            raise _push_error(target, exc, free, logged) from exc
-    digest = manifest_digest(endpoint, repository, tag)
+    # the registry's answer on the side, while Docker tags and pushes: `docker push`
+    # itself says whether the registry took it (and the digest it stored), and only a
+    # failed push asks what the probe saw; a pushed image never waits for the probe
+    answering = _Background(lambda: probe(registry_target(endpoint), 2.0))
+    started, wall_started = time.monotonic(), time.time()
+    # the pushed name stays tagged, as after `docker tag` + `docker push` by hand:
+    # Docker then records the registry's digest for it (RepoDigests); tagging a name
+    # Docker lacks is the missing-image check
+    if not docker.tag_if_present(image, target):
+        raise UsageError(
+            f"The image {image!r:.80} is not in this host's Docker.",
+            hint="Build or pull it first; `docker images` lists what is there.",
+        )
+    try:
+        reported = _push(docker, target, draw=not as_json and use_color(sys.stderr))
+    except (CommandFailed, DaemonUnavailable) as exc:
+        # the daemon answered the tag: a refused connection now is the registry's
+        answer = answering.result()
+        if not answer.healthy:
+            raise PrerequisiteError(
+                f"The registry at {host} does not answer "
+                f"({answer.error or answer.status_code}).",
+                hint="Start the environment with `pallet-dev up`; `pallet-dev health` "
+                "says more.",
+            ) from exc
+        if not isinstance(exc, CommandFailed):
+            raise
+        free = _free_bytes(ctx.paths.registry_data_dir(config.name))
+        logged = _registry_log(docker, config.container_name, exc, free, wall_started)
+        raise _push_error(target, exc, free, logged) from exc
+    digest = reported or manifest_digest(endpoint, repository, tag)
     if digest is None:
         raise OperationFailed(
             f"The registry does not list {repository}:{tag} right after the push.",
@@ -146,14 +143,41 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     return 0
 
 
-def _push(docker: Any, target: str, *, draw: bool) -> None:
+def _push(docker: Any, target: str, *, draw: bool) -> str | None:
+    """`docker push` (a progress bar on a terminal); the digest it reports."""
     if not draw:
-        docker.push(target, timeout=PUSH_TIMEOUT)
-        return
+        return docker.push(target, timeout=PUSH_TIMEOUT)  # type: ignore[no-any-return]
     from pallet_dev.richout import LayerProgress, console_for
 
     with LayerProgress(console_for(sys.stderr), f"pushing {target}") as progress:
-        docker.push(target, timeout=PUSH_TIMEOUT, on_output=progress.feed)
+        return docker.push(  # type: ignore[no-any-return]
+            target, timeout=PUSH_TIMEOUT, on_output=progress.feed
+        )
+
+
+class _Background:
+    """One call in a daemon thread: :meth:`result` waits for it; the process never does
+    (a successful push exits while the probe may still be importing httpx)."""
+
+    def __init__(self, call: Any) -> None:
+        import threading
+
+        self._outcome: list[Any] = []
+        self._done = threading.Event()
+
+        def work() -> None:
+            try:
+                self._outcome.append(call())
+            finally:
+                self._done.set()
+
+        threading.Thread(target=work, name="pallet-push-probe", daemon=True).start()
+
+    def result(self) -> Any:
+        self._done.wait()
+        if not self._outcome:
+            raise OperationFailed("The registry probe failed.")
+        return self._outcome[0]
 
 
 # Below this, a folder the registry writes to counts as full: a failed write leaves the

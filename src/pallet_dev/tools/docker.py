@@ -6,6 +6,7 @@ Only ``--format '{{json .}}'`` / ``inspect`` JSON is parsed, never table columns
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -350,15 +351,17 @@ class Docker:
 
     @staticmethod
     def push_argv(image: str) -> list[str]:
-        return ["docker", "push", "--quiet", image]
+        # not --quiet: its last line, "<tag>: digest: sha256:... size: N", is the digest
+        # the registry stored, so no manifest request has to ask for it afterwards
+        return ["docker", "push", image]
 
-    def push(self, image: str, *, timeout: float, on_output: Any = None) -> None:
-        """Push ``image``; ``on_output`` gets docker's per-layer status lines (a progress bar)."""
-        argv = self.push_argv(image)
-        if on_output is not None:  # the per-layer lines `--quiet` leaves out
-            argv = [arg for arg in argv if arg != "--quiet"]
+    def push(self, image: str, *, timeout: float, on_output: Any = None) -> str | None:
+        """Push ``image``; the manifest digest Docker reports (None when it printed none).
+        ``on_output`` gets docker's per-layer status lines (a progress bar)."""
         try:
-            self.runner.run(argv, timeout=timeout, step="push image", on_output=on_output)
+            result = self.runner.run(
+                self.push_argv(image), timeout=timeout, step="push image", on_output=on_output
+            )
         except CommandFailed as exc:
             # "connection refused" naming the registry is the registry gone (a push cut
             # by its restart), not the daemon: the push's own failure then
@@ -366,6 +369,7 @@ class Docker:
             if daemon is not None and not names_registry(f"{exc.stderr}{exc.stdout}", image):
                 raise daemon from None
             raise
+        return pushed_digest(result.stdout)
 
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
@@ -507,3 +511,12 @@ class Docker:
     def volume_size_bytes(self, name: str) -> int | None:
         """Size of a volume from `docker system df -v` (None when unknown)."""
         return self.volume_sizes().get(name)
+
+
+_PUSHED = re.compile(r"(?m)^\S+: digest: (sha256:[0-9a-f]{64}) size: \d+\s*$")
+
+
+def pushed_digest(output: str) -> str | None:
+    """The digest in `docker push`'s last "<tag>: digest: sha256:... size: N" line."""
+    found = _PUSHED.findall(output)
+    return str(found[-1]) if found else None
