@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,7 +28,7 @@ from pallet_dev.config_sources import host_port
 from pallet_dev.errors import CommandFailed, OperationFailed
 from pallet_dev.output import Steps
 from pallet_dev.ports import ensure_port_free, port_is_free
-from pallet_dev.probe import load_httpx, probe, registry_target
+from pallet_dev.probe import probe, registry_target
 from pallet_dev.tools.docker import (
     LABEL_ENV,
     LABEL_MANAGED,
@@ -130,9 +129,6 @@ class DockerBackend(Backend):
 
     def up(self, options: UpOptions, steps: Steps) -> UpResult:
         run = self._start(options, steps)
-        # httpx takes ~0.1 s to import and every path ends with a probe of /v2/: import it
-        # while `docker run` (or the inspect) waits on the daemon
-        threading.Thread(target=load_httpx, name="import-httpx").start()
         run_steps(self.up_steps(), run, StepFailureNaming("See `docker ps -a`."), max_parallel=1)
         return UpResult(self.name, self.endpoint, not run.healthy, run.actions)
 

@@ -13,7 +13,8 @@ import json
 import re
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pallet_dev.context import AppContext
 from pallet_dev.errors import (
@@ -23,6 +24,10 @@ from pallet_dev.errors import (
     PrerequisiteError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from pallet_dev.probe import ProbeResult
+    from pallet_dev.tools.docker import Docker
 
 PUSH_TIMEOUT = 1800.0
 _DEFAULT_TAG = "latest"
@@ -72,7 +77,7 @@ def push_target(image: str, as_name: str | None) -> tuple[str, str]:
 def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool) -> int:
     from pallet_dev.config_sources import registry_push_host
     from pallet_dev.output import use_color
-    from pallet_dev.probe import manifest_digest, probe, registry_target
+    from pallet_dev.probe import manifest_digest
     from pallet_dev.tools.docker import Docker
 
     config = ctx.load_settings()
@@ -85,7 +90,7 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     # the registry's answer on the side, while Docker tags and pushes: `docker push`
     # itself says whether the registry took it (and the digest it stored), and only a
     # failed push asks what the probe saw; a pushed image never waits for the probe
-    answering = _Background(lambda: probe(registry_target(endpoint), 2.0))
+    answering = _probe_aside(endpoint)
     started, wall_started = time.monotonic(), time.time()
     # the pushed name stays tagged, as after `docker tag` + `docker push` by hand:
     # Docker then records the registry's digest for it (RepoDigests); tagging a name
@@ -99,7 +104,7 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
         reported = _push(docker, target, draw=not as_json and use_color(sys.stderr))
     except (CommandFailed, DaemonUnavailable) as exc:
         # the daemon answered the tag: a refused connection now is the registry's
-        answer = answering.result()
+        answer = answering()
         if not answer.healthy:
             raise PrerequisiteError(
                 f"The registry at {host} does not answer "
@@ -143,41 +148,41 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     return 0
 
 
-def _push(docker: Any, target: str, *, draw: bool) -> str | None:
+def _push(docker: Docker, target: str, *, draw: bool) -> str | None:
     """`docker push` (a progress bar on a terminal); the digest it reports."""
     if not draw:
-        return docker.push(target, timeout=PUSH_TIMEOUT)  # type: ignore[no-any-return]
+        return docker.push(target, timeout=PUSH_TIMEOUT)
     from pallet_dev.richout import LayerProgress, console_for
 
     with LayerProgress(console_for(sys.stderr), f"pushing {target}") as progress:
-        return docker.push(  # type: ignore[no-any-return]
-            target, timeout=PUSH_TIMEOUT, on_output=progress.feed
-        )
+        return docker.push(target, timeout=PUSH_TIMEOUT, on_output=progress.feed)
 
 
-class _Background:
-    """One call in a daemon thread: :meth:`result` waits for it; the process never does
-    (a successful push exits while the probe may still be importing httpx)."""
+def _probe_aside(endpoint: str) -> Callable[[], ProbeResult]:
+    """The registry's probe in a daemon thread; the call returned waits for its answer.
+    A daemon thread, so a pushed image never waits for it (it may still be importing
+    httpx when the push is done)."""
+    import threading
 
-    def __init__(self, call: Any) -> None:
-        import threading
+    from pallet_dev.probe import ProbeResult, probe, registry_target
 
-        self._outcome: list[Any] = []
-        self._done = threading.Event()
+    answer: list[ProbeResult] = []
+    done = threading.Event()
 
-        def work() -> None:
-            try:
-                self._outcome.append(call())
-            finally:
-                self._done.set()
+    def work() -> None:
+        try:
+            answer.append(probe(registry_target(endpoint), 2.0))
+        finally:
+            done.set()
 
-        threading.Thread(target=work, name="pallet-push-probe", daemon=True).start()
+    threading.Thread(target=work, name="pallet-push-probe", daemon=True).start()
 
-    def result(self) -> Any:
-        self._done.wait()
-        if not self._outcome:
-            raise OperationFailed("The registry probe failed.")
-        return self._outcome[0]
+    def result() -> ProbeResult:
+        done.wait()
+        failed = ProbeResult("registry", endpoint, False, None, 0.0, "its probe failed")
+        return answer[0] if answer else failed
+
+    return result
 
 
 # Below this, a folder the registry writes to counts as full: a failed write leaves the
