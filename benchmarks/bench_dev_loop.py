@@ -1,6 +1,6 @@
 """The inner loop: from a file write to the first response of the new version.
 
-    python benchmarks/bench_dev_loop.py [--backend docker|kind|both] [--edits 20]
+    python benchmarks/bench_dev_loop.py [--backend docker|kind|both] [--edits 20] [--blocks 4]
 
 In a copy of examples/pallet and a throw-away environment ``pdtest-loop-<random>`` (free
 port, PALLET_DEV_HOME and KUBECONFIG in a temporary folder), it starts `pallet-dev dev
@@ -10,7 +10,8 @@ split (detect, build, push, rollout) from its NDJSON record. Then the same edits
 in a loop, side by side: `docker build` + `docker push` + (docker) `docker rm -f` +
 `docker run`, (kind) `kubectl set image` + `kubectl rollout status`, then polling. Both
 are polled from the moment they say they are done (the cycle's record; the last
-command's return) until the new text answers.
+command's return) until the new text answers. The two run in alternating blocks (``--blocks``,
+each a fresh `pallet-dev dev`), so drift in the machine's speed weighs on both alike.
 
 Budgets (issue: the inner loop): kind p50 <= 3.0 s and <= 1.10x by hand; docker likewise
 against the raw docker commands. A report, not a test: exit code 0 (and 0 with a reason
@@ -129,7 +130,9 @@ class Loop:
         health_url = {a["name"]: a["url"] for a in doc["agents"]}["packer"]
         self.url = health_url.replace("/healthz", "/cgi-bin/version")
 
-    def with_pallet_dev(self, edits: int) -> tuple[list[float], list[dict[str, Any]]]:
+    def with_pallet_dev(
+        self, edits: int, first: int = 0
+    ) -> tuple[list[float], list[dict[str, Any]]]:
         proc = subprocess.Popen([*self.cli, "dev", "--json", "packer"], cwd=self.project,
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)  # fmt: skip
@@ -146,7 +149,7 @@ class Loop:
                 pass
             self.find_packer()
             times, cycles = [], []
-            for n in range(edits):
+            for n in range(first, first + edits):
                 text = f"packer-loop-{n}-{secrets.token_hex(2)}"
                 started = time.perf_counter()
                 self.version_file.write_text(text + "\n")
@@ -166,11 +169,11 @@ class Loop:
             proc.terminate()
             proc.wait(timeout=60)
 
-    def by_hand(self, edits: int) -> list[float]:
+    def by_hand(self, edits: int, first: int = 0) -> list[float]:
         context = self.project / "agents" / "packer"
         container = f"{self.name}-agent-packer"
         times = []
-        for n in range(edits):
+        for n in range(first, first + edits):
             text = f"packer-hand-{n}-{secrets.token_hex(2)}"
             tag = f"localhost:{self.port}/{self.name}/packer:hand-{n}"
             started = time.perf_counter()
@@ -192,13 +195,20 @@ class Loop:
             times.append(time.perf_counter() - started)
         return times
 
-    def report(self, edits: int) -> list[str]:
+    def report(self, edits: int, blocks: int) -> list[str]:
         lines = [
             f"[{self.backend}] {edits} edits of packer, write -> first response of the new version"
         ]
         try:
-            ours, cycles = self.with_pallet_dev(edits)
-            hand = self.by_hand(edits)
+            # in alternating blocks, so a machine that slows down or speeds up during the
+            # run weighs on both sides alike (`dev` is stopped while the edits by hand run)
+            ours, cycles, hand = [], [], []
+            per = max(1, edits // blocks)
+            for block in range(max(1, edits // per)):
+                timed, records = self.with_pallet_dev(per, block * per)
+                ours += timed
+                cycles += records
+                hand += self.by_hand(per, block * per)
         finally:
             # the hand-run container carries no pallet-dev labels: remove it by name
             subprocess.run(["docker", "rm", "-f", f"{self.name}-agent-packer"],
@@ -237,6 +247,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["docker", "kind", "both"], default="docker")
     parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--blocks", type=int, default=4, help="alternating blocks of edits")
     args = parser.parse_args()
     if shutil.which("docker") is None:
         print("bench_dev_loop: docker is not installed; nothing measured")
@@ -247,7 +258,7 @@ def main() -> int:
         if backend == "kind" and not all(shutil.which(t) for t in ("kind", "helm", "kubectl")):
             print("[kind] skipped: kind, helm or kubectl is not installed")
             continue
-        print("\n".join(Loop(backend).report(args.edits)), flush=True)
+        print("\n".join(Loop(backend).report(args.edits, args.blocks)), flush=True)
     return 0
 
 

@@ -69,6 +69,26 @@ def timed(argv: list[str], env: dict[str, str], timeout: float = 900) -> float:
     return elapsed
 
 
+def wait_until_gone(url: str, timeout: float = 120) -> None:
+    """Until ``url`` stops answering (refused, reset or silent)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=1)
+        try:
+            conn.request("GET", parts.path)
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            return
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    raise SystemExit(f"{url} still answers {timeout:g} s after the release was uninstalled")
+
+
 def step_seconds(stderr: str, *prefixes: str) -> float:
     """The sum of the (N.Ns) durations of the ✓ lines starting with ``prefixes``."""
     total = 0.0
@@ -215,6 +235,10 @@ def main() -> int:
         deploys, deploy_steps = [], []
         for _ in range(max(1, args.runs // 2)):
             timed([*helm, "uninstall", "registry", "--namespace", "pallet", "--wait"], env)
+            # `helm uninstall --wait` returns before the registry pod has drained and
+            # kube-proxy has dropped its NodePort: until then /v2/ still answers, and `up`
+            # rightly finds nothing to do. The release is missing once /v2/ is gone.
+            wait_until_gone(f"http://127.0.0.1:{env['PALLET_DEV_REGISTRY_PORT']}/v2/")
             deploys.append(timed([*pallet_dev, "up"], env))
             deploy_steps.append(
                 step_seconds(LAST_STDERR[0], "Installing chart", "Waiting for the registry at")
