@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from pallet_dev.agents.loop import ChangeQueue, ContextMap, describe_cycle
 
 
@@ -68,6 +70,28 @@ def test_edits_during_a_build_make_exactly_one_next_build_of_the_newest_state() 
     built.append(files["packer"])
     assert built == ["v1", "v4"], "stale states v2 and v3 were never built"
     assert queue.take() is None
+
+
+def test_the_waiter_wakes_when_the_quiet_period_ends_not_at_the_next_poll() -> None:
+    clock = FakeClock()
+    queue = ChangeQueue(quiet=0.2, max_wait=1.0, clock=clock)
+    assert queue.next_wake(poll=0.5) == 0.5, "nothing pending: just the poll"
+    queue.add(["planner"])
+    clock.now += 0.15
+    assert queue.next_wake(poll=0.5) == pytest.approx(0.05)
+    for _ in range(8):  # a stream of writes: max_wait after the first one bounds it
+        queue.add(["planner"])
+        clock.now += 0.1
+    assert queue.next_wake(poll=0.5) == pytest.approx(0.05)
+    clock.now += 1.0
+    assert queue.next_wake(poll=0.5) == 0.001, "overdue: at once"
+
+
+def test_a_batch_is_taken_by_a_waiter_once_ready() -> None:
+    queue = ChangeQueue(quiet=0.01)
+    queue.add(["packer"])
+    batch = queue.wait(threading.Event())
+    assert batch is not None and batch.agents == {"packer"}
 
 
 def test_wait_returns_none_once_stopped() -> None:

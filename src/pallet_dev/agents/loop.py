@@ -35,9 +35,10 @@ class Batch:
 @dataclass
 class ChangeQueue:
     # editors save in bursts of a few ms (temp file, rename), and the watcher already
-    # groups events 10 ms apart: 0.05 s more of quiet groups a save, and every 0.01 s
-    # here is 0.01 s of each cycle
-    quiet: float = 0.05
+    # groups events 10 ms apart: 0.02 s more of quiet groups a save, and every 0.01 s
+    # here is 0.01 s of each cycle (a burst cut short only costs one more cycle: the
+    # newest state is built next)
+    quiet: float = 0.02
     max_wait: float = 2.0
     clock: Callable[[], float] = time.monotonic
     _pending: set[str] = field(default_factory=set)
@@ -73,15 +74,24 @@ class ChangeQueue:
             self._pending, self._first, self._last = set(), None, None
             return batch
 
-    def wait(self, stop: threading.Event, poll: float = 0.02) -> Batch | None:
+    def wait(self, stop: threading.Event, poll: float = 0.1) -> Batch | None:
         """Block until a batch is ready (None once ``stop`` is set)."""
         while not stop.is_set():
             batch = self.take()
             if batch is not None:
                 return batch
             with self._cond:
-                self._cond.wait(timeout=poll)
+                self._cond.wait(timeout=self.next_wake(poll))
         return None
+
+    def next_wake(self, poll: float) -> float:
+        """Seconds until the pending batch turns ready (at most ``poll``: a new event or
+        a stop wakes the waiter anyway)."""
+        if not self._pending or self._first is None or self._last is None:
+            return poll
+        now = self.clock()
+        due = min(self._last + self.quiet, self._first + self.max_wait)
+        return max(0.001, min(poll, due - now))
 
 
 class ContextMap:
