@@ -1,10 +1,10 @@
-"""Small real HTTP servers on 127.0.0.1 for probe tests: registry-like, wrong, silent."""
+"""Small real HTTP servers on 127.0.0.1 for probe tests: registry-like, wrong, silent, closing."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,12 +72,11 @@ def registry_server(status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 @contextmanager
-def silent_server() -> Iterator[str]:
-    """Accepts connections and never answers."""
+def _accepting_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that gives every connection it accepts to ``handle``."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    accepted: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -85,9 +84,9 @@ def silent_server() -> Iterator[str]:
         while not stop.is_set():
             try:
                 conn, _ = sock.accept()
-                accepted.append(conn)
             except OSError:
                 continue
+            handle(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -96,6 +95,28 @@ def silent_server() -> Iterator[str]:
     finally:
         stop.set()
         thread.join(timeout=1)
+        sock.close()
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    accepted: list[socket.socket] = []
+    try:
+        with _accepting_server(accepted.append) as url:
+            yield url
+    finally:
         for conn in accepted:
             conn.close()
-        sock.close()
+
+
+@contextmanager
+def closing_server() -> Iterator[str]:
+    """Accepts a connection, reads the request and closes it: no HTTP answer at all."""
+
+    def close(conn: socket.socket) -> None:
+        conn.recv(1024)
+        conn.close()
+
+    with _accepting_server(close) as url:
+        yield url

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pallet_dev.probe import MAX_BODY, HttpError, http_get
-from tests.support.http_servers import free_port
+from tests.support.http_servers import closing_server, free_port
 
 SEEN: list[dict[str, str]] = []
 
@@ -75,34 +74,6 @@ def test_head_and_delete_read_no_body_and_a_big_body_is_cut() -> None:
         assert http_get(f"{url}/x", 2.0, method="DELETE")[0] == 200
         assert len(http_get(f"{url}/big", 2.0)[2]) == MAX_BODY
     assert [s["method"] for s in SEEN] == ["HEAD", "DELETE", "GET"]
-
-
-@contextmanager
-def closing_server() -> Iterator[str]:
-    """Accepts and closes at once: no HTTP answer at all."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        sock.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            conn.recv(1024)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(2)
-        sock.close()
 
 
 @pytest.mark.parametrize(
