@@ -117,7 +117,17 @@ def start_tls_upstream(name: str, certs: Path, network: str | None = None) -> Tl
     ]  # fmt: skip
     if network:
         argv += ["--network", network, "--ip", ip]
-    docker(*argv, TEST_IMAGE)
+    try:
+        docker(*argv, TEST_IMAGE)
+    except subprocess.CalledProcessError as exc:
+        docker("rm", "--force", name, check=False)
+        if "user configured subnets" in (exc.stderr or ""):
+            raise AssertionError(
+                f"Docker refuses a fixed address on the {network} network (its IPv4 subnet "
+                "was not given when it was made): with no kind cluster running, run `bash "
+                "tests/e2e/kind-node/ensure-kind-network.sh` (.ci/run does)."
+            ) from exc
+        raise
     upstream = TlsUpstream(name, _host_port(name), ca_file, ip)
     wait_answering(f"{upstream.url}/v2/", verify=str(ca_file))
     return upstream
