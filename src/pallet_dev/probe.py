@@ -94,26 +94,18 @@ def _no_httpx_cli() -> None:
     raise SystemExit("httpx's command line is not part of pallet-dev")
 
 
-_clients: dict[bool, httpx.Client] = {}
-_clients_lock = threading.Lock()
+_https_client: list[httpx.Client] = []
+_https_lock = threading.Lock()
 
 
-def _client(https: bool) -> httpx.Client:
-    """One shared client per scheme (httpx clients are thread-safe).
-
-    Plain HTTP gets a bare SSL context: loading the CA bundle costs ~30 ms and a plain
-    connection never uses it. HTTPS verifies against the system's CAs.
-    """
-    with _clients_lock:
-        client = _clients.get(https)
-        if client is None:
-            import ssl
-
+def _client() -> httpx.Client:
+    """The one shared HTTPS client (httpx clients are thread-safe), verifying against the
+    system's CAs; plain HTTP never comes here (:func:`_plain_http`)."""
+    with _https_lock:
+        if not _https_client:
             httpx = load_httpx()
-            verify: Any = True if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            client = httpx.Client(verify=verify, trust_env=False, follow_redirects=False)
-            _clients[https] = client
-        return client
+            _https_client.append(httpx.Client(verify=True, trust_env=False, follow_redirects=False))
+        return _https_client[0]
 
 
 def http_error(exc: BaseException, url: str, timeout: float) -> HttpError:
@@ -165,7 +157,7 @@ def http_get(
         return _plain_http(url, timeout, method, sent)
     httpx = load_httpx()
     try:
-        client = _client(url[:6].lower() == "https:")
+        client = _client()
         with client.stream(method, url, headers=sent, timeout=httpx.Timeout(timeout)) as answer:
             body = b""
             if method != "HEAD":
