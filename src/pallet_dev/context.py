@@ -36,6 +36,10 @@ class AppContext:
     _log: EventLog | None = None
     _runner: Runner | None = None
     config_path: Path | None = None  # the config file the settings came from, if any
+    # settings already loaded in this run, by the overrides given (None values left out)
+    _loaded: dict[tuple[tuple[tuple[str, ...], Any], ...], Settings] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def log(self) -> EventLog:
@@ -62,7 +66,11 @@ class AppContext:
         """The validated settings (settings.load_settings: cached, or validated and stored)."""
         from pallet_dev.settings import load_settings
 
+        given = tuple(sorted((k, v) for k, v in (overrides or {}).items() if v is not None))
+        if given in self._loaded:  # a fast path loaded them already (bypass.py)
+            return self._loaded[given]
         settings, cached = load_settings(self.config_file, self.paths, overrides=overrides)
+        self._loaded[given] = settings
         self.config_path = settings.config_file
         file = str(settings.config_file) if settings.config_file else None
         self.log.write("config", file=file, name=settings.name, cached=cached)

@@ -36,6 +36,11 @@ class Paths:
     def log_file(self) -> Path:
         return self.log_dir / "pallet-dev.log"
 
+    def docker_builder_memo(self) -> Path:
+        """Whether this host's `docker build` has BuildKit, as last asked (Docker.legacy_builder);
+        in a folder, so no environment's files can take its name."""
+        return self.state_dir / "host" / "docker-builder.json"
+
 
 def default_paths() -> Paths:
     home = os.environ.get("PALLET_DEV_HOME", "").strip()

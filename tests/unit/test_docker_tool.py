@@ -93,3 +93,33 @@ def test_container_info_tolerates_sparse_inspect_output() -> None:
     info = ContainerInfo.from_inspect({"Id": "abc", "Name": "/x"})
     assert info.name == "x" and info.status == "unknown" and info.ports == ()
     assert not info.running
+
+
+def test_the_builder_answer_is_kept_until_docker_or_its_plugins_change(
+    fake_docker: FakeDocker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`docker buildx version` is asked once; the answer is kept under the docker binary's
+    and the plugin folders' modification times, and asked again when one changes."""
+    asked = tmp_path / "asked"
+    config = tmp_path / "docker-config"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    fake_docker(f'echo x >> {asked}\n[ "$1" = buildx ] && [ -e {tmp_path}/has-buildx ]')
+    memo = tmp_path / "state" / "host" / "docker-builder.json"
+    docker = Docker(Runner())
+
+    def answers() -> tuple[bool, int]:
+        legacy = docker.legacy_builder(memo)
+        return legacy, len(asked.read_text().splitlines()) if asked.exists() else 0
+
+    assert answers() == (True, 1), "no buildx plugin: the legacy builder"
+    assert answers() == (True, 1), "kept: not asked again"
+    (config / "cli-plugins").mkdir(parents=True)  # a plugin folder appears
+    (tmp_path / "has-buildx").touch()
+    assert answers() == (False, 2), "asked again after the plugin folders changed"
+    assert answers() == (False, 2)
+    memo.write_text("{not json")
+    assert answers() == (False, 3), "an unreadable memo is asked again"
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+    assert answers() == (True, 3), "DOCKER_BUILDKIT=0 is the legacy builder, without asking"
+    assert docker.legacy_builder(None) is True

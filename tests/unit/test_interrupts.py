@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,3 +140,56 @@ def test_a_signal_during_concurrent_steps_stops_every_threads_tool(
     assert not runner_module._running, "a tool outlived the interruption"
     assert not after.exists(), "a thread started a tool after the interruption"
     runner.run([sys.executable, "-c", "pass"], timeout=60)  # the next run starts tools again
+
+
+def test_a_signal_during_parallel_agent_builds_stops_every_build(
+    handler: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` builds agents in threads: a SIGTERM (or Ctrl-C) in the main thread stops every
+    build at once instead of waiting for them to end, and nothing is pushed."""
+    from pallet_dev import runner as runner_module
+    from pallet_dev.agents import images as images_module
+    from pallet_dev.config import load_config
+    from pallet_dev.output import Steps
+    from pallet_dev.settings import from_config
+
+    bin_dir, pushed = tmp_path / "bin", tmp_path / "pushed"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, time\n"
+        "if sys.argv[1] == 'build':\n    time.sleep(30)\n"
+        f"if sys.argv[1] == 'push':\n    open({str(pushed)!r}, 'w')\n"
+    )
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
+    monkeypatch.setattr(images_module.os, "cpu_count", lambda: 2)
+    for name in ("planner", "tracker"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "pallet-dev.yaml").write_text(
+        "name: env1\nagents:\n"
+        "  - {name: planner, build: {context: planner}}\n"
+        "  - {name: tracker, build: {context: tracker}}\n"
+    )
+    config = from_config(load_config(cwd=tmp_path, environ={})[0])
+    builder = images_module.AgentImages(
+        "env1",
+        config.agents,
+        Runner(),
+        registry_url="http://127.0.0.1:9",
+        registry_host="localhost:9",
+    )
+
+    def signal_once_both_build() -> None:
+        while len(runner_module._running) < 2:
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=signal_once_both_build, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        builder.ensure(time.monotonic() + 120, Steps(io.StringIO(), quiet=True))
+    assert not runner_module._running, "a build outlived the interruption"
+    assert not pushed.exists(), "an image was pushed after the interruption"

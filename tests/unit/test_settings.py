@@ -67,3 +67,17 @@ def test_a_build_folder_removed_since_is_reported_as_on_first_load(project: Path
     (project / "agents" / "planner" / "Dockerfile").unlink()
     with pytest.raises(ConfigError, match="has no Dockerfile"):
         load_settings(None, paths, cwd=project, environ={})
+
+
+def test_one_run_loads_the_settings_once_per_set_of_overrides(project: Path) -> None:
+    """The `up` fast path and `up` itself ask for the same settings: read once per run."""
+    from pallet_dev.context import AppContext
+
+    ctx = AppContext(config_file=project / "pallet-dev.yaml", paths=paths_in(project))
+    first = ctx.load_settings()
+    assert ctx.load_settings(overrides={("backend",): None, ("registry", "port"): None}) is first
+    other = ctx.load_settings(overrides={("registry", "port"): 5003})
+    assert other.registry.port == 5003 and first.registry.port == 5000
+    assert ctx.load_settings(overrides={("registry", "port"): 5003}) is other
+    loads = [line for line in ctx.paths.log_file().read_text().splitlines() if '"config"' in line]
+    assert len(loads) == 2, loads

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from pallet_dev.settings import AgentSettings
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
 from pallet_dev.output import Steps
 from pallet_dev.probe import manifest_digest
-from pallet_dev.runner import Runner
+from pallet_dev.runner import Runner, stopping_all_tools
 from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
 
 CAP_BUILD = 1800.0
@@ -76,6 +76,7 @@ class AgentImages:
         registry_host: str,
         registry_login: str | None = None,
         legacy_builder: bool | None = None,
+        builder_memo: Path | None = None,
     ) -> None:
         self.env_name = env_name
         self.agents = list(agents)
@@ -86,6 +87,8 @@ class AgentImages:
         self.registry_login = registry_login
         # whether `docker build` lacks BuildKit, when a caller already asked (`dev`)
         self._legacy: bool | None = legacy_builder
+        # where the answer is kept between runs (Docker.legacy_builder)
+        self._builder_memo = builder_memo
         self._lock = threading.Lock()
 
     def labels(self, agent: str) -> dict[str, str]:
@@ -109,10 +112,10 @@ class AgentImages:
         )
 
     def legacy_builder(self, docker: Docker) -> bool:
-        """True without the buildx plugin (asked once, only when something is built)."""
+        """True without BuildKit (asked once, only when something is built)."""
         with self._lock:
             if self._legacy is None:
-                self._legacy = not docker.has_buildx()
+                self._legacy = docker.legacy_builder(self._builder_memo)
             return self._legacy
 
     @property
@@ -181,15 +184,21 @@ class AgentImages:
                     except (OperationFailed, CommandFailed) as build_error:
                         outcomes.append(build_error)
             else:
-                with ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="pallet-build"
-                ) as pool:
+                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build")
+                try:
                     futures = [
                         pool.submit(self._ensure_one, a, deadline, live) for a in self.agents
                     ]
-                    for future in futures:
-                        error = future.exception()
-                        outcomes.append(error if error is not None else future.result())
+                    wait(futures)
+                except BaseException:
+                    # Ctrl-C or SIGTERM: the builds and pushes stop now, not when they end
+                    with stopping_all_tools():
+                        pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                pool.shutdown(wait=True)
+                for future in futures:
+                    error = future.exception()
+                    outcomes.append(error if error is not None else future.result())
         finally:
             live.clear()  # whatever happened (Ctrl-C included): the display goes, the cursor back
         images: list[AgentImage] = []

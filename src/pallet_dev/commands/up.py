@@ -346,6 +346,7 @@ def agent_images(
         registry_host=target.registry_host,
         registry_login=target.login,
         legacy_builder=legacy_builder,
+        builder_memo=ctx.paths.docker_builder_memo(),
     )
 
 

@@ -6,8 +6,10 @@ Only ``--format '{{json .}}'`` / ``inspect`` JSON is parsed, never table columns
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pallet_dev.errors import CommandFailed, DaemonUnavailable, OperationFailed, PalletError
@@ -44,6 +46,24 @@ class ImageMissing(Exception):
     def __init__(self, image: str) -> None:
         super().__init__(image)
         self.image = image
+
+
+def _builder_key(docker_path: str, environ: Mapping[str, str]) -> str:
+    """What `docker buildx version`'s answer depends on, as modification times: the docker
+    binary, its config (extra plugin folders) and the folders the CLI loads plugins from."""
+    config_dir = Path(environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    watched = [docker_path, str(config_dir / "config.json"), str(config_dir / "cli-plugins")]
+    watched += [f"/usr/{where}/docker/cli-plugins" for where in _PLUGIN_ROOTS]
+    seen = []
+    for path in watched:
+        try:
+            seen.append(f"{path}:{os.stat(path).st_mtime_ns}")
+        except OSError:
+            seen.append(f"{path}:-")
+    return "\n".join(seen)
+
+
+_PLUGIN_ROOTS = ("local/lib", "local/libexec", "lib", "libexec")
 
 
 def _not_found(exc: CommandFailed) -> bool:
@@ -327,6 +347,32 @@ class Docker:
         except CommandFailed:
             return False
         return True
+
+    def legacy_builder(self, memo: Path | None = None) -> bool:
+        """Whether `docker build` runs the legacy builder: DOCKER_BUILDKIT=0, or no buildx
+        plugin. :meth:`has_buildx`'s answer is kept in ``memo`` under what it depends on
+        (the docker binary and the CLI plugin folders, by modification time), so later
+        runs ask only after one of those changed. A stale answer still builds: the
+        legacy builder takes BuildKit's flags, and BuildKit the legacy ones."""
+        environ = {**os.environ, **self.runner.extra_env}
+        if environ.get("DOCKER_BUILDKIT", "").strip().lower() in ("0", "false"):
+            return True
+        key = _builder_key(self.runner.which("docker"), environ) if memo else ""
+        if memo is not None:
+            try:
+                kept = json.loads(memo.read_text())
+                if kept.get("key") == key and isinstance(kept.get("legacy"), bool):
+                    return bool(kept["legacy"])
+            except (OSError, ValueError, AttributeError):
+                pass  # not there or unreadable: ask
+        legacy = not self.has_buildx()
+        if memo is not None:
+            try:
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                memo.write_text(json.dumps({"key": key, "legacy": legacy}))
+            except OSError:
+                pass  # asked again next time
+        return legacy
 
     def build(
         self, argv: list[str], *, timeout: float, on_output: Any = None, env: Any = None
