@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,29 @@ def test_the_example_agents_hash_apart() -> None:
 def example_config() -> Settings:
     config, path = load_config(EXAMPLES / "pallet-dev.yaml", environ={})
     return from_config(config, path)
+
+
+def test_a_hash_the_caller_computed_is_not_computed_again(tmp_path: Path) -> None:
+    """`dev` hashes every watched agent to find the changed ones; the build reuses that."""
+    from pallet_dev.agents.images import AgentImages
+
+    agent_tree(tmp_path, "planner")
+    (tmp_path / "pallet-dev.yaml").write_text(
+        config_text("  - name: planner\n    build: {context: agents/planner}\n")
+    )
+    agent = from_config(load_config(cwd=tmp_path, environ={})[0]).agents[0]
+    fresh = AgentImages("env1", [agent], FakeToolsRunner(), registry_url="", registry_host="")
+    assert fresh.content_tag(agent) == build_hash(tmp_path / "agents" / "planner", "Dockerfile")
+    given = AgentImages(
+        "env1",
+        [agent],
+        FakeToolsRunner(),
+        registry_url="",
+        registry_host="",
+        tags={"planner": "t1"},
+    )
+    shutil.rmtree(tmp_path / "agents")  # nothing left to read
+    assert given.content_tag(agent) == "t1"
 
 
 def images_for(config: Settings) -> list[AgentImage]:

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +77,7 @@ class AgentImages:
         registry_login: str | None = None,
         legacy_builder: bool | None = None,
         builder_memo: Path | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.env_name = env_name
         self.agents = list(agents)
@@ -89,6 +90,8 @@ class AgentImages:
         self._legacy: bool | None = legacy_builder
         # where the answer is kept between runs (Docker.legacy_builder)
         self._builder_memo = builder_memo
+        # content hashes a caller computed already, by agent (`dev` hashes to find changes)
+        self._tags = dict(tags or {})
         self._lock = threading.Lock()
 
     def labels(self, agent: str) -> dict[str, str]:
@@ -125,6 +128,8 @@ class AgentImages:
 
     def content_tag(self, agent: AgentSettings) -> str:
         assert agent.build is not None
+        if agent.name in self._tags:
+            return self._tags[agent.name]
         return build_hash(
             Path(agent.build.context),
             agent.build.dockerfile,

@@ -94,16 +94,19 @@ class DevSession:
         detect = round(started - batch.first_event, 3)
         builder = agent_images(self.ctx, self.chosen, agents)
         try:
-            todo = [a for a in agents if builder.content_tag(a) != self.images[a.name].tag]
+            tags = {a.name: builder.content_tag(a) for a in agents}
         except OSError as exc:  # a file vanished mid-save: the next event retries
             for agent in agents:
                 self._failed(agent.name, started, detect, "hash", f"cannot read its files: {exc}")
             return
+        todo = [a for a in agents if tags[a.name] != self.images[a.name].tag]
         if not todo:
             return
         deadline = started + self.cycle_timeout
         with self.ctx.env_lock(self.config.name):
-            builder = agent_images(self.ctx, self.chosen, todo, legacy_builder=self.legacy_builder)
+            builder = agent_images(
+                self.ctx, self.chosen, todo, legacy_builder=self.legacy_builder, tags=tags
+            )
             try:
                 built = builder.ensure(deadline, self.quiet)
             except PalletError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -334,6 +334,7 @@ def agent_images(
     agents: Sequence[AgentSettings],
     *,
     legacy_builder: bool | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> AgentImages:
     from pallet_dev.agents.images import AgentImages
 
@@ -347,6 +348,7 @@ def agent_images(
         registry_login=target.login,
         legacy_builder=legacy_builder,
         builder_memo=ctx.paths.docker_builder_memo(),
+        tags=tags,
     )
 
 
