@@ -7,7 +7,6 @@ reads and exits the same whichever way a command ran.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,6 +65,8 @@ def report_crash(exc: Exception, *, debug: bool, log_file: Path | None) -> int:
     Its own exit code (not 1) lets a script tell a bug from a failed operation.
     """
     if debug:
+        import traceback
+
         traceback.print_exc()
     detail = str(exc).rstrip(".")
     print(
@@ -91,6 +92,8 @@ def run_guarded(
         return EXIT_INTERRUPTED
     except PalletError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         return report_error(exc, log_file())
     except BrokenPipeError:

@@ -156,7 +156,7 @@ def test_plain_http_imports_neither_httpx_nor_http_client() -> None:
         f"    http_get('http://127.0.0.1:{free_port()}/v2/', 1.0)\n"
         "except HttpError:\n"
         "    pass\n"
-        "print(sorted({'httpx', 'http.client', 'ssl'} & set(sys.modules)))\n"
+        "print(sorted({'httpx', 'http.client', 'ssl', 'encodings.idna'} & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

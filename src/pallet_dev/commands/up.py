@@ -177,16 +177,18 @@ def _recorded_up(
     set_overrides: Sequence[str],
 ) -> dict[str, Any] | None:
     """The last `up`'s record when its local half holds for ``backend`` (no subprocess)."""
-    from pallet_dev.backends import kind_record
     from pallet_dev.backends.table import KIND
-    from pallet_dev.chart.inputs import find_chart_dir
     from pallet_dev.context import UP_RECORD
+
+    if backend != KIND.name:  # the only backend that keeps a record
+        return None
+    from pallet_dev.backends import kind_record
+    from pallet_dev.chart.inputs import find_chart_dir
 
     active = ctx.active(config.name) or {}
     record = active.get(UP_RECORD)
     if (
         active.get("backend") != backend
-        or backend != KIND.name  # the only backend that keeps a record
         or active.get("endpoint") != config.registry_url
         or not isinstance(record, dict)
         or KIND.missing(ctx.runner, check_daemon=False)
@@ -206,7 +208,6 @@ def _registry_as_last_up(
     """With agents to converge: the cluster and registry as the last `up` verified them
     (its record holds: the same checks as an unchanged `up`), so only the agents change;
     None when the backend's whole `up` must run. Under the environment's lock."""
-    from pallet_dev.backends import kind_record
     from pallet_dev.errors import PalletError
 
     config = chosen.config
@@ -214,7 +215,11 @@ def _registry_as_last_up(
         return None
     try:
         record = _recorded_up(ctx, config, chosen.name, options.values_files, options.set_overrides)
-        if record is None or not kind_record.verify(ctx.runner, config, record):
+        if record is None:
+            return None
+        from pallet_dev.backends import kind_record
+
+        if not kind_record.verify(ctx.runner, config, record):
             return None
         chosen.as_last_up(options, record)
     except PalletError:
