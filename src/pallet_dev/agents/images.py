@@ -7,6 +7,11 @@ many as there are cores) and `docker push` moves only the layers the registry
 lacks. For an agent with a ready ``image``, the host's copy (pulled when missing)
 is pushed under a tag made from its image ID. Either way the backends deploy by the
 digest the registry reports, never by a moving tag.
+
+`up` starts that work early (:meth:`AgentImages.start_ahead`): while it still checks
+the registry, each built agent is hashed, its tag asked of the registry when it already
+answers, and built when missing. Nothing is pushed before :meth:`AgentImages.ensure`,
+which runs once the registry is verified and does whatever the early start could not.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,13 @@ from typing import Any
 from pallet_dev.agents.context_hash import HASH_LENGTH, build_hash
 from pallet_dev.backends.base import PlanStep
 from pallet_dev.settings import AgentSettings
-from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, ReadinessTimeout
+from pallet_dev.errors import (
+    CommandFailed,
+    CommandTimeout,
+    OperationFailed,
+    PalletError,
+    ReadinessTimeout,
+)
 from pallet_dev.output import Steps
 from pallet_dev.probe import manifest_digest
 from pallet_dev.runner import Runner, stopping_all_tools
@@ -63,6 +74,16 @@ def repository_for(env_name: str, agent: str) -> str:
     return f"{env_name}/{agent}"
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """What the early start found or did for one built agent (nothing pushed)."""
+
+    tag: str
+    digest: str | None = None  # the registry has the tag already
+    build_seconds: float | None = None  # built ahead, in this many seconds
+    error: BaseException | None = None  # the build failed: ensure reports it
+
+
 class AgentImages:
     """Builds and pushes the images of a set of agents for one environment."""
 
@@ -92,7 +113,15 @@ class AgentImages:
         self._builder_memo = builder_memo
         # content hashes a caller computed already, by agent (`dev` hashes to find changes)
         self._tags = dict(tags or {})
+        self._ahead: dict[str, Future[_Ahead | None]] = {}
+        self._build_slots = threading.BoundedSemaphore(1)
+        self._relay = _Relay()
         self._lock = threading.Lock()
+
+    @property
+    def target(self) -> tuple[str, str, str, str | None]:
+        """Where the images go: folder, registry URL, push host, login."""
+        return (self.env_name, self.registry_url, self.registry_host, self.registry_login)
 
     def labels(self, agent: str) -> dict[str, str]:
         # no environment name: the same build inputs make the same image (and digest)
@@ -172,13 +201,71 @@ class AgentImages:
             )
         return steps
 
+    # --- the early start ----------------------------------------------------------------
+    def start_ahead(self, deadline: float) -> None:
+        """Begin each built agent's image in the background while the caller still checks
+        the registry: hash, ask the registry for the tag (when it already answers), build
+        when it lacks it. Nothing is pushed and nothing is printed; :meth:`ensure` takes
+        the results (and reports a failed build), :meth:`cancel_ahead` stops the rest."""
+        built = [agent for agent in self.agents if agent.build is not None]
+        if not built or self._ahead:
+            return
+        # every agent asks the registry at once; as many builds run as in ensure
+        self._build_slots = threading.BoundedSemaphore(self._workers(len(built)))
+        pool = ThreadPoolExecutor(len(built), thread_name_prefix="pallet-ahead")
+        self._ahead = {agent.name: pool.submit(self._prepare, agent, deadline) for agent in built}
+        pool.shutdown(wait=False)
+
+    def cancel_ahead(self) -> None:
+        """Stop what :meth:`start_ahead` still runs (the caller failed before :meth:`ensure`);
+        an image already built stays on this host, unpushed."""
+        futures, self._ahead = list(self._ahead.values()), {}
+        if all(future.done() for future in futures):
+            return
+        with stopping_all_tools():
+            wait(futures)
+
+    def _prepare(self, agent: AgentSettings, deadline: float) -> _Ahead | None:
+        """One agent's early start; None when :meth:`ensure` must do it all (the registry
+        does not answer yet, a file cannot be read)."""
+        try:
+            tag = self.content_tag(agent)
+            repository = repository_for(self.env_name, agent.name)
+            digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
+        except (OSError, PalletError):
+            return None  # ensure asks again once the registry is verified, and says why
+        if digest is not None:
+            return _Ahead(tag, digest=digest)
+        with self._build_slots:
+            started = time.monotonic()
+            try:
+                docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
+                tagged = f"{self.registry_host}/{repository}:{tag}"
+                self._run_build(docker, agent, tagged, deadline)
+            except Exception as exc:  # noqa: BLE001 - ensure raises it in its own thread
+                return _Ahead(tag, error=exc)
+            return _Ahead(tag, build_seconds=time.monotonic() - started)
+
+    def _take_ahead(self, agent: str) -> _Ahead | None:
+        future = self._ahead.get(agent)
+        if future is None:
+            return None
+        found = future.result()  # kept until then: an interruption while waiting cancels it
+        self._ahead.pop(agent, None)
+        return found
+
+    @staticmethod
+    def _workers(count: int) -> int:
+        return max(1, min(count, os.cpu_count() or 2))
+
     # --- build and push ------------------------------------------------------------------
     def ensure(self, deadline: float, steps: Steps) -> list[AgentImage]:
         """Every agent's image in the registry; builds run in parallel."""
         if not self.agents:
             return []
         live = _live_display(steps, [agent.name for agent in self.agents])
-        workers = max(1, min(len(self.agents), os.cpu_count() or 2))
+        self._relay.attach(live)
+        workers = self._workers(len(self.agents))
         outcomes: list[AgentImage | BaseException] = []
         try:
             if workers == 1:
@@ -204,7 +291,11 @@ class AgentImages:
                 for future in futures:
                     error = future.exception()
                     outcomes.append(error if error is not None else future.result())
+        except BaseException:
+            self.cancel_ahead()
+            raise
         finally:
+            self._relay.detach()
             live.clear()  # whatever happened (Ctrl-C included): the display goes, the cursor back
         images: list[AgentImage] = []
         failure: BaseException | None = None
@@ -229,22 +320,35 @@ class AgentImages:
     def _ensure_one(self, agent: AgentSettings, deadline: float, live: _LiveLine) -> AgentImage:
         started = time.monotonic()
         repository = repository_for(self.env_name, agent.name)
+        ahead = self._take_ahead(agent.name)
         docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
-        if agent.build is not None:
+        if ahead is not None:
+            tag = ahead.tag
+        elif agent.build is not None:
             tag = self.content_tag(agent)
         else:
             assert agent.image is not None
             tag = self._ready_image_tag(docker, agent, deadline)
         tagged = f"{self.registry_host}/{repository}:{tag}"
-        digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
-        if digest is not None:
-            return AgentImage(agent.name, self.registry_host, repository, tag, digest, False)
-        if agent.build is not None:
-            self._build(docker, agent, tagged, deadline, live)
+        if ahead is not None and ahead.error is not None:
+            raise self._build_failure(agent, ahead.error, live)
+        if ahead is not None and ahead.build_seconds is not None:
+            build_seconds = ahead.build_seconds
         else:
-            assert agent.image is not None
-            docker.tag(agent.image, tagged)
-        built_at = time.monotonic()
+            digest = ahead.digest if ahead is not None else None
+            if digest is None:
+                digest = manifest_digest(
+                    self.registry_url, repository, tag, login=self.registry_login
+                )
+            if digest is not None:
+                return AgentImage(agent.name, self.registry_host, repository, tag, digest, False)
+            if agent.build is not None:
+                self._build(docker, agent, tagged, deadline, live)
+            else:
+                assert agent.image is not None
+                docker.tag(agent.image, tagged)
+            build_seconds = time.monotonic() - started
+        pushing = time.monotonic()
         live.show(agent.name, "pushing to the local registry")
         try:
             reported = docker.push(
@@ -267,7 +371,7 @@ class AgentImages:
                 f"The registry does not list {tagged} right after the push.",
                 hint="See the registry's logs; retry `pallet-dev up`.",
             )
-        done = time.monotonic()
+        pushed = time.monotonic() - pushing
         return AgentImage(
             agent.name,
             self.registry_host,
@@ -275,22 +379,47 @@ class AgentImages:
             tag,
             digest,
             True,
-            done - started,
-            built_at - started,
-            done - built_at,
+            build_seconds + pushed,
+            build_seconds,
+            pushed,
         )
 
     def _build(
         self, docker: Docker, agent: AgentSettings, tagged: str, deadline: float, live: _LiveLine
     ) -> None:
-        argv = self.build_argv(agent, tagged, legacy=self.legacy_builder(docker))
         try:
-            docker.build(
-                argv,
-                timeout=_left(deadline, CAP_BUILD, agent.name),
-                on_output=lambda line: live.show(agent.name, line),
+            self._run_build(docker, agent, tagged, deadline, live)
+        except (CommandFailed, CommandTimeout) as exc:
+            raise self._build_failure(agent, exc, live) from exc
+
+    def _run_build(
+        self,
+        docker: Docker,
+        agent: AgentSettings,
+        tagged: str,
+        deadline: float,
+        live: _LiveLine | None = None,
+    ) -> None:
+        """`docker build`, its lines to ``live`` (by default to the display :meth:`ensure`
+        attaches, kept until then)."""
+        shown = live or self._relay
+        argv = self.build_argv(agent, tagged, legacy=self.legacy_builder(docker))
+        docker.build(
+            argv,
+            timeout=_left(deadline, CAP_BUILD, agent.name),
+            on_output=lambda line: shown.show(agent.name, line),
+        )
+
+    def _build_failure(
+        self, agent: AgentSettings, exc: BaseException, live: _LiveLine
+    ) -> BaseException:
+        """The error to raise for a failed build, its output printed first."""
+        if isinstance(exc, CommandTimeout):
+            return ReadinessTimeout(
+                f"Building agent '{agent.name}' did not finish within {exc.timeout:g} s.",
+                hint="Retry with a larger --timeout.",
             )
-        except CommandFailed as exc:
+        if isinstance(exc, CommandFailed):
             live.clear()
             lines = exc.stdout.rstrip().splitlines()
             tail = "\n".join(lines[-FAILED_OUTPUT_LINES:])
@@ -300,17 +429,13 @@ class AgentImages:
                 print(f"({cut} earlier lines left out)", file=sys.stderr)
             print(tail, file=sys.stderr)
             print("--- end of build output ---", file=sys.stderr, flush=True)
-            raise OperationFailed(
+            return OperationFailed(
                 f"Building agent '{agent.name}' failed (docker build exited with code "
                 f"{exc.returncode}); nothing was deployed.",
                 hint=f"Fix the Dockerfile or sources of '{agent.name}' (the build output is "
                 "above); the running version keeps serving.",
-            ) from exc
-        except CommandTimeout as exc:
-            raise ReadinessTimeout(
-                f"Building agent '{agent.name}' did not finish within {exc.timeout:g} s.",
-                hint="Retry with a larger --timeout.",
-            ) from exc
+            )
+        return exc  # the deadline passed first, an interruption: raised as it is
 
     def _ready_image_tag(self, docker: Docker, agent: AgentSettings, deadline: float) -> str:
         assert agent.image is not None
@@ -368,6 +493,32 @@ class _RichLive(_LiveLine):
 
     def clear(self) -> None:
         self.progress.clear()
+
+
+class _Relay(_LiveLine):
+    """Build lines of the early start: held (the last of each agent) until :meth:`ensure`
+    attaches its display, then shown there."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: _LiveLine | None = None
+        self._last: dict[str, str] = {}
+
+    def show(self, agent: str, line: str) -> None:
+        with self._lock:
+            self._last[agent] = line
+            if self._target is not None:
+                self._target.show(agent, line)
+
+    def attach(self, target: _LiveLine) -> None:
+        with self._lock:
+            self._target = target
+            for agent, line in self._last.items():
+                target.show(agent, line)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._target = None
 
 
 def _live_display(steps: Steps, agents: list[str]) -> _LiveLine:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.config_sources import UP_TIMEOUT_SECONDS
+from pallet_dev.config_sources import UP_TIMEOUT_SECONDS, registry_push_host
 from pallet_dev.errors import CommandFailed
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
@@ -96,6 +96,15 @@ class ImageTarget:
     registry_host: str
     folder: str
     login: str | None = None  # base64 user:password when reading needs a login (a team's)
+
+
+def own_image_target(config: Settings) -> ImageTarget:
+    """Where the agents' images go on a backend that runs the environment's own registry
+    (every one but a shared cluster): known from the config alone."""
+    registry = config.registry
+    return ImageTarget(
+        config.registry_url, registry_push_host(registry.bind_address, registry.port), config.name
+    )
 
 
 @dataclass(frozen=True)
@@ -309,14 +318,7 @@ class Backend(abc.ABC):
 
     def agent_image_target(self) -> ImageTarget:
         """The environment's own registry, images under ``<env>/``."""
-        from pallet_dev.config_sources import registry_push_host
-
-        registry = self.config.registry
-        return ImageTarget(
-            self.endpoint,
-            registry_push_host(registry.bind_address, registry.port),
-            self.config.name,
-        )
+        return own_image_target(self.config)
 
     @abc.abstractmethod
     def plan_agents(self, deployments: list[AgentDeployment], options: UpOptions) -> list[PlanStep]:

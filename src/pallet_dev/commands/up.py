@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions, UpResult
+from pallet_dev.backends.base import Backend, ImageTarget, Plan, PlanStep, UpOptions, UpResult
 from pallet_dev.backends.table import select_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, UsageError
@@ -69,6 +69,42 @@ def run_up(
         values_files=chart_values_files(ctx, config.chart.values, values_files),
         set_overrides=tuple(config.chart.set) + tuple(set_overrides),
     )
+    ahead = None if dry_run else start_images_ahead(ctx, config, options)
+    try:
+        return _run_up(
+            ctx, config, options, ahead, prefer_docker=prefer_docker, dry_run=dry_run,
+            as_json=as_json,
+        )  # fmt: skip
+    except BaseException:
+        if ahead is not None:
+            ahead.cancel_ahead()
+        raise
+
+
+def start_images_ahead(ctx: AppContext, config: Settings, options: UpOptions) -> AgentImages | None:
+    """The agents' images begun at once, while the backend loads and checks the registry:
+    on every backend but a shared cluster their registry is known from the config alone."""
+    from pallet_dev.backends.base import own_image_target
+    from pallet_dev.backends.table import CLUSTER
+
+    if options.recreate or config.backend == CLUSTER.name or not config.agents:
+        return None
+    target = own_image_target(config)
+    images = agent_images_for(ctx, target, config.agents)
+    images.start_ahead(time.monotonic() + options.timeout)
+    return images
+
+
+def _run_up(
+    ctx: AppContext,
+    config: Settings,
+    options: UpOptions,
+    ahead: AgentImages | None,
+    *,
+    prefer_docker: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
     selection = select_backend(
         config, ctx.runner, ctx.paths, prefer_docker=prefer_docker, dry_run=dry_run
     )
@@ -90,15 +126,21 @@ def run_up(
         else:
             print(render_plan(plan))
         return 0
-    return bring_up(ctx, chosen, options, steps, as_json=as_json)
+    return bring_up(ctx, chosen, options, steps, as_json=as_json, ahead=ahead)
 
 
 def bring_up(
-    ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps, *, as_json: bool
+    ctx: AppContext,
+    chosen: Backend,
+    options: UpOptions,
+    steps: Steps,
+    *,
+    as_json: bool,
+    ahead: AgentImages | None = None,
 ) -> int:
     """Converge ``chosen`` under the environment's lock and print where the registry is."""
     announce(chosen.config, chosen.name, steps)
-    result, agents, images = converge(ctx, chosen, options, steps)
+    result, agents, images = converge(ctx, chosen, options, steps, ahead=ahead)
     return report(result, agents, images, as_json=as_json)
 
 
@@ -247,9 +289,15 @@ def report_unchanged(ctx: AppContext, config: Settings, *, as_json: bool) -> int
 
 
 def converge(
-    ctx: AppContext, chosen: Backend, options: UpOptions, steps: Steps
+    ctx: AppContext,
+    chosen: Backend,
+    options: UpOptions,
+    steps: Steps,
+    *,
+    ahead: AgentImages | None = None,
 ) -> tuple[UpResult, AgentsState | None, list[AgentImage]]:
-    """The registry, then the agents, under the environment's lock; recorded for `health`."""
+    """The registry, then the agents, under the environment's lock; recorded for `health`.
+    ``ahead``: the agents' images as :func:`start_images_ahead` began them."""
     config = chosen.config
     deadline = time.monotonic() + options.timeout
     agents: AgentsState | None = None
@@ -266,7 +314,7 @@ def converge(
             result = kept
         warn_outside_contexts(ctx, configured, steps)
         if configured or previous:
-            agents, images = converge_agents(ctx, chosen, configured, deadline, steps)
+            agents, images = converge_agents(ctx, chosen, configured, deadline, steps, ahead=ahead)
         ctx.record_active(
             config.name,
             chosen.name,
@@ -341,9 +389,21 @@ def agent_images(
     legacy_builder: bool | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> AgentImages:
+    return agent_images_for(
+        ctx, chosen.agent_image_target(), agents, legacy_builder=legacy_builder, tags=tags
+    )
+
+
+def agent_images_for(
+    ctx: AppContext,
+    target: ImageTarget,
+    agents: Sequence[AgentSettings],
+    *,
+    legacy_builder: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> AgentImages:
     from pallet_dev.agents.images import AgentImages
 
-    target = chosen.agent_image_target()
     return AgentImages(
         target.folder,
         agents,
@@ -391,12 +451,19 @@ def converge_agents(
     agents: Sequence[AgentSettings],
     deadline: float,
     steps: Steps,
+    *,
+    ahead: AgentImages | None = None,
 ) -> tuple[AgentsState, list[AgentImage]]:
     """Build what changed, push it, deploy every agent by digest and wait for its health."""
     from pallet_dev.agents.spec import deployments
 
     chosen.look_ahead_agents()
-    images = agent_images(ctx, chosen, agents).ensure(deadline, steps)
+    builder = agent_images(ctx, chosen, agents)
+    if ahead is not None and (ahead.target, ahead.agents) == (builder.target, builder.agents):
+        builder = ahead  # what it started is for this backend's registry: go on with it
+    elif ahead is not None:
+        ahead.cancel_ahead()
+    images = builder.ensure(deadline, steps)
     planned = deployments(
         agents,
         images,

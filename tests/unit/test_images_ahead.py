@@ -1,0 +1,183 @@
+"""`up` starts the agents' images before the registry is verified: what it may do early
+(hash, ask, build) and what waits for `ensure` (push, reports), against a fake `docker`
+on PATH that records its calls."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pallet_dev import runner as runner_module
+from pallet_dev.agents import images as images_module
+from pallet_dev.agents.images import AgentImages
+from pallet_dev.config import load_config
+from pallet_dev.errors import OperationFailed
+from pallet_dev.output import Steps
+from pallet_dev.runner import Runner
+from pallet_dev.settings import from_config
+
+Make = Callable[[str], AgentImages]
+
+
+@pytest.fixture
+def make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Make:
+    """An AgentImages for agent 'planner' whose `docker` runs ``build_script`` for a build
+    (every call is appended to tmp_path/calls)."""
+
+    def build(build_script: str) -> AgentImages:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        docker = bin_dir / "docker"
+        docker.write_text(
+            "#!/bin/sh\n"
+            f'echo "$1" >> {tmp_path / "calls"}\n'
+            'case "$1" in\n'
+            f"  build) {build_script} ;;\n"
+            "  push) echo 'x: digest: sha256:" + "b" * 64 + " size: 1' ;;\n"
+            "esac\n"
+        )
+        docker.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("DOCKER_BUILDKIT", "0")  # no `docker buildx version` call
+        (tmp_path / "planner").mkdir(exist_ok=True)
+        (tmp_path / "planner" / "Dockerfile").write_text("FROM scratch\n")
+        (tmp_path / "pallet-dev.yaml").write_text(
+            "name: env1\nagents:\n  - {name: planner, build: {context: planner}}\n"
+        )
+        config = from_config(load_config(cwd=tmp_path, environ={})[0])
+        return AgentImages(
+            "env1",
+            config.agents,
+            Runner(),
+            registry_url="http://127.0.0.1:9",
+            registry_host="localhost:9",
+        )
+
+    return build
+
+
+def calls(tmp_path: Path) -> list[str]:
+    path = tmp_path / "calls"
+    return path.read_text().split() if path.exists() else []
+
+
+def settle(images: AgentImages) -> None:
+    for future in list(images._ahead.values()):
+        future.result(timeout=30)
+
+
+def ensure(images: AgentImages) -> list[images_module.AgentImage]:
+    return images.ensure(time.monotonic() + 60, Steps(io.StringIO(), quiet=True))
+
+
+def test_a_registry_that_does_not_answer_yet_builds_nothing_early(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry may be down (after `down`) and hold the image: only once `up` has
+    it answering does the manifest check decide, and then ensure builds."""
+    answering = threading.Event()
+
+    def digest(*args: object, **kwargs: object) -> str | None:
+        if not answering.is_set():
+            raise OperationFailed("The registry at http://127.0.0.1:9 did not answer.")
+        return None
+
+    monkeypatch.setattr(images_module, "manifest_digest", digest)
+    images = make("true")
+    images.start_ahead(time.monotonic() + 60)
+    settle(images)
+    assert calls(tmp_path) == [], "built before the registry could say it has the image"
+    answering.set()
+    (built,) = ensure(images)
+    assert built.built and calls(tmp_path) == ["build", "push"]
+
+
+def test_an_image_the_registry_has_is_asked_for_once(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    def digest(registry: str, repository: str, tag: str, **kwargs: object) -> str:
+        asked.append(tag)
+        return "sha256:" + "a" * 64
+
+    monkeypatch.setattr(images_module, "manifest_digest", digest)
+    images = make("exit 1")
+    images.start_ahead(time.monotonic() + 60)
+    (found,) = ensure(images)
+    assert not found.built and found.digest == "sha256:" + "a" * 64
+    assert len(asked) == 1 and calls(tmp_path) == []
+
+
+def test_an_early_build_is_pushed_only_by_ensure(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
+    images = make("echo step 1/1")
+    images.start_ahead(time.monotonic() + 60)
+    settle(images)
+    assert calls(tmp_path) == ["build"], "pushed before the registry was verified"
+    (built,) = ensure(images)
+    assert built.built and built.digest == "sha256:" + "b" * 64
+    assert calls(tmp_path) == ["build", "push"], "built twice"
+
+
+def test_a_failed_early_build_is_reported_by_ensure_and_nothing_is_pushed(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
+    images = make("echo 'step 2/3: no such file: main.go'; exit 1")
+    images.start_ahead(time.monotonic() + 60)
+    settle(images)
+    assert capsys.readouterr().err == "", "the early start printed before `up` reached the agents"
+    with pytest.raises(OperationFailed, match="Building agent 'planner' failed"):
+        ensure(images)
+    assert "step 2/3: no such file: main.go" in capsys.readouterr().err
+    assert calls(tmp_path) == ["build"]
+
+
+def test_cancelling_stops_an_early_build(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` failed before the agents (e.g. the registry's port is taken): the build stops."""
+    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
+    images = make("sleep 30")
+    images.start_ahead(time.monotonic() + 60)
+    while not runner_module._running:
+        time.sleep(0.01)
+    images.cancel_ahead()
+    assert not runner_module._running, "the build outlived the cancel"
+    assert not images._ahead
+    runner_module.Runner().run([sys.executable, "-c", "pass"])  # tools start again
+
+
+def test_up_starts_early_only_on_its_own_registry_and_not_to_recreate(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared cluster's registry (and login) is known only once its backend loads; with
+    --recreate the registry is about to be replaced: neither starts early."""
+    from dataclasses import replace
+
+    from pallet_dev.backends.base import UpOptions
+    from pallet_dev.commands.up import start_images_ahead
+    from pallet_dev.context import AppContext
+    from pallet_dev.paths import Paths
+
+    make("true")
+    config = from_config(load_config(cwd=tmp_path, environ={})[0])
+    ctx = AppContext(paths=Paths(tmp_path / "data", tmp_path / "state", tmp_path / "logs"))
+    started: list[tuple[str, ...]] = []
+    monkeypatch.setattr(AgentImages, "start_ahead", lambda self, _: started.append(self.target))
+    assert start_images_ahead(ctx, config, UpOptions()) is not None
+    assert started == [("env1", config.registry_url, f"localhost:{config.registry.port}", None)]
+    assert start_images_ahead(ctx, replace(config, backend="cluster"), UpOptions()) is None
+    assert start_images_ahead(ctx, config, UpOptions(recreate=True)) is None
+    assert start_images_ahead(ctx, replace(config, agents=()), UpOptions()) is None
+    assert len(started) == 1
