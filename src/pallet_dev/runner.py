@@ -16,14 +16,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pallet_dev.errors import CommandFailed, CommandTimeout, Interrupted, ToolNotFound
 from pallet_dev.eventlog import NULL_LOG, EventLog
 from pallet_dev.interrupts import Held
 from pallet_dev.versions import KIND_INSTALL
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+T = TypeVar("T")
 
 INSTALL_HINTS: dict[str, str] = {
     "docker": "Install Docker (https://docs.docker.com/get-docker/) and start it.",
@@ -79,6 +84,31 @@ def stopping_all_tools() -> Iterator[None]:
         done.set()
         stopper.join()
         _refusing.clear()
+
+
+def wait_in_threads(
+    tasks: Sequence[Callable[[], T]],
+    *,
+    workers: int,
+    name: str,
+    while_waiting: AbstractContextManager[Any] | None = None,
+) -> list[Future[T]]:
+    """Run ``tasks`` in up to ``workers`` threads and wait for all (inside
+    ``while_waiting``); their futures, in order. On Ctrl-C or SIGTERM in the calling
+    thread, the tools the others run stop now, not when they end, and it is raised."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        futures = [pool.submit(task) for task in tasks]
+        with while_waiting or nullcontext():
+            wait(futures)
+    except BaseException:
+        with stopping_all_tools():
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return futures
 
 
 @dataclass(frozen=True)

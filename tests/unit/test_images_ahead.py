@@ -68,6 +68,19 @@ def calls(tmp_path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def started_early(
+    make: Make,
+    monkeypatch: pytest.MonkeyPatch,
+    build_script: str,
+    digest: Callable[..., str | None] = lambda *a, **k: None,
+) -> AgentImages:
+    """The images of 'planner' after start_ahead, the registry answering with ``digest``."""
+    monkeypatch.setattr(images_module, "manifest_digest", digest)
+    images = make(build_script)
+    images.start_ahead(time.monotonic() + 60)
+    return images
+
+
 def settle(images: AgentImages) -> None:
     for future in list(images._ahead.values()):
         future.result(timeout=30)
@@ -89,9 +102,7 @@ def test_a_registry_that_does_not_answer_yet_builds_nothing_early(
             raise OperationFailed("The registry at http://127.0.0.1:9 did not answer.")
         return None
 
-    monkeypatch.setattr(images_module, "manifest_digest", digest)
-    images = make("true")
-    images.start_ahead(time.monotonic() + 60)
+    images = started_early(make, monkeypatch, "true", digest)
     settle(images)
     assert calls(tmp_path) == [], "built before the registry could say it has the image"
     answering.set()
@@ -108,10 +119,7 @@ def test_an_image_the_registry_has_is_asked_for_once(
         asked.append(tag)
         return "sha256:" + "a" * 64
 
-    monkeypatch.setattr(images_module, "manifest_digest", digest)
-    images = make("exit 1")
-    images.start_ahead(time.monotonic() + 60)
-    (found,) = ensure(images)
+    (found,) = ensure(started_early(make, monkeypatch, "exit 1", digest))
     assert not found.built and found.digest == "sha256:" + "a" * 64
     assert len(asked) == 1 and calls(tmp_path) == []
 
@@ -119,9 +127,7 @@ def test_an_image_the_registry_has_is_asked_for_once(
 def test_an_early_build_is_pushed_only_by_ensure(
     make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
-    images = make("echo step 1/1")
-    images.start_ahead(time.monotonic() + 60)
+    images = started_early(make, monkeypatch, "echo step 1/1")
     settle(images)
     assert calls(tmp_path) == ["build"], "pushed before the registry was verified"
     (built,) = ensure(images)
@@ -132,9 +138,7 @@ def test_an_early_build_is_pushed_only_by_ensure(
 def test_a_failed_early_build_is_reported_by_ensure_and_nothing_is_pushed(
     make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
-    images = make("echo 'step 2/3: no such file: main.go'; exit 1")
-    images.start_ahead(time.monotonic() + 60)
+    images = started_early(make, monkeypatch, "echo 'step 2/3: no such file: main.go'; exit 1")
     settle(images)
     assert capsys.readouterr().err == "", "the early start printed before `up` reached the agents"
     with pytest.raises(OperationFailed, match="Building agent 'planner' failed"):
@@ -147,9 +151,7 @@ def test_cancelling_stops_an_early_build(
     make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`up` failed before the agents (e.g. the registry's port is taken): the build stops."""
-    monkeypatch.setattr(images_module, "manifest_digest", lambda *a, **k: None)
-    images = make("sleep 30")
-    images.start_ahead(time.monotonic() + 60)
+    images = started_early(make, monkeypatch, "sleep 30")
     while not runner_module._running:
         time.sleep(0.01)
     images.cancel_ahead()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from pallet_dev.errors import (
 )
 from pallet_dev.output import Steps
 from pallet_dev.probe import manifest_digest
-from pallet_dev.runner import Runner, stopping_all_tools
+from pallet_dev.runner import Runner, stopping_all_tools, wait_in_threads
 from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
 
 CAP_BUILD = 1800.0
@@ -276,18 +277,11 @@ class AgentImages:
                     except (OperationFailed, CommandFailed) as build_error:
                         outcomes.append(build_error)
             else:
-                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-build")
-                try:
-                    futures = [
-                        pool.submit(self._ensure_one, a, deadline, live) for a in self.agents
-                    ]
-                    wait(futures)
-                except BaseException:
-                    # Ctrl-C or SIGTERM: the builds and pushes stop now, not when they end
-                    with stopping_all_tools():
-                        pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-                pool.shutdown(wait=True)
+                futures = wait_in_threads(
+                    [partial(self._ensure_one, a, deadline, live) for a in self.agents],
+                    workers=workers,
+                    name="pallet-build",
+                )
                 for future in futures:
                     error = future.exception()
                     outcomes.append(error if error is not None else future.result())

@@ -147,27 +147,22 @@ def _run_at_once(
     raised, named like any other step; a :class:`StepWarning` only marks its line ✗.
     """
 
-    from concurrent.futures import ThreadPoolExecutor, wait
+    from pallet_dev.runner import wait_in_threads
 
-    def timed(step: Step[S]) -> tuple[StepWarning | None, float]:
-        started = time.monotonic()
-        return step.run(state), time.monotonic() - started
+    def timed(step: Step[S]) -> Callable[[], tuple[StepWarning | None, float]]:
+        def run() -> tuple[StepWarning | None, float]:
+            started = time.monotonic()
+            return step.run(state), time.monotonic() - started
+
+        return run
 
     ui = state.ui
-    workers = max(1, min(max_parallel, len(group)))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pallet-dev")
-    try:
-        futures = [pool.submit(timed, step) for step in group]
-        with ui.running([step.name for step in group]):
-            wait(futures)
-    except BaseException:
-        # Ctrl-C or SIGTERM: the other threads' tools stop now, not at their timeouts
-        from pallet_dev.runner import stopping_all_tools
-
-        with stopping_all_tools():
-            pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    futures = wait_in_threads(
+        [timed(step) for step in group],
+        workers=max(1, min(max_parallel, len(group))),
+        name="pallet-dev",
+        while_waiting=ui.running([step.name for step in group]),
+    )
     failure: tuple[str, BaseException] | None = None
     for step, future in zip(group, futures):
         exc = future.exception()
