@@ -1,6 +1,6 @@
 """Speed and footprint of the agents (the three example agents), against issue budgets.
 
-    python benchmarks/bench_agents.py [--backend docker|kind|both] [--runs 5]
+    python benchmarks/bench_agents.py [--backend docker|kind|both] [--runs 5] [--pairs 5]
 
 For each backend it copies examples/pallet into a temporary folder, brings up a throw-away
 environment ``pdtest-agents-<random>`` on a free port (PALLET_DEV_HOME and KUBECONFIG in
@@ -11,7 +11,8 @@ the temporary folder), and measures, side by side in one run:
 * a one-line change to one agent, `up` until the new version answers, against the same
   steps run by hand: `docker build` + `docker push` + (docker) `docker rm -f` + `docker
   run`, (kind) `kubectl set image` + `kubectl rollout status`, then polling the new
-  version: ratio <= 1.15;
+  version, ``--pairs`` times each, alternating: ratio of the medians <= 1.15. Every change
+  writes new text (a text built before would make both sides cached builds);
 * memory of node (kind) + registry + 3 agents from `docker stats`: < 1 GiB.
 
 A report, not a test: exit code 0, and 0 with a reason when the machine cannot run it.
@@ -107,7 +108,7 @@ def memory_mib(names: list[str]) -> float:
     return total
 
 
-def bench(backend: str, runs: int) -> list[str]:
+def bench(backend: str, runs: int, pairs_of_runs: int) -> list[str]:
     tmp = Path(tempfile.mkdtemp(prefix="pallet-bench-agents-"))
     project = tmp / "pallet"
     shutil.copytree(EXAMPLES, project)
@@ -154,14 +155,17 @@ def bench(backend: str, runs: int) -> list[str]:
             run([*cli, "up"], env, project)  # pallet-dev's own containers again (not timed)
             doc = json.loads(run([*cli, "health", "--json"], env, project))
             packer[0] = {a["name"]: a["url"] for a in doc["agents"]}["packer"]
-            version_file.write_text(f"packer-bench-{n}\n")
+            # new content every time (a text built before would be a cached build)
+            text = f"packer-bench-{n}-{secrets.token_hex(4)}"
+            version_file.write_text(f"{text}\n")
             started = time.perf_counter()
             run([*cli, "up"], env, project)
-            wait_for(lambda: serves(f"packer-bench-{n}"))
+            wait_for(lambda: serves(text))
             return time.perf_counter() - started
 
         def by_hand(n: int) -> float:
-            version_file.write_text(f"packer-hand-{n}\n")
+            text = f"packer-hand-{n}-{secrets.token_hex(4)}"
+            version_file.write_text(f"{text}\n")
             tag = f"localhost:{port}/{name}/packer:hand-{n}"
             context = project / "agents" / "packer"
             started = time.perf_counter()
@@ -173,20 +177,21 @@ def bench(backend: str, runs: int) -> list[str]:
                 run(["docker", "run", "-d", "--name", container, "--network", name,
                      "-p", "127.0.0.1::8080", tag], env, project)  # fmt: skip
                 host = run(["docker", "port", container, "8080/tcp"], env, project).split()[0]
-                wait_for(lambda: f"packer-hand-{n}" in get(f"http://{host}/cgi-bin/version"))
+                wait_for(lambda: text in get(f"http://{host}/cgi-bin/version"))
             else:
                 run([*kubectl, "set", "image", "deployment/packer", f"packer={tag}"], env, project)
                 run([*kubectl, "rollout", "status", "deployment/packer", "--timeout=300s"],
                     env, project)  # fmt: skip
-                wait_for(lambda: serves(f"packer-hand-{n}"))
+                wait_for(lambda: serves(text))
             return time.perf_counter() - started
 
-        pairs = [(ours(n), by_hand(n)) for n in range(3)]
+        pairs = [(ours(n), by_hand(n)) for n in range(pairs_of_runs)]
         mine = statistics.median(p[0] for p in pairs)
         hand = statistics.median(p[1] for p in pairs)
         ratio = mine / hand
         lines.append(
-            f"  one-line change to serving: pallet-dev {mine:5.2f} s, by hand {hand:5.2f} s, "
+            f"  one-line change to serving ({pairs_of_runs} pairs): pallet-dev {mine:5.2f} s, "
+            f"by hand {hand:5.2f} s, "
             f"ratio {ratio:.2f}  budget {BUDGET_CHANGE_RATIO}  "
             f"{verdict(ratio, BUDGET_CHANGE_RATIO)}"
         )
@@ -210,6 +215,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["docker", "kind", "both"], default="docker")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=5, help="one-line changes, each side")
     args = parser.parse_args()
     if shutil.which("docker") is None:
         print("bench_agents: docker is not installed; nothing measured")
@@ -221,7 +227,7 @@ def main() -> int:
         if backend == "kind" and not all(shutil.which(t) for t in ("kind", "helm", "kubectl")):
             print("[kind] skipped: kind, helm or kubectl is not installed")
             continue
-        print("\n".join(bench(backend, args.runs)), flush=True)
+        print("\n".join(bench(backend, args.runs, args.pairs)), flush=True)
     return 0
 
 

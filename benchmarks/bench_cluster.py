@@ -68,7 +68,9 @@ def measure(project: Path, env: dict[str, str], runs: int, edits: int) -> dict[s
         dev.next("watching", timeout=900)
         for n in range(edits):
             started = time.perf_counter()
-            (project / "agents" / "packer" / "VERSION").write_text(f"packer-bench-{n}\n")
+            # new content every time (a text built before would be a cached build)
+            text = f"packer-bench-{n}-{secrets.token_hex(4)}"
+            (project / "agents" / "packer" / "VERSION").write_text(f"{text}\n")
             cycle = dev.next("cycle", timeout=600)
             if not cycle["ok"]:
                 raise SystemExit(f"dev cycle failed: {cycle}")

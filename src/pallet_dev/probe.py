@@ -458,7 +458,12 @@ def registry_authorization(
 
 
 def manifest_digest(
-    registry_url: str, repository: str, reference: str, *, login: str | None = None
+    registry_url: str,
+    repository: str,
+    reference: str,
+    *,
+    login: str | None = None,
+    timeout: float = 10.0,
 ) -> str | None:
     """The digest the registry serves for ``repository:reference`` (None when absent).
 
@@ -466,17 +471,19 @@ def manifest_digest(
     url = f"{registry_url}/v2/{repository}/manifests/{reference}"
     sent = {"Accept": MANIFEST_TYPES}
     try:
-        status, headers, _ = http_get(url, 10.0, method="HEAD", headers=sent)
+        status, headers, _ = http_get(url, timeout, method="HEAD", headers=sent)
         if status == 401 and login:
             scope = f"repository:{repository}:pull"
-            answer = registry_authorization(headers.get("www-authenticate", ""), scope, login, 10.0)
+            answer = registry_authorization(
+                headers.get("www-authenticate", ""), scope, login, timeout
+            )
             if isinstance(answer, str):
                 raise OperationFailed(
                     f"The registry at {registry_url} refused to read {repository} with your "
                     f"Docker login ({answer}).",
                     hint=f"Run `docker login {registry_url.split('://', 1)[-1]}` again.",
                 )
-            status, headers, _ = http_get(url, 10.0, method="HEAD", headers={**sent, **answer})
+            status, headers, _ = http_get(url, timeout, method="HEAD", headers={**sent, **answer})
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc
         raise OperationFailed(

@@ -44,6 +44,9 @@ from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
 
 CAP_BUILD = 1800.0
 CAP_PUSH = 600.0
+# the early start's manifest check: a local registry answers in milliseconds, and any
+# doubt leaves the check to ensure (with its own, longer timeout)
+AHEAD_ASK_TIMEOUT = 1.0
 # a failed build's output is shown in full, up to this many (last) lines
 FAILED_OUTPUT_LINES = 1000
 
@@ -114,7 +117,7 @@ class AgentImages:
         self._builder_memo = builder_memo
         # content hashes a caller computed already, by agent (`dev` hashes to find changes)
         self._tags = dict(tags or {})
-        self._ahead: dict[str, Future[_Ahead | None]] = {}
+        self._ahead: dict[str, Future[_Ahead]] = {}
         self._build_slots = threading.BoundedSemaphore(1)
         self._relay = _Relay()
         self._lock = threading.Lock()
@@ -204,17 +207,39 @@ class AgentImages:
 
     # --- the early start ----------------------------------------------------------------
     def start_ahead(self, deadline: float) -> None:
-        """Begin each built agent's image in the background while the caller still checks
-        the registry: hash, ask the registry for the tag (when it already answers), build
-        when it lacks it. Nothing is pushed and nothing is printed; :meth:`ensure` takes
-        the results (and reports a failed build), :meth:`cancel_ahead` stops the rest."""
+        """Begin each built agent's image while the caller still loads the backend and
+        checks the registry: hash it and ask the registry for the tag here (a few ms, and
+        only when the registry already answers), then build what it lacks in the
+        background. Nothing is pushed and nothing is printed; :meth:`ensure` takes the
+        results (and reports a failed build), :meth:`cancel_ahead` stops the rest."""
         built = [agent for agent in self.agents if agent.build is not None]
         if not built or self._ahead:
             return
-        # every agent asks the registry at once; as many builds run as in ensure
-        self._build_slots = threading.BoundedSemaphore(self._workers(len(built)))
-        pool = ThreadPoolExecutor(len(built), thread_name_prefix="pallet-ahead")
-        self._ahead = {agent.name: pool.submit(self._prepare, agent, deadline) for agent in built}
+        missing: list[tuple[AgentSettings, str]] = []
+        for agent in built:
+            try:
+                tag = self.content_tag(agent)
+                digest = manifest_digest(
+                    self.registry_url,
+                    repository_for(self.env_name, agent.name),
+                    tag,
+                    login=self.registry_login,
+                    timeout=AHEAD_ASK_TIMEOUT,
+                )
+            except (OSError, PalletError):
+                break  # not answering yet (or a file is unreadable): ensure does the rest
+            if digest is None:
+                missing.append((agent, tag))
+            else:
+                self._ahead[agent.name] = _done(_Ahead(tag, digest=digest))
+        if not missing:
+            return
+        # in threads of their own: a GIL-bound hash or request here would wait behind the
+        # caller's imports, while a build's thread only waits on `docker build`
+        self._build_slots = threading.BoundedSemaphore(self._workers(len(missing)))
+        pool = ThreadPoolExecutor(len(missing), thread_name_prefix="pallet-ahead")
+        for agent, tag in missing:
+            self._ahead[agent.name] = pool.submit(self._build_ahead, agent, tag, deadline)
         pool.shutdown(wait=False)
 
     def cancel_ahead(self) -> None:
@@ -226,23 +251,13 @@ class AgentImages:
         with stopping_all_tools():
             wait(futures)
 
-    def _prepare(self, agent: AgentSettings, deadline: float) -> _Ahead | None:
-        """One agent's early start; None when :meth:`ensure` must do it all (the registry
-        does not answer yet, a file cannot be read)."""
-        try:
-            tag = self.content_tag(agent)
-            repository = repository_for(self.env_name, agent.name)
-            digest = manifest_digest(self.registry_url, repository, tag, login=self.registry_login)
-        except (OSError, PalletError):
-            return None  # ensure asks again once the registry is verified, and says why
-        if digest is not None:
-            return _Ahead(tag, digest=digest)
+    def _build_ahead(self, agent: AgentSettings, tag: str, deadline: float) -> _Ahead:
         with self._build_slots:
             started = time.monotonic()
             try:
                 docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
-                tagged = f"{self.registry_host}/{repository}:{tag}"
-                self._run_build(docker, agent, tagged, deadline)
+                repository = repository_for(self.env_name, agent.name)
+                self._run_build(docker, agent, f"{self.registry_host}/{repository}:{tag}", deadline)
             except Exception as exc:  # noqa: BLE001 - ensure raises it in its own thread
                 return _Ahead(tag, error=exc)
             return _Ahead(tag, build_seconds=time.monotonic() - started)
@@ -448,6 +463,12 @@ class AgentImages:
         if image_id is None:
             raise OperationFailed(f"Agent '{agent.name}': {agent.image} is missing after a pull.")
         return image_id.removeprefix("sha256:")[:HASH_LENGTH]
+
+
+def _done(found: _Ahead) -> Future[_Ahead]:
+    future: Future[_Ahead] = Future()
+    future.set_result(found)
+    return future
 
 
 def _left(deadline: float, cap: float, agent: str) -> float:
