@@ -357,21 +357,21 @@ class Docker:
         environ = {**os.environ, **self.runner.extra_env}
         if environ.get("DOCKER_BUILDKIT", "").strip().lower() in ("0", "false"):
             return True
-        key = _builder_key(self.runner.which("docker"), environ) if memo else ""
-        if memo is not None:
-            try:
-                kept = json.loads(memo.read_text())
-                if kept.get("key") == key and isinstance(kept.get("legacy"), bool):
-                    return bool(kept["legacy"])
-            except (OSError, ValueError, AttributeError):
-                pass  # not there or unreadable: ask
+        if memo is None:
+            return not self.has_buildx()
+        key = _builder_key(self.runner.which("docker"), environ)
+        try:
+            kept = json.loads(memo.read_text())
+            if kept.get("key") == key and isinstance(kept.get("legacy"), bool):
+                return bool(kept["legacy"])
+        except (OSError, ValueError, AttributeError):
+            pass  # not there or unreadable: ask
         legacy = not self.has_buildx()
-        if memo is not None:
-            try:
-                memo.parent.mkdir(parents=True, exist_ok=True)
-                memo.write_text(json.dumps({"key": key, "legacy": legacy}))
-            except OSError:
-                pass  # asked again next time
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps({"key": key, "legacy": legacy}))
+        except OSError:
+            pass  # asked again next time
         return legacy
 
     def build(
