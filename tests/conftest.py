@@ -44,6 +44,17 @@ def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _docker_cli_only_with_fakes(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pallet-dev reads containers from the Docker daemon's socket when it has one
+    (tools/docker_engine.py). A test with a fake docker CLI must not reach this host's
+    real daemon that way: only the tests marked for real components may."""
+    if not any(request.node.get_closest_marker(mark) for mark in ("docker", "kind", "kind_e2e")):
+        monkeypatch.setenv("PALLET_DEV_DOCKER_API", "0")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print what tests record with ``record_property``: "conformance" (the OCI suite's
     results) and "figure" (a measurement a real-component test makes on the way)."""

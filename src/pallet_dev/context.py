@@ -59,7 +59,7 @@ class AppContext:
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            self._runner = Runner(self.log)
+            self._runner = Runner(self.log, engine_api=True)
         return self._runner
 
     def load_settings(self, overrides: Overrides | None = None) -> Settings:

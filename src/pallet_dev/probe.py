@@ -212,20 +212,20 @@ def _plain_http(
         with socket.create_connection((address, port), timeout=timeout) as sock:
             sock.sendall(request)
             with sock.makefile("rb") as reader:
-                return _read_answer(reader, method)
+                return read_answer(reader, method)
     except TimeoutError:
         raise HttpError(url, f"timed out after {timeout:g} s") from None
     except ConnectionRefusedError:
         raise HttpError(url, "connection refused") from None
     except socket.gaierror as exc:
         raise HttpError(url, f"cannot resolve host ({exc.strerror})") from None
-    except (_NoAnswer, ConnectionResetError, BrokenPipeError):
+    except (NoAnswer, ConnectionResetError, BrokenPipeError):
         raise HttpError(url, "connection closed without a response") from None
     except (OSError, UnicodeError, ValueError) as exc:
         raise HttpError(url, f"cannot connect ({exc})") from None
 
 
-class _NoAnswer(Exception):
+class NoAnswer(Exception):
     """The server closed the connection or sent something that is not an HTTP answer."""
 
 
@@ -233,20 +233,20 @@ _MAX_LINE = 65536  # http.client's limits: a status or header line, the number o
 _MAX_HEADERS = 100
 
 
-def _read_answer(reader: Any, method: str) -> tuple[int, dict[str, str], bytes]:
+def read_answer(reader: Any, method: str) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names; repeated ones joined as httpx joins them) and body."""
     while True:
         line = reader.readline(_MAX_LINE + 1)
         version, _, rest = line.decode("latin-1").partition(" ")
         code = rest[:3]
         if len(line) > _MAX_LINE or not version.startswith("HTTP/") or not code.isdigit():
-            raise _NoAnswer()
+            raise NoAnswer()
         status = int(code)
         found: dict[str, str] = {}
         for _ in range(_MAX_HEADERS + 1):
             line = reader.readline(_MAX_LINE + 1)
             if len(line) > _MAX_LINE:
-                raise _NoAnswer()
+                raise NoAnswer()
             if line in (b"\r\n", b"\n", b""):
                 break
             key, sep, value = line.decode("latin-1").partition(":")
@@ -254,7 +254,7 @@ def _read_answer(reader: Any, method: str) -> tuple[int, dict[str, str], bytes]:
                 key, value = key.strip().lower(), value.strip()
                 found[key] = f"{found[key]}, {value}" if key in found else value
         else:
-            raise _NoAnswer()  # more headers than any server of ours sends
+            raise NoAnswer()  # more headers than any server of ours sends
         if not 100 <= status < 200 or status == 101:
             break  # an interim answer (100 Continue) is followed by the real one
     if method == "HEAD" or status in (101, 204, 304):
@@ -273,7 +273,7 @@ def _read_chunks(reader: Any) -> bytes:
         try:
             size = int(size_text, 16)
         except ValueError:
-            raise _NoAnswer() from None
+            raise NoAnswer() from None
         if size == 0:
             break
         chunk = reader.read(min(size, MAX_BODY - len(body)))

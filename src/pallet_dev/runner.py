@@ -127,9 +127,19 @@ class CommandResult:
 class Runner:
     """Runs external tools. Tests replace it with a fake at this seam."""
 
-    def __init__(self, log: EventLog = NULL_LOG, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log: EventLog = NULL_LOG,
+        *,
+        env: Mapping[str, str] | None = None,
+        engine_api: bool = False,
+    ) -> None:
         self.log = log
         self.extra_env = dict(env or {})
+        # the Docker Engine API's local socket for reads (tools/docker_engine.py): only
+        # the application's runner asks it; fakes and other runners keep to the CLI
+        self._engine: str | None = None
+        self._engine_unknown = engine_api
 
     def which(self, tool: str) -> str:
         path = shutil.which(tool)
@@ -139,6 +149,35 @@ class Runner:
 
     def has(self, tool: str) -> bool:
         return shutil.which(tool) is not None
+
+    def engine_get(
+        self, path: str, *, step: str, timeout: float = 10.0
+    ) -> tuple[int, bytes] | None:
+        """GET ``path`` from the Docker Engine API on the local socket the docker CLI would
+        use: the status and body, logged like a tool call. None when there is no such
+        socket or it failed (once failed, not asked again in this run): the caller then
+        runs the docker CLI."""
+        if _refusing.is_set():
+            raise Interrupted()
+        if self._engine_unknown:
+            from pallet_dev.tools.docker_engine import local_socket
+
+            self._engine = local_socket({**os.environ, **self.extra_env})
+            self._engine_unknown = False
+        if self._engine is None:
+            return None
+        from pallet_dev.tools.docker_engine import get
+
+        started = time.monotonic()
+        try:
+            status, body = get(self._engine, path, timeout)
+        except OSError as exc:
+            self._engine = None
+            self.log.write("api-failed", step=step, request=f"GET {path}", error=str(exc))
+            return None
+        duration = round(time.monotonic() - started, 4)
+        self.log.write("api", step=step, request=f"GET {path}", status=status, duration_s=duration)
+        return status, body
 
     def run(
         self,
@@ -152,6 +191,7 @@ class Runner:
         step: str = "",
         on_output: Callable[[str], None] | None = None,
         to_stdout: bool = False,
+        on_start: Callable[[], None] | None = None,
     ) -> CommandResult:
         """Run ``argv``; raise CommandFailed on non-zero exit when ``check``.
 
@@ -159,7 +199,7 @@ class Runner:
         long pulls) instead of capturing it; ``to_stdout`` sends it to our stdout
         (`logs`). ``on_output`` captures stdout and stderr together and hands each
         line to the callback as it comes (live build output), the whole text ending
-        up in the result's ``stdout``.
+        up in the result's ``stdout``. ``on_start`` is called once the tool has started.
         """
         if not argv:
             raise ValueError("empty argv")
@@ -174,6 +214,8 @@ class Runner:
                 reader.start()
                 with self._bounded(proc, argv, step, timeout):
                     held.release()
+                    if on_start is not None:
+                        on_start()
                     proc.wait(timeout=timeout)
             reader.join(5)
             return self._finish(proc, started, argv, step, "".join(lines), "", check)
@@ -188,6 +230,8 @@ class Runner:
             )
             with self._bounded(proc, argv, step, timeout):
                 held.release()
+                if on_start is not None:
+                    on_start()
                 stdout, stderr = proc.communicate(input=input, timeout=timeout)
         return self._finish(proc, started, argv, step, stdout or "", stderr or "", check)
 

@@ -108,7 +108,7 @@ def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
     docker_env: DockerEnv, tmp_path: Path, moment: str
 ) -> None:
     gated = GatedTool(tmp_path / "gated", "docker")
-    proc = pallet(docker_env, "up", extra={"PATH": gated.path()})
+    proc = pallet(docker_env, "up", extra=gated.env())
     seen, held = "", 0
     if moment == "docker run":
         held = gated.wait_for_call(proc)
@@ -157,7 +157,7 @@ def test_sigterm_during_down_never_loses_data(
     assert finish(pallet(docker_env, "up"))[0] == 0
     push_artifact(docker_env.host, "keep/during-down:1", os.urandom(2048), tmp_path / "p")
     gated = GatedTool(tmp_path / "gated", "docker", hold=held)
-    proc = pallet(docker_env, "down", extra={"PATH": gated.path()})
+    proc = pallet(docker_env, "down", extra=gated.env())
     pid = gated.wait_for_call(proc)
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc, timeout=30)
@@ -190,7 +190,7 @@ def test_docker_daemon_gone_before_and_during_up(docker_env: DockerEnv, tmp_path
 
         proxy.start()  # ... and goes away in the middle of `up`: while `docker run` is held
         gated = GatedTool(tmp_path / "gated", "docker", hold="run --detach")
-        proc = pallet(docker_env, "up", "--recreate", extra={**via_proxy, "PATH": gated.path()})
+        proc = pallet(docker_env, "up", "--recreate", extra={**via_proxy, **gated.env()})
         gated.wait_for_call(proc)
         proxy.stop()
         with pytest.raises(OSError):  # really gone: its socket refuses

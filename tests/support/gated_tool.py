@@ -46,6 +46,11 @@ class GatedTool:
         """PATH with this shim (and any other in its folder) first."""
         return f"{self.folder}{os.pathsep}{rest if rest is not None else os.environ['PATH']}"
 
+    def env(self) -> dict[str, str]:
+        """pallet-dev's environment for a run with this shim: its PATH, and every docker
+        read through the CLI too (not the daemon's socket), so a held read is reached."""
+        return {"PATH": self.path(), "PALLET_DEV_DOCKER_API": "0"}
+
     def wait_for_call(self, proc: subprocess.Popen[str], timeout: float = 120) -> int:
         """The pid of the held call, once pallet-dev has made it."""
         deadline = time.monotonic() + timeout

@@ -160,6 +160,21 @@ def test_cancelling_stops_an_early_build(
     runner_module.Runner().run([sys.executable, "-c", "pass"])  # tools start again
 
 
+def test_the_early_start_returns_once_its_build_runs(
+    make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's next imports would hold the GIL while the build's thread still prepares
+    `docker build`: start_ahead lets the build start first (waiting on the runner's
+    on_start, bounded by AHEAD_SPAWN_WAIT)."""
+    monkeypatch.setattr(images_module, "AHEAD_SPAWN_WAIT", 30.0)
+    images = started_early(make, monkeypatch, "sleep 30")
+    try:
+        assert runner_module._running, "start_ahead returned before `docker build` started"
+    finally:
+        images.cancel_ahead()
+    assert not runner_module._running
+
+
 def test_up_starts_early_only_on_its_own_registry_and_not_to_recreate(
     make: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -47,6 +46,9 @@ CAP_PUSH = 600.0
 # the early start's manifest check: a local registry answers in milliseconds, and any
 # doubt leaves the check to ensure (with its own, longer timeout)
 AHEAD_ASK_TIMEOUT = 1.0
+# how long the early start lets its builds' threads reach `docker build` before the
+# caller goes on (the bound of a wait on an event, not a delay)
+AHEAD_SPAWN_WAIT = 0.2
 # a failed build's output is shown in full, up to this many (last) lines
 FAILED_OUTPUT_LINES = 1000
 
@@ -117,7 +119,7 @@ class AgentImages:
         self._builder_memo = builder_memo
         # content hashes a caller computed already, by agent (`dev` hashes to find changes)
         self._tags = dict(tags or {})
-        self._ahead: dict[str, Future[_Ahead]] = {}
+        self._ahead: dict[str, _Pending] = {}
         self._build_slots = threading.BoundedSemaphore(1)
         self._relay = _Relay()
         self._lock = threading.Lock()
@@ -231,42 +233,66 @@ class AgentImages:
             if digest is None:
                 missing.append((agent, tag))
             else:
-                self._ahead[agent.name] = _done(_Ahead(tag, digest=digest))
+                self._ahead[agent.name] = _Pending(_Ahead(tag, digest=digest))
         if not missing:
             return
-        # in threads of their own: a GIL-bound hash or request here would wait behind the
-        # caller's imports, while a build's thread only waits on `docker build`
+        # the builds in threads of their own, which only wait on `docker build`
         self._build_slots = threading.BoundedSemaphore(self._workers(len(missing)))
-        pool = ThreadPoolExecutor(len(missing), thread_name_prefix="pallet-ahead")
+        spawned: list[threading.Event] = []
         for agent, tag in missing:
-            self._ahead[agent.name] = pool.submit(self._build_ahead, agent, tag, deadline)
-        pool.shutdown(wait=False)
+            pending = self._ahead[agent.name] = _Pending()
+            spawned.append(threading.Event())
+            threading.Thread(
+                target=self._build_ahead,
+                args=(agent, tag, deadline, pending, spawned[-1]),
+                name=f"pallet-ahead-{agent.name}",
+            ).start()
+        # the caller's next imports would hold the GIL while a build thread still prepares
+        # its `docker build`: let the builds that may start now start first (bounded)
+        until = time.monotonic() + AHEAD_SPAWN_WAIT
+        for event in spawned[: self._workers(len(missing))]:
+            event.wait(max(0.0, until - time.monotonic()))
 
     def cancel_ahead(self) -> None:
         """Stop what :meth:`start_ahead` still runs (the caller failed before :meth:`ensure`);
         an image already built stays on this host, unpushed."""
-        futures, self._ahead = list(self._ahead.values()), {}
-        if all(future.done() for future in futures):
+        pending, self._ahead = list(self._ahead.values()), {}
+        if all(found.done() for found in pending):
             return
         with stopping_all_tools():
-            wait(futures)
+            for found in pending:
+                found.result()
 
-    def _build_ahead(self, agent: AgentSettings, tag: str, deadline: float) -> _Ahead:
-        with self._build_slots:
-            started = time.monotonic()
-            try:
-                docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
-                repository = repository_for(self.env_name, agent.name)
-                self._run_build(docker, agent, f"{self.registry_host}/{repository}:{tag}", deadline)
-            except Exception as exc:  # noqa: BLE001 - ensure raises it in its own thread
-                return _Ahead(tag, error=exc)
-            return _Ahead(tag, build_seconds=time.monotonic() - started)
+    def _build_ahead(
+        self,
+        agent: AgentSettings,
+        tag: str,
+        deadline: float,
+        pending: _Pending,
+        spawned: threading.Event,
+    ) -> None:
+        found = _Ahead(tag, error=RuntimeError("the early build did not end"))
+        try:
+            with self._build_slots:
+                started = time.monotonic()
+                try:
+                    docker = Docker(self.runner, timeout=_left(deadline, 60.0, agent.name))
+                    repository = repository_for(self.env_name, agent.name)
+                    tagged = f"{self.registry_host}/{repository}:{tag}"
+                    self._run_build(docker, agent, tagged, deadline, on_start=spawned.set)
+                except Exception as exc:  # noqa: BLE001 - ensure raises it in its own thread
+                    found = _Ahead(tag, error=exc)
+                else:
+                    found = _Ahead(tag, build_seconds=time.monotonic() - started)
+        finally:
+            spawned.set()
+            pending.set(found)
 
     def _take_ahead(self, agent: str) -> _Ahead | None:
-        future = self._ahead.get(agent)
-        if future is None:
+        pending = self._ahead.get(agent)
+        if pending is None:
             return None
-        found = future.result()  # kept until then: an interruption while waiting cancels it
+        found = pending.result()  # kept until then: an interruption while waiting cancels it
         self._ahead.pop(agent, None)
         return found
 
@@ -408,6 +434,7 @@ class AgentImages:
         tagged: str,
         deadline: float,
         live: _LiveLine | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         """`docker build`, its lines to ``live`` (by default to the display :meth:`ensure`
         attaches, kept until then)."""
@@ -417,6 +444,7 @@ class AgentImages:
             argv,
             timeout=_left(deadline, CAP_BUILD, agent.name),
             on_output=lambda line: shown.show(agent.name, line),
+            on_start=on_start,
         )
 
     def _build_failure(
@@ -465,10 +493,26 @@ class AgentImages:
         return image_id.removeprefix("sha256:")[:HASH_LENGTH]
 
 
-def _done(found: _Ahead) -> Future[_Ahead]:
-    future: Future[_Ahead] = Future()
-    future.set_result(found)
-    return future
+class _Pending:
+    """One agent's early start, as its thread leaves it: :meth:`result` waits for it."""
+
+    def __init__(self, found: _Ahead | None = None) -> None:
+        self._found = found
+        self._ready = threading.Event()
+        if found is not None:
+            self._ready.set()
+
+    def set(self, found: _Ahead) -> None:
+        self._found = found
+        self._ready.set()
+
+    def done(self) -> bool:
+        return self._ready.is_set()
+
+    def result(self, timeout: float | None = None) -> _Ahead:
+        if not self._ready.wait(timeout) or self._found is None:
+            raise TimeoutError("the early start has not ended")
+        return self._found
 
 
 def _left(deadline: float, cap: float, agent: str) -> float:

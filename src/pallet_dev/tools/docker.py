@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pallet_dev.errors import CommandFailed, DaemonUnavailable, OperationFailed, PalletError
 from pallet_dev.runner import Runner, last_line, run_lenient
@@ -97,6 +98,38 @@ class Docker:
                 raise daemon from None
             raise
 
+    def _engine_json(self, path: str, *, step: str) -> Any:
+        """The Engine API's JSON answer to a read (runner.engine_get): None when the socket
+        is not used or failed, or did not answer 200 with JSON (the caller runs the CLI)."""
+        answer = self.runner.engine_get(path, step=step, timeout=min(self.timeout, 10.0))
+        if answer is None or answer[0] != 200:
+            return None
+        try:
+            return json.loads(answer[1])
+        except ValueError:
+            return None
+
+    def _engine_inspect(self, names: Sequence[str]) -> dict[str, ContainerInfo] | None:
+        """What `docker container inspect NAMES` finds, from the Engine API (a missing name
+        is a 404 there, as in the CLI, which asks the same endpoint); None: use the CLI."""
+        found: dict[str, ContainerInfo] = {}
+        for name in names:
+            answer = self.runner.engine_get(
+                f"/containers/{quote(name, safe='')}/json",
+                step="inspect containers",
+                timeout=min(self.timeout, 10.0),
+            )
+            if answer is None or answer[0] not in (200, 404):
+                return None
+            if answer[0] == 404:
+                continue
+            try:
+                info = ContainerInfo.from_inspect(json.loads(answer[1]))
+            except (ValueError, TypeError, AttributeError):
+                return None
+            found[info.name] = info
+        return found
+
     def ping(self) -> str:
         """The server version; DaemonUnavailable when the daemon cannot be reached."""
         out = self._run(
@@ -153,6 +186,9 @@ class Docker:
         return HostInfo.from_json(out)
 
     def inspect_container(self, name: str) -> ContainerInfo | None:
+        found = self._engine_inspect([name])
+        if found is not None:
+            return next(iter(found.values()), None)
         try:
             out = self._run(["docker", "container", "inspect", name], step="inspect container")
         except CommandFailed as exc:
@@ -375,11 +411,22 @@ class Docker:
         return legacy
 
     def build(
-        self, argv: list[str], *, timeout: float, on_output: Any = None, env: Any = None
+        self,
+        argv: list[str],
+        *,
+        timeout: float,
+        on_output: Any = None,
+        env: Any = None,
+        on_start: Callable[[], None] | None = None,
     ) -> str:
         """Run a build from :meth:`build_argv`; its whole output (stdout and stderr)."""
         return self.runner.run(
-            argv, timeout=timeout, step="docker build", on_output=on_output, env=env
+            argv,
+            timeout=timeout,
+            step="docker build",
+            on_output=on_output,
+            env=env,
+            on_start=on_start,
         ).stdout
 
     def tag(self, source: str, target: str) -> None:
@@ -420,11 +467,21 @@ class Docker:
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
         """Names of all containers (running or not) with these labels (and label ``key``)."""
+        wanted = [f"label={name}={value}" for name, value in sorted(labels.items())]
+        wanted += [f"label={key}"] if key else []
+        listed = self._engine_json(
+            "/containers/json?all=1&filters="
+            + quote(json.dumps({"label": [w[len("label=") :] for w in wanted]}), safe=""),
+            step="list containers",
+        )
+        if isinstance(listed, list):
+            # `--format {{json .Names}}` prints each name without its leading "/"; a name
+            # with a further "/" is a legacy link's alias, not a container of its own
+            own = (str(n)[1:] for item in listed for n in item.get("Names") or ())
+            return sorted(n for n in own if n and "/" not in n)
         argv = ["docker", "container", "ls", "--all", "--no-trunc", "--format", "{{json .Names}}"]
-        for name, value in sorted(labels.items()):
-            argv += ["--filter", f"label={name}={value}"]
-        if key:
-            argv += ["--filter", f"label={key}"]
+        for filter_ in wanted:
+            argv += ["--filter", filter_]
         out = self._run(argv, step="list containers")
         names: list[str] = []
         for line in out.splitlines():
@@ -436,6 +493,9 @@ class Docker:
         """Every named container that exists, in one call (missing names are left out)."""
         if not names:
             return {}
+        answered = self._engine_inspect(names)
+        if answered is not None:
+            return answered
         try:
             out = self._run(["docker", "container", "inspect", *names], step="inspect containers")
         except CommandFailed as exc:
