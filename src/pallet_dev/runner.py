@@ -216,7 +216,7 @@ class Runner:
                     held.release()
                     if on_start is not None:
                         on_start()
-                    proc.wait(timeout=timeout)
+                    _wait_for_output_end(proc, reader, argv, timeout)
             reader.join(5)
             return self._finish(proc, started, argv, step, "".join(lines), "", check)
         with Held() as held:  # a signal while the tool starts is raised once it is watched
@@ -307,6 +307,25 @@ class Runner:
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, result.stdout, result.stderr)
         return result
+
+
+def _wait_for_output_end(
+    proc: subprocess.Popen[str], reader: threading.Thread, argv: list[str], timeout: float
+) -> None:
+    """Wait for a tool whose output ``reader`` reads: until its output ends (it exited),
+    then for its exit status; TimeoutExpired after ``timeout``.
+
+    Not ``proc.wait(timeout)``: with a timeout it polls, sleeping up to 50 ms between
+    looks, so it noticed a build's end about 25 ms late on average. The reader's end is
+    seen at once; a tool that exited while a child of its own still holds the output open
+    is noticed at the next 50 ms look."""
+    deadline = time.monotonic() + timeout
+    while reader.is_alive() and proc.poll() is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(argv, timeout)
+        reader.join(min(left, 0.05))
+    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _pump(proc: subprocess.Popen[str], lines: list[str], on_output: Callable[[str], None]) -> None:

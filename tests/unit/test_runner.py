@@ -52,6 +52,46 @@ def test_timeout_stops_the_tool_and_its_children() -> None:
     assert "did not finish within 0.5 s" in str(caught.value)
 
 
+def test_live_output_comes_in_order_and_ends_with_the_tool() -> None:
+    """`on_output` (build and push output): every line, then the exit status; on_start
+    before the first line."""
+    seen: list[str] = []
+    script = "import sys; [print(f'step {i}', flush=True) for i in range(3)]; sys.exit(3)"
+    result = Runner().run(
+        [PY, "-c", script],
+        on_output=seen.append,
+        on_start=lambda: seen.append("started"),
+        check=False,
+    )
+    assert seen == ["started", "step 0", "step 1", "step 2"]
+    assert result.returncode == 3 and result.stdout == "step 0\nstep 1\nstep 2\n"
+
+
+def test_live_output_times_out_and_stops_the_tool_and_its_children() -> None:
+    script = (
+        "import subprocess, sys, time;"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+        "print('building', flush=True); time.sleep(60)"
+    )
+    seen: list[str] = []
+    with pytest.raises(CommandTimeout) as caught:
+        Runner().run([PY, "-c", script], timeout=0.5, on_output=seen.append)
+    assert "did not finish within 0.5 s" in str(caught.value)
+    assert seen == ["building"]
+
+
+def test_a_tool_that_exits_while_its_child_holds_the_output_returns() -> None:
+    """The tool's end, not its output's, ends the wait (a child may keep the pipe open)."""
+    script = (
+        "import subprocess, sys;"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1.5)']);"
+        "print('done', flush=True)"
+    )
+    seen: list[str] = []
+    result = Runner().run([PY, "-c", script], on_output=seen.append, timeout=30)
+    assert result.ok and seen == ["done"]
+
+
 def test_missing_tool_is_a_typed_error_with_install_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
