@@ -182,7 +182,6 @@ def test_up_starts_early_only_on_its_own_registry_and_not_to_recreate(
     --recreate the registry is about to be replaced: neither starts early."""
     from dataclasses import replace
 
-    from pallet_dev.backends.base import UpOptions
     from pallet_dev.commands.up import start_images_ahead
     from pallet_dev.context import AppContext
     from pallet_dev.paths import Paths
@@ -192,9 +191,9 @@ def test_up_starts_early_only_on_its_own_registry_and_not_to_recreate(
     ctx = AppContext(paths=Paths(tmp_path / "data", tmp_path / "state", tmp_path / "logs"))
     started: list[tuple[str, ...]] = []
     monkeypatch.setattr(AgentImages, "start_ahead", lambda self, _: started.append(self.target))
-    assert start_images_ahead(ctx, config, UpOptions()) is not None
+    assert start_images_ahead(ctx, config, 60.0, recreate=False) is not None
     assert started == [("env1", config.registry_url, f"localhost:{config.registry.port}", None)]
-    assert start_images_ahead(ctx, replace(config, backend="cluster"), UpOptions()) is None
-    assert start_images_ahead(ctx, config, UpOptions(recreate=True)) is None
-    assert start_images_ahead(ctx, replace(config, agents=()), UpOptions()) is None
+    assert start_images_ahead(ctx, replace(config, backend="cluster"), 60.0, recreate=False) is None
+    assert start_images_ahead(ctx, config, 60.0, recreate=True) is None
+    assert start_images_ahead(ctx, replace(config, agents=()), 60.0, recreate=False) is None
     assert len(started) == 1

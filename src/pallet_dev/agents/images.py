@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pallet_dev.agents.context_hash import HASH_LENGTH, build_hash
-from pallet_dev.backends.base import PlanStep
 from pallet_dev.settings import AgentSettings
 from pallet_dev.errors import (
     CommandFailed,
@@ -36,10 +35,13 @@ from pallet_dev.errors import (
     PalletError,
     ReadinessTimeout,
 )
-from pallet_dev.output import Steps
 from pallet_dev.probe import manifest_digest
 from pallet_dev.runner import Runner, stopping_all_tools, wait_in_threads
 from pallet_dev.tools.docker import LABEL_AGENT, LABEL_MANAGED, Docker
+
+if TYPE_CHECKING:
+    from pallet_dev.backends.base import PlanStep
+    from pallet_dev.output import Steps
 
 CAP_BUILD = 1800.0
 CAP_PUSH = 600.0
@@ -174,6 +176,8 @@ class AgentImages:
 
     # --- the plan ----------------------------------------------------------------------
     def plan(self) -> list[PlanStep]:
+        from pallet_dev.backends.base import PlanStep
+
         steps: list[PlanStep] = []
         for agent in self.agents:
             repository = repository_for(self.env_name, agent.name)
@@ -217,7 +221,10 @@ class AgentImages:
         built = [agent for agent in self.agents if agent.build is not None]
         if not built or self._ahead:
             return
-        missing: list[tuple[AgentSettings, str]] = []
+        # each missing image's build starts as soon as it is known missing, in a thread of
+        # its own that only waits on `docker build`; the slots bound how many run at once
+        self._build_slots = threading.BoundedSemaphore(self._workers(len(built)))
+        spawned: list[threading.Event] = []
         for agent in built:
             try:
                 tag = self.content_tag(agent)
@@ -230,16 +237,9 @@ class AgentImages:
                 )
             except (OSError, PalletError):
                 break  # not answering yet (or a file is unreadable): ensure does the rest
-            if digest is None:
-                missing.append((agent, tag))
-            else:
+            if digest is not None:
                 self._ahead[agent.name] = _Pending(_Ahead(tag, digest=digest))
-        if not missing:
-            return
-        # the builds in threads of their own, which only wait on `docker build`
-        self._build_slots = threading.BoundedSemaphore(self._workers(len(missing)))
-        spawned: list[threading.Event] = []
-        for agent, tag in missing:
+                continue
             pending = self._ahead[agent.name] = _Pending()
             spawned.append(threading.Event())
             threading.Thread(
@@ -250,7 +250,7 @@ class AgentImages:
         # the caller's next imports would hold the GIL while a build thread still prepares
         # its `docker build`: let the builds that may start now start first (bounded)
         until = time.monotonic() + AHEAD_SPAWN_WAIT
-        for event in spawned[: self._workers(len(missing))]:
+        for event in spawned[: self._workers(len(built))]:
             event.wait(max(0.0, until - time.monotonic()))
 
     def cancel_ahead(self) -> None:

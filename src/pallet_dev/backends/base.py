@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.config_sources import UP_TIMEOUT_SECONDS, registry_push_host
+from pallet_dev.agents.target import ImageTarget, own_image_target
+from pallet_dev.config_sources import UP_TIMEOUT_SECONDS
 from pallet_dev.errors import CommandFailed
 from pallet_dev.output import Steps
 from pallet_dev.paths import Paths
@@ -85,26 +86,6 @@ class UpResult:
     # what `up` verified, kept in the environment's state for the next `up`
     # (backends/kind_record.py); None: nothing to keep
     record: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ImageTarget:
-    """Where the agents' images go: `docker push` to ``registry_host``, manifests read at
-    ``registry_url``, repositories ``<folder>/<agent>``."""
-
-    registry_url: str
-    registry_host: str
-    folder: str
-    login: str | None = None  # base64 user:password when reading needs a login (a team's)
-
-
-def own_image_target(config: Settings) -> ImageTarget:
-    """Where the agents' images go on a backend that runs the environment's own registry
-    (every one but a shared cluster): known from the config alone."""
-    registry = config.registry
-    return ImageTarget(
-        config.registry_url, registry_push_host(registry.bind_address, registry.port), config.name
-    )
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from pallet_dev.agents.spec import ApiAccess
+from pallet_dev.agents.target import ImageTarget
 from pallet_dev.backends.base import (
     Backend,
     BackendStatus,
     DownResult,
     GcResult,
-    ImageTarget,
     Plan,
     PlanStep,
     UpOptions,

@@ -9,13 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pallet_dev.backends.base import Backend, ImageTarget, Plan, PlanStep, UpOptions, UpResult
-from pallet_dev.backends.table import select_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import ConfigError, UsageError
 from pallet_dev.output import Steps
 
 if TYPE_CHECKING:
+    from pallet_dev.agents.target import ImageTarget
+    from pallet_dev.backends.base import Backend, Plan, PlanStep, UpOptions, UpResult
     from pallet_dev.agents.images import AgentImage, AgentImages
     from pallet_dev.agents.spec import AgentsState
     from pallet_dev.settings import AgentSettings, Settings
@@ -63,14 +63,17 @@ def run_up(
             f"{backend}.",
         )
     config = ctx.load_settings(overrides={("backend",): backend, ("registry", "port"): port})
-    options = UpOptions(
-        timeout=timeout,
-        recreate=recreate,
-        values_files=chart_values_files(ctx, config.chart.values, values_files),
-        set_overrides=tuple(config.chart.set) + tuple(set_overrides),
-    )
-    ahead = None if dry_run else start_images_ahead(ctx, config, options)
+    ahead = None if dry_run else start_images_ahead(ctx, config, timeout, recreate=recreate)
     try:
+        # the backends load once the agents' builds run (they need none of it)
+        from pallet_dev.backends.base import UpOptions
+
+        options = UpOptions(
+            timeout=timeout,
+            recreate=recreate,
+            values_files=chart_values_files(ctx, config.chart.values, values_files),
+            set_overrides=tuple(config.chart.set) + tuple(set_overrides),
+        )
         return _run_up(
             ctx, config, options, ahead, prefer_docker=prefer_docker, dry_run=dry_run,
             as_json=as_json,
@@ -81,17 +84,18 @@ def run_up(
         raise
 
 
-def start_images_ahead(ctx: AppContext, config: Settings, options: UpOptions) -> AgentImages | None:
+def start_images_ahead(
+    ctx: AppContext, config: Settings, timeout: float, *, recreate: bool
+) -> AgentImages | None:
     """The agents' images begun at once, while the backend loads and checks the registry:
-    on every backend but a shared cluster their registry is known from the config alone."""
-    from pallet_dev.backends.base import own_image_target
-    from pallet_dev.backends.table import CLUSTER
+    on every backend but a shared cluster their registry is known from the config alone
+    (nor with ``recreate``: the registry is about to be replaced)."""
+    from pallet_dev.agents.target import own_image_target
 
-    if options.recreate or config.backend == CLUSTER.name or not config.agents:
+    if recreate or config.backend == "cluster" or not config.agents:
         return None
-    target = own_image_target(config)
-    images = agent_images_for(ctx, target, config.agents)
-    images.start_ahead(time.monotonic() + options.timeout)
+    images = agent_images_for(ctx, own_image_target(config), config.agents)
+    images.start_ahead(time.monotonic() + timeout)
     return images
 
 
@@ -105,6 +109,8 @@ def _run_up(
     dry_run: bool,
     as_json: bool,
 ) -> int:
+    from pallet_dev.backends.table import select_backend
+
     selection = select_backend(
         config, ctx.runner, ctx.paths, prefer_docker=prefer_docker, dry_run=dry_run
     )
@@ -266,6 +272,8 @@ def _registry_as_last_up(
         chosen.as_last_up(options, record)
     except PalletError:
         return None
+    from pallet_dev.backends.base import UpResult
+
     _say_unchanged(config, steps)
     return UpResult(chosen.name, config.registry_url, False, [], record)
 
@@ -280,6 +288,7 @@ def _say_unchanged(config: Settings, steps: Steps) -> None:
 
 def report_unchanged(ctx: AppContext, config: Settings, *, as_json: bool) -> int:
     """`up`'s lines and summary when :func:`unchanged_since_last_up` said so."""
+    from pallet_dev.backends.base import UpResult
     from pallet_dev.backends.table import KIND
 
     steps = ctx.steps()
