@@ -136,6 +136,22 @@ def docker(args: list[str], stdin: str | None, state: dict[str, Any]) -> Answer:
         if args[1] not in state["host_images"]:
             state["host_images"].append(args[1])
         return f"Pulled {args[1]}\n", "", 0
+    if args[:4] == ["image", "ls", "--format", "{{json .}}"] and len(args) == 5:
+        # the newest first: the fake's images in reverse order of their arrival
+        found = [i for i in reversed(state["host_images"]) if i.rpartition(":")[0] == args[4]]
+        rows = [{"Repository": i.rpartition(":")[0], "Tag": i.rpartition(":")[2]} for i in found]
+        return "".join(json.dumps(row) + "\n" for row in rows), "", 0
+    if args[:2] == ["image", "rm"] and len(args) >= 3:
+        out, errors = "", ""
+        for ref in args[2:]:
+            if ref in state.get("images_in_use", ()):
+                errors += f"Error response from daemon: conflict: unable to remove {ref}\n"
+            elif ref in state["host_images"]:
+                state["host_images"].remove(ref)
+                out += f"Untagged: {ref}\n"
+            else:
+                errors += f"Error response from daemon: No such image: {ref}\n"
+        return out, errors, 1 if errors else 0
     if args[:3] == ["image", "inspect", "--format"] and len(args) == 5:
         if args[4] not in state["host_images"]:
             return err(f"Error response from daemon: No such image: {args[4]}")

@@ -51,3 +51,53 @@ def test_the_socket_and_the_cli_find_and_read_the_same_containers(
         assert {e["status"] for e in events} == {200, 404}
     finally:
         docker("rm", "-f", "-v", running, created, check=False)
+
+
+def test_an_agents_older_build_images_go_from_this_host_in_a_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real tags of one image: listed the same through the socket and the CLI, the newest
+    first; prune_host removes the stale batch and leaves every other repository alone."""
+    import io
+    import time
+
+    from pallet_dev.agents import images as images_module
+    from pallet_dev.agents.images import AgentImage, AgentImages
+    from pallet_dev.output import Steps
+    from pallet_dev.settings import AgentBuild, AgentSettings
+
+    require_docker()
+    monkeypatch.delenv("PALLET_DEV_DOCKER_API", raising=False)
+    KEEP_LOCAL, PRUNE_BATCH = 1, 2  # fewer images to make (a second apart each)
+    monkeypatch.setattr(images_module, "KEEP_LOCAL", KEEP_LOCAL)
+    monkeypatch.setattr(images_module, "PRUNE_BATCH", PRUNE_BATCH)
+    env = f"pdt-prune-{secrets.token_hex(3)}"
+    repository = f"localhost:5999/{env}/planner"
+    count = KEEP_LOCAL + PRUNE_BATCH + 1
+    tags = [f"{repository}:t{n}" for n in range(count)]  # t0 the oldest
+    other = f"localhost:5999/{env}/tracker:t0"
+    try:
+        for n, tag in enumerate(tags):  # each its own image: the order is their creation's
+            (tmp_path / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nLABEL n={n}\n")
+            docker("build", "-q", "-t", tag, str(tmp_path))
+            time.sleep(1.05)  # Docker keeps creation times in whole seconds
+        docker("tag", tags[0], other)
+        through_socket = Docker(Runner(EventLog(tmp_path / "api.jsonl"), engine_api=True))
+        through_cli = Docker(Runner())
+        listed = through_socket.image_tags(repository)
+        assert listed == through_cli.image_tags(repository) == list(reversed(tags))
+
+        agent = AgentSettings(name="planner", build=AgentBuild(context=str(tmp_path)))
+        images = AgentImages(
+            env, [agent], Runner(engine_api=True), registry_url="http://127.0.0.1:5999",
+            registry_host="localhost:5999",
+        )  # fmt: skip
+        current = AgentImage("planner", "localhost:5999", f"{env}/planner", f"t{count - 1}",
+                             "sha256:" + "a" * 64, True)  # fmt: skip
+        out = io.StringIO()
+        images.prune_host([current], Steps(out))
+        assert through_cli.image_tags(repository) == list(reversed(tags))[: KEEP_LOCAL + 1]
+        assert through_cli.image_tags(f"localhost:5999/{env}/tracker") == [other]
+        assert f"Removed {count - KEEP_LOCAL - 1} older build images" in out.getvalue()
+    finally:
+        docker("image", "rm", *tags, other, check=False)

@@ -53,6 +53,12 @@ AHEAD_ASK_TIMEOUT = 1.0
 AHEAD_SPAWN_WAIT = 0.2
 # a failed build's output is shown in full, up to this many (last) lines
 FAILED_OUTPUT_LINES = 1000
+# this host's older build images of an agent: the newest few stay (a quick way back, and
+# their layers are the build cache), the others go once a batch of them has gathered (a
+# legacy build looks through every image on the host: thousands slow each rebuild); the
+# registry keeps every one
+KEEP_LOCAL = 3
+PRUNE_BATCH = 5
 
 
 @dataclass(frozen=True)
@@ -352,6 +358,32 @@ class AgentImages:
             raise failure
         return images
 
+    def prune_host(self, images: Sequence[AgentImage], steps: Steps) -> None:
+        """Remove this host's older build images of each agent just built (see KEEP_LOCAL):
+        only tags of ``<registry host>/<env>/<agent>``, never an image a container uses,
+        never anything in the registry. Housekeeping: a failure is a warning."""
+        building = {agent.name for agent in self.agents if agent.build is not None}
+        for image in images:
+            if not image.built or image.agent not in building:
+                continue
+            docker = Docker(self.runner, timeout=60.0)
+            try:
+                stale = stale_tags(
+                    docker.image_tags(f"{image.registry_host}/{image.repository}"), image.tagged
+                )
+                removed = docker.remove_images(stale)
+            except PalletError as exc:
+                steps.warn(
+                    f"Could not remove older build images of agent '{image.agent}' "
+                    f"from this host: {exc.message}"
+                )
+                continue
+            if removed:
+                steps.done(
+                    f"Removed {len(removed)} older build images of agent '{image.agent}' "
+                    f"from this host (the registry keeps them; the newest {KEEP_LOCAL} stay)"
+                )
+
     def _ensure_one(self, agent: AgentSettings, deadline: float, live: _LiveLine) -> AgentImage:
         started = time.monotonic()
         repository = repository_for(self.env_name, agent.name)
@@ -491,6 +523,15 @@ class AgentImages:
         if image_id is None:
             raise OperationFailed(f"Agent '{agent.name}': {agent.image} is missing after a pull.")
         return image_id.removeprefix("sha256:")[:HASH_LENGTH]
+
+
+def stale_tags(tags: Sequence[str], current: str) -> list[str]:
+    """Of an agent's tags on this host (newest first), those :meth:`AgentImages.prune_host`
+    removes: none until PRUNE_BATCH have gathered beyond the current one and the
+    KEEP_LOCAL newest others, then all of them."""
+    older = [tag for tag in tags if tag != current]
+    stale = older[KEEP_LOCAL:]
+    return stale if len(stale) >= PRUNE_BATCH else []
 
 
 class _Pending:

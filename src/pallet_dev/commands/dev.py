@@ -151,6 +151,7 @@ class DevSession:
                     "error": None,
                 }
             )
+        builder.prune_host(built, self.quiet)  # once the cycle is reported
 
     def _restore(self) -> None:
         """Put the previous version back (Docker replaced the container already)."""

@@ -479,4 +479,6 @@ def converge_agents(
         env_name=chosen.config.name,
         registry_address=chosen.agent_registry_address,
     )
-    return chosen.deploy_agents(planned, deadline, steps), images
+    state = chosen.deploy_agents(planned, deadline, steps)
+    builder.prune_host(images, steps)
+    return state, images

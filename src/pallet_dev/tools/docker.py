@@ -228,6 +228,43 @@ class Docker:
             raise
         return out.strip() or None
 
+    def image_tags(self, repository: str) -> list[str]:
+        """This host's tags of ``repository`` (``localhost:5000/env/agent``), the newest
+        image's first."""
+        listed = self._engine_json(
+            "/images/json?filters=" + quote(json.dumps({"reference": [repository]}), safe=""),
+            step="list images",
+        )
+        if isinstance(listed, list):
+            newest = sorted(listed, key=lambda item: -int(item.get("Created") or 0))
+            tags = [str(tag) for item in newest for tag in item.get("RepoTags") or ()]
+        else:  # the CLI lists the newest first too
+            out = self._run(
+                ["docker", "image", "ls", "--format", "{{json .}}", repository],
+                step="list images",
+            )
+            rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+            tags = [f"{row.get('Repository')}:{row.get('Tag')}" for row in rows]
+        return [tag for tag in tags if tag.rpartition(":")[0] == repository]
+
+    def remove_images(self, refs: Sequence[str]) -> list[str]:
+        """Untag ``refs`` (an image goes with its last tag and no container using it; an
+        image a container uses keeps its data): those that were untagged."""
+        if not refs:
+            return []
+        result = self.runner.run(
+            ["docker", "image", "rm", *refs],
+            timeout=self.timeout,
+            check=False,
+            step="remove images",
+        )
+        if result.returncode != 0:
+            daemon = classify_daemon_error(result.stderr)
+            if daemon is not None:
+                raise daemon
+        untagged = {line.partition(":")[2].strip() for line in result.stdout.splitlines()}
+        return [ref for ref in refs if ref in untagged]
+
     def pull(self, image: str, *, timeout: float) -> None:
         """Pull with the CLI's own progress on stderr."""
         try:
