@@ -54,7 +54,8 @@ def report_usage(message: str, command: str) -> int:
     message = " ".join(message.split())
     if len(message) > MAX_USAGE_MESSAGE:
         message = message[: MAX_USAGE_MESSAGE - 3] + "..."
-    print(f"pallet-dev: error: {message.rstrip('.')}.", file=sys.stderr)
+    ended = message if message.endswith(("?", "!")) else f"{message.rstrip('.')}."
+    print(f"pallet-dev: error: {ended}", file=sys.stderr)
     print(f"  fix: see `{command} --help` for the options and their values.", file=sys.stderr)
     return EXIT_USAGE
 

@@ -80,6 +80,12 @@ def test_example_agents_up_health_change_one_down_up_clean(
 
     down = pallet_dev(docker_env, project, "down", "--json")
     assert f"network {name}" in down["removed"] and not container_ids(name)
+    gone = pallet_dev(docker_env, project, "logs", "planner", check=False)
+    assert gone.returncode == 1 and gone.stdout == "", gone.stderr
+    assert gone.stderr.startswith(
+        f"pallet-dev: error: Agent 'planner' is not running in environment '{name}': there "
+        f"is no container {name}-agent-planner.\n  fix: Start it with `pallet-dev up`"
+    ), gone.stderr
     back = pallet_dev(docker_env, project, "up", "--json")
     assert {a["name"]: a["digest"] for a in back["agents"]} == new_digests
     assert not any(a["built"] for a in back["agents"]), "down lost the agents' images"

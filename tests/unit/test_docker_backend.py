@@ -264,3 +264,19 @@ def test_containers_on_the_network_pull_by_the_registry_containers_name(runner, 
         "endpoint": backend.endpoint,
         "network_pull_host": "pdt-unit-registry:5000",
     }
+
+
+def test_logs_of_an_agent_without_a_container_say_so_in_one_sentence(
+    runner: FakeToolsRunner, paths: Paths
+) -> None:
+    backend = make(runner, paths)
+    with pytest.raises(OperationFailed) as caught:
+        backend.agent_logs_argv("planner", follow=False, tail=5)
+    assert caught.value.message == (
+        "Agent 'planner' is not running in environment 'pdt-unit': there is no container "
+        "pdt-unit-agent-planner."
+    )
+    assert "pallet-dev up" in str(caught.value.hint)
+    runner.state["containers"]["pdt-unit-agent-planner"] = new_container("img")
+    argv = backend.agent_logs_argv("planner", follow=True, tail=5)
+    assert argv[:3] == ["docker", "container", "logs"] and "pdt-unit-agent-planner" in argv

@@ -162,6 +162,13 @@ def test_each_usage_error_reads_the_same_on_both_paths(sandbox: list[Any], argv:
     assert code == 2 and err.startswith("pallet-dev: error: ") and "\n  fix: " in err
 
 
+def test_a_question_ends_the_sentence(sandbox: list[Any]) -> None:
+    fast = fast_path(["helth"])
+    assert fast == typer_path(["helth"])
+    assert isinstance(fast, tuple)
+    assert "pallet-dev: error: No such command 'helth'. Did you mean 'health'?\n" in fast[1]
+
+
 def test_an_unusable_home_is_reported_first_as_on_the_typer_path(
     sandbox: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -410,4 +410,11 @@ class DockerAgents:
         return report
 
     def logs_argv(self, agent: str, *, follow: bool, tail: int | None) -> list[str]:
-        return Docker.logs_argv(container_name(self.env_name, agent, 1), follow=follow, tail=tail)
+        name = container_name(self.env_name, agent, 1)
+        if self.docker.inspect_container(name) is None:
+            raise OperationFailed(
+                f"Agent '{agent}' is not running in environment '{self.env_name}': there is "
+                f"no container {name}.",
+                hint="Start it with `pallet-dev up`; `pallet-dev status` shows what runs.",
+            )
+        return Docker.logs_argv(name, follow=follow, tail=tail)
