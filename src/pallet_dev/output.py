@@ -86,6 +86,11 @@ def make_steps(stream: TextIO, *, quiet: bool = False) -> Steps:
     return LiveSteps(stream)
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 cache``, ``2 caches``; ``words`` when the plural is not word + s."""
+    return f"{count} {word}" if count == 1 else f"{count} {words or word + 's'}"
+
+
 def megabytes(size: int | None) -> str:
     """Bytes as the reports show them: ``12.3 MB``, or ``size unknown``."""
     return f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"

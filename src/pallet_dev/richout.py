@@ -19,7 +19,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from pallet_dev.output import Steps
+from pallet_dev.output import Steps, megabytes
 
 if TYPE_CHECKING:
     from pallet_dev.agents.health import AgentHealth
@@ -177,9 +177,7 @@ def status_renderable(doc: dict[str, Any]) -> Group:
         summary.add_row("Repositories", str(registry["repository_count"]))
     data = doc.get("data")
     if data:
-        size = data["size_bytes"]
-        shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
-        summary.add_row("Data", _plain(f"{data['location']} ({shown})"))
+        summary.add_row("Data", _plain(f"{data['location']} ({megabytes(data['size_bytes'])})"))
     parts: list[Any] = [summary]
     if not doc["up"]:
         parts.append(Text("Run `pallet-dev up` to start it.", "yellow"))

@@ -409,8 +409,8 @@ def test_gc_mirrors_dry_run_lists_the_repositories_and_commands(
     out = capsys.readouterr().out
     assert "Pull-through caches: not fetched within 1d" in out
     assert (
-        "docker.io (volume pdt-gc-mirror-docker-io-data): 1 repositories, would delete 1 "
-        "and 1 blobs (size unknown)" in out
+        "docker.io (volume pdt-gc-mirror-docker-io-data): 1 repository, would delete 1 "
+        "and 1 blob (size unknown)" in out
     )
     assert "    - team/app  last fetched 20" in out
     assert "docker container stop --time 10 pdt-gc-mirror-docker-io" in out
@@ -425,7 +425,7 @@ def test_gc_mirrors_prunes_and_reports_what_it_freed(
     app = with_cache(ctx, runner, tmp_path, old=True)
     assert run_gc(ctx, "--mirrors", "--older-than", "1d") == 0
     out = capsys.readouterr()
-    assert "1 repositories, deleted 1 and 1 blobs (2.0 MB)" in out.out
+    assert "1 repository, deleted 1 and 1 blob (2.0 MB)" in out.out
     assert "the cache container pdt-gc-mirror-docker-io was stopped" in out.out
     assert "    Freed 2.0 MB (storage 2.0 MB before, 0.0 MB after)." in out.out
     assert "Stopping the cache container pdt-gc-mirror-docker-io" in out.err

@@ -119,7 +119,7 @@ def test_the_caches_are_pruned_while_their_deployment_is_at_zero(runner, backend
     assert hub.bytes_freed == hub.bytes_before - hub.bytes_after >= 5000  # type: ignore[operator]
     assert f"{NAMESPACE}/{DEPLOYMENT}" in hub.method and "scaled to 0" in hub.method
     text = stream.getvalue()
-    assert text.index("Scaling the caches' Deployment") < text.index("Deleting 1 repositories")
+    assert text.index("Scaling the caches' Deployment") < text.index("Deleting 1 repository")
     assert " ✓ Scaling the caches' Deployment back to 1" in text
 
 

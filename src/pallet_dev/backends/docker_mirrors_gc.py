@@ -28,7 +28,7 @@ from pallet_dev.backends.docker_mirrors import DATA_PATH
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.errors import OperationFailed
 from pallet_dev.mirror_prune import SCHEDULER_STATE, V2, PrunePlan, apply_prune, plan_prune
-from pallet_dev.output import Steps
+from pallet_dev.output import Steps, plural
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -207,7 +207,8 @@ def _prune(
         # read again with the cache stopped: the first look was while it served
         found = plan_prune(copy, now=now, older_than=older_than)
         with ui.step(
-            f"Deleting {len(found.removed)} repositories and {len(found.blobs)} blobs from the copy"
+            f"Deleting {plural(len(found.removed), 'repository', 'repositories')} and "
+            f"{plural(len(found.blobs), 'blob')} from the copy"
         ):
             removed = apply_prune(copy, found)
     except BaseException:

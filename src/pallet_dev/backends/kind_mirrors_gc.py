@@ -28,7 +28,7 @@ from pallet_dev.backends.kind_status import folder_size
 from pallet_dev.backends.steps import Deadline
 from pallet_dev.chart.inputs import NAMESPACE, RELEASE, chart_fullname
 from pallet_dev.mirror_prune import apply_prune, plan_prune
-from pallet_dev.output import Steps
+from pallet_dev.output import Steps, plural
 
 if TYPE_CHECKING:
     from pallet_dev.backends.kind import KindBackend
@@ -88,8 +88,8 @@ def clean(
             found = report.plan
             folder = cache_folder(backend.data_dir, mirror)
             with steps.step(
-                f"Deleting {len(found.removed)} repositories and {len(found.blobs)} blobs from "
-                f"the {report.upstream} cache"
+                f"Deleting {plural(len(found.removed), 'repository', 'repositories')} and "
+                f"{plural(len(found.blobs), 'blob')} from the {report.upstream} cache"
             ):
                 removed = apply_prune(folder, found) if not found.empty else 0
             reports.append(replace(report, bytes_removed=removed))

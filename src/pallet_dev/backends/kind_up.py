@@ -41,7 +41,7 @@ from pallet_dev.backends.registry_wiring import (
 from pallet_dev.backends.steps import Deadline, Step, StepWarning
 from pallet_dev.chart.inputs import NAMESPACE, RELEASE, ChartInputs
 from pallet_dev.errors import CommandFailed, CommandTimeout, OperationFailed, PalletError
-from pallet_dev.output import Steps
+from pallet_dev.output import Steps, plural
 from pallet_dev.tools.docker import Docker
 from pallet_dev.tools.helm import Helm, HelmRevision, HelmVersion
 from pallet_dev.tools.kind import Kind, KindClusterConfig, NodeFiles, NodeImages, control_plane_node
@@ -100,7 +100,7 @@ def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
         *(
             (
                 Step(
-                    f"Pointing containerd at the {_plural(len(b.config.mirrors), 'cache')}",
+                    f"Pointing containerd at the {plural(len(b.config.mirrors), 'cache')}",
                     plan_mirror_hosts_toml,
                     write_mirror_hosts_toml,
                     concurrent=True,
@@ -142,10 +142,6 @@ def up_steps(run: KindUp) -> tuple[Step[KindUp], ...]:
         Step("Deploying the chart", plan_deploy, deploy),
         Step("Waiting for the registry", plan_wait_registry, wait_registry),
     )
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def plan_docker(run: KindUp) -> list[PlanStep]:

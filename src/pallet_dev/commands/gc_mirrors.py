@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pallet_dev.backends.base import Backend, MirrorGc
-from pallet_dev.output import Steps, megabytes
+from pallet_dev.output import Steps, megabytes, plural
 
 MIRRORS_TIMEOUT = 1200.0
 
@@ -41,8 +41,9 @@ def render_mirrors(reports: list[dict[str, Any]], *, dry_run: bool, older_than: 
     for report in reports:
         going = [r for r in report["repositories"] if r["action"] == "delete"]
         lines.append(
-            f"  {report['upstream']} ({report['storage']}): {len(report['repositories'])} "
-            f"repositories, {verb} {len(going)} and {report['blobs']} blobs "
+            f"  {report['upstream']} ({report['storage']}): "
+            f"{plural(len(report['repositories']), 'repository', 'repositories')}, {verb} "
+            f"{len(going)} and {plural(report['blobs'], 'blob')} "
             f"({megabytes(report['bytes'])})"
         )
         lines += [f"    - {r['name']}  last fetched {r['last_fetched'] or '?'}" for r in going]

@@ -12,7 +12,7 @@ from pallet_dev.backends.base import BackendStatus
 from pallet_dev.backends.table import backends_for, make_backend
 from pallet_dev.context import AppContext
 from pallet_dev.errors import PalletError, PrerequisiteError
-from pallet_dev.output import use_color
+from pallet_dev.output import megabytes, use_color
 from pallet_dev.probe import catalog, probe, registry_target
 
 SCHEMA_VERSION = 1
@@ -118,9 +118,7 @@ def render_status(status: StatusReport) -> str:
         lines.append(f"Repositories: {registry['repository_count']}")
     data = doc.get("data")
     if data:
-        size = data["size_bytes"]
-        shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
-        lines.append(f"Data:        {data['location']} ({shown})")
+        lines.append(f"Data:        {data['location']} ({megabytes(data['size_bytes'])})")
     for agent in doc.get("agents") or []:
         if agent.get("error"):
             lines.append(f"Agents:      {agent['error']}")
@@ -154,9 +152,8 @@ def mirror_line(mirror: dict[str, Any]) -> str:
     """One pull-through cache: upstream, endpoint and state, entries, bytes, hits/misses."""
     where = mirror.get("endpoint") or "-"
     entries = mirror.get("entries")
-    size = mirror.get("size_bytes")
     counted = "entries unknown" if entries is None else f"{entries} entries"
-    shown = f"{size / 1e6:.1f} MB" if isinstance(size, int) else "size unknown"
+    shown = megabytes(mirror.get("size_bytes"))
     hits = (
         "hits/misses not exposed"
         if mirror.get("hits") is None
