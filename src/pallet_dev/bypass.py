@@ -228,7 +228,10 @@ def _guarded(ctx: AppContext, command: Callable[[], int]) -> int:
     from pallet_dev.outcome import run_guarded
 
     return run_guarded(
-        command, debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")), log_file=lambda: ctx.log_path
+        command,
+        debug=env_flag(os.environ.get("PALLET_DEV_DEBUG")),
+        log_file=lambda: ctx.log_path,
+        event_log=lambda: ctx.log,
     )
 
 

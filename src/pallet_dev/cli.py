@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.exceptions import TyperException
@@ -21,6 +21,9 @@ from pallet_dev.config_sources import HEALTH_PROBE_SECONDS, UP_TIMEOUT_SECONDS
 from pallet_dev.context import AppContext
 from pallet_dev.errors import EXIT_USAGE
 from pallet_dev.outcome import report_usage
+
+if TYPE_CHECKING:
+    from pallet_dev.eventlog import EventLog
 
 app = typer.Typer(
     name="pallet-dev",
@@ -303,6 +306,12 @@ def doctor(
     )
 
 
+def _event_log() -> EventLog | None:
+    """The run's log once the root callback made the context (a crash is written there)."""
+    ctx_obj = _CURRENT.get("ctx")
+    return ctx_obj.log if ctx_obj is not None else None
+
+
 def _log_file() -> Path | None:
     ctx_obj = _CURRENT.get("ctx")
     if ctx_obj is not None and ctx_obj._log is not None:
@@ -356,4 +365,4 @@ def run(argv: Sequence[str], context: AppContext | None = None) -> int:
             raise KeyboardInterrupt from None
         return result if isinstance(result, int) else 0
 
-    return run_guarded(invoke, debug=debug, log_file=_log_file)
+    return run_guarded(invoke, debug=debug, log_file=_log_file, event_log=_event_log)

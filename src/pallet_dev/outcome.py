@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pallet_dev.errors import (
     EXIT_FAILED,
@@ -18,6 +19,9 @@ from pallet_dev.errors import (
     Interrupted,
     PalletError,
 )
+
+if TYPE_CHECKING:
+    from pallet_dev.eventlog import EventLog
 
 # a usage error quotes the user's words: its message is cut to this many characters
 MAX_USAGE_MESSAGE = 300
@@ -81,9 +85,14 @@ def report_crash(exc: Exception, *, debug: bool, log_file: Path | None) -> int:
 
 
 def run_guarded(
-    command: Callable[[], int], *, debug: bool, log_file: Callable[[], Path | None]
+    command: Callable[[], int],
+    *,
+    debug: bool,
+    log_file: Callable[[], Path | None],
+    event_log: Callable[[], EventLog | None] = lambda: None,
 ) -> int:
-    """Run ``command``; map every way it can end to an exit code."""
+    """Run ``command``; map every way it can end to an exit code. A bug of ours is written
+    to ``event_log`` (the run's log, once a command opened it) with its traceback."""
     try:
         code = command()
     except (KeyboardInterrupt, Interrupted) as exc:
@@ -108,6 +117,12 @@ def run_guarded(
             pass
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last line of defence
+        log = event_log()
+        if log is not None:
+            import traceback
+
+            trace = traceback.format_exc()
+            log.write("crash", error=f"{type(exc).__name__}: {exc}"[:500], traceback=trace[-8000:])
         return report_crash(exc, debug=debug, log_file=log_file())
     if code == EXIT_INTERRUPTED:
         report_interrupted()  # Typer turned a KeyboardInterrupt into this code

@@ -253,6 +253,10 @@ def test_a_bug_after_the_log_opened_names_the_log_file(
     assert "Traceback" not in err
     log_file = isolated / "home" / "logs" / "pallet-dev.log"
     assert f"please report this bug in pallet-dev, with the log file {log_file};" in err
+    crash = [json.loads(line) for line in log_file.read_text().splitlines()][-1]
+    assert crash["event"] == "crash" and crash["error"] == "KeyError: 'services'"
+    assert "Traceback (most recent call last)" in crash["traceback"]
+    assert 'raise KeyError("services")' in crash["traceback"]
 
 
 def test_the_cli_installs_no_signal_handler() -> None:
