@@ -89,8 +89,11 @@ def test_push_errors_are_one_sentence_with_an_exit_code(docker_env: DockerEnv) -
         down = pallet_dev("push", tag)  # nothing is up
         assert down.returncode == 3 and "does not answer" in down.stderr
         assert "pallet-dev up" in down.stderr
+        # the name the push added goes again; the image keeps its own name
+        pushed_name = f"localhost:{docker_env.port}/{tag}"
+        assert docker("image", "inspect", pushed_name, check=False).returncode != 0
+        assert docker("image", "inspect", tag, check=False).returncode == 0
     finally:
-        # the pushed name was tagged before the push found nobody answering (as by hand)
         docker("rmi", "-f", tag, f"localhost:{docker_env.port}/{tag}", check=False)
 
 

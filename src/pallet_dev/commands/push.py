@@ -21,6 +21,7 @@ from pallet_dev.errors import (
     CommandFailed,
     DaemonUnavailable,
     OperationFailed,
+    PalletError,
     PrerequisiteError,
     UsageError,
 )
@@ -103,6 +104,8 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     try:
         reported = _push(docker, target, draw=not as_json and use_color(sys.stderr))
     except (CommandFailed, DaemonUnavailable) as exc:
+        if target != image:  # a name the user gave stays
+            _untag_after_failure(docker, target)
         # the daemon answered the tag: a refused connection now is the registry's
         answer = answering()
         if not answer.healthy:
@@ -146,6 +149,17 @@ def run_push(ctx: AppContext, image: str, *, as_name: str | None, as_json: bool)
     if "pull_in_network" in document:
         print(f"          {document['pull_in_network']}   (containers on network {config.name})")
     return 0
+
+
+def _untag_after_failure(docker: Docker, target: str) -> None:
+    """A failed push leaves no name it added: ``target`` is untagged when the image has
+    another name (never the image's last name: that would delete it). Best effort."""
+    try:
+        found = docker.inspect_objects([target])
+        if found and len(found[0].get("RepoTags") or ()) > 1:
+            docker.remove_images([target])
+    except PalletError:
+        pass
 
 
 def _push(docker: Docker, target: str, *, draw: bool) -> str | None:
