@@ -264,10 +264,10 @@ def _container(args: list[str], state: dict[str, Any]) -> Answer:
             return err(_no_such_container(args[3]))
         containers[args[3]]["running"] = False
         return args[3] + "\n", "", 0
-    if args[:2] == ["rm", "--force"] and len(args) == 3:
-        if containers.pop(args[2], None) is None:
-            return err(_no_such_container(args[2]))
-        return args[2] + "\n", "", 0
+    if args[:3] == ["rm", "--force", "--volumes"] and len(args) == 4:
+        if containers.pop(args[3], None) is None:
+            return err(_no_such_container(args[3]))
+        return args[3] + "\n", "", 0
     if args[:1] == ["cp"] and len(args) == 3:
         return _copy(args[1], args[2], state)
     if args[:1] == ["ls"]:

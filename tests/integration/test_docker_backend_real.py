@@ -108,7 +108,7 @@ def test_port_taken_by_another_container_fails_before_creating_anything(
         assert "--port" in err
         assert docker_env.inspect() is None and not docker_env.volume_exists()
     finally:
-        docker("container", "rm", "-f", squatter, check=False)
+        docker("container", "rm", "-f", "-v", squatter, check=False)
 
 
 def test_python_dash_m_entry_point(docker_env: DockerEnv) -> None:

@@ -66,7 +66,7 @@ def test_fast_path_errors_read_and_exit_like_the_full_cli(
         assert f"Port {docker_env.port} on 127.0.0.1 is already in use" in err
         assert "fix:" in err and "log:" in err and "Traceback" not in err
     finally:
-        docker("container", "rm", "-f", squatter, check=False)
+        docker("container", "rm", "-f", "-v", squatter, check=False)
 
 
 @pytest.mark.parametrize(

@@ -70,9 +70,9 @@ def project(docker_env: DockerEnv, base_image: str, tmp_path: Path) -> Iterator[
     shutil.copytree(EXAMPLES, folder)
     yield folder
     for name in container_ids(docker_env.name):
-        docker("container", "rm", "--force", name, check=False)
+        docker("container", "rm", "--force", "--volumes", name, check=False)
     # the registry is attached to the network: remove it first, or the network stays
-    docker("container", "rm", "--force", docker_env.container, check=False)
+    docker("container", "rm", "--force", "--volumes", docker_env.container, check=False)
     docker("network", "rm", docker_env.name, check=False)
     images = docker(
         "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",

@@ -87,10 +87,10 @@ class DockerEnv:
         return out.split()
 
     def cleanup(self) -> None:
-        docker("container", "rm", "--force", self.container, check=False)
+        docker("container", "rm", "--force", "--volumes", self.container, check=False)
         # the pull-through caches (on by default) and their volumes
         for container in self.labelled("container"):
-            docker("container", "rm", "--force", container, check=False)
+            docker("container", "rm", "--force", "--volumes", container, check=False)
         docker("volume", "rm", "--force", self.volume, check=False)
         for volume in self.labelled("volume"):
             docker("volume", "rm", "--force", volume, check=False)

@@ -74,7 +74,7 @@ class TlsUpstream:
         docker("container", "stop", "--time", "2", self.name)
 
     def remove(self) -> None:
-        docker("container", "rm", "--force", self.name, check=False)
+        docker("container", "rm", "--force", "--volumes", self.name, check=False)
 
 
 def free_address(network: str) -> str:
@@ -120,7 +120,7 @@ def start_tls_upstream(name: str, certs: Path, network: str | None = None) -> Tl
     try:
         docker(*argv, TEST_IMAGE)
     except subprocess.CalledProcessError as exc:
-        docker("rm", "--force", name, check=False)
+        docker("rm", "--force", "--volumes", name, check=False)
         if "user configured subnets" in (exc.stderr or ""):
             raise AssertionError(
                 f"Docker refuses a fixed address on the {network} network (its IPv4 subnet "

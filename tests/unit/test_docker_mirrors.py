@@ -196,7 +196,11 @@ def test_recreate_replaces_the_caches_and_keeps_their_volumes(runner, paths) -> 
     up(backend)
     runner.reset_calls()
     backend.up(UpOptions(timeout=10, recreate=True), Steps(io.StringIO()))
-    removed = [c[-1] for c in runner.calls if c[:4] == ["docker", "container", "rm", "--force"]]
+    removed = [
+        c[-1]
+        for c in runner.calls
+        if c[:5] == ["docker", "container", "rm", "--force", "--volumes"]
+    ]
     assert "pdt-unit-mirror-docker-io" in removed
     assert "pdt-unit-mirror-docker-io" in runs(runner)
     assert "pdt-unit-mirror-docker-io-data" in runner.state["volumes"]

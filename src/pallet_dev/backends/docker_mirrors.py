@@ -117,7 +117,9 @@ class DockerMirrors:
             + str(self.ports_file)
             + "; their volumes are kept)"
         )
-        steps = [PlanStep(stale, [], detail="docker container rm --force <env>-mirror-<slug>")]
+        steps = [
+            PlanStep(stale, [], detail="docker container rm --force --volumes <env>-mirror-<slug>")
+        ]
         steps += [
             PlanStep(
                 f"Start the pull-through cache for {mirror.upstream} (proxy of "

@@ -67,7 +67,10 @@ def _steps(mirrors: DockerMirrors, mirror: MirrorSettings, older: bool) -> tuple
     )
     if not older:
         return (
-            PlanStep("Remove the cache container", ["docker", "container", "rm", "--force", name]),
+            PlanStep(
+                "Remove the cache container",
+                ["docker", "container", "rm", "--force", "--volumes", name],
+            ),
             PlanStep("Remove its volume", ["docker", "volume", "rm", volume]),
             fresh,
         )

@@ -378,8 +378,12 @@ class Docker:
         return True
 
     def remove(self, name: str) -> bool:
+        """Remove a container and its anonymous volumes (an image's VOLUME it was not given
+        one for: left behind, one more per replacement); a named volume stays."""
         try:
-            self._run(["docker", "container", "rm", "--force", name], step="remove container")
+            self._run(
+                ["docker", "container", "rm", "--force", "--volumes", name], step="remove container"
+            )
         except CommandFailed as exc:
             if _not_found(exc):
                 return False
