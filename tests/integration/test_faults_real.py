@@ -147,7 +147,13 @@ def test_sigterm_at_any_point_of_up_leaves_a_convergent_state(
 
 # `down`'s docker calls on an environment without agents, in order; the signal lands while
 # pallet-dev waits in the chosen one (held by the shim), so each moment is reached for sure
-DOWN_CALLS = ["container ls", "container inspect", "container rm", "network inspect", "volume"]
+DOWN_CALLS = [
+    "container ls",
+    "container inspect",
+    "container rm",
+    "network inspect",
+    "volume inspect",
+]
 
 
 @pytest.mark.parametrize("held", DOWN_CALLS)
@@ -165,7 +171,7 @@ def test_sigterm_during_down_never_loses_data(
     # inside a tool call the handler is installed: always the documented interrupt
     assert code == 130 and "interrupted" in err and "Traceback" not in err, (code, out, err)
     assert not alive(pid), f"`docker {held}` went on after pallet-dev stopped"
-    removed = held in ("network inspect", "volume")  # the container went before the signal
+    removed = held in ("network inspect", "volume inspect")  # the container went before it
     assert registry_containers(docker_env) == ([] if removed else [docker_env.container])
     assert docker_env.volume_exists()
     assert finish(pallet(docker_env, "down"))[0] == 0
