@@ -363,10 +363,10 @@ class AgentImages:
         only tags of ``<registry host>/<env>/<agent>``, never an image a container uses,
         never anything in the registry. Housekeeping: a failure is a warning."""
         building = {agent.name for agent in self.agents if agent.build is not None}
+        docker = Docker(self.runner, timeout=60.0)
         for image in images:
             if not image.built or image.agent not in building:
                 continue
-            docker = Docker(self.runner, timeout=60.0)
             try:
                 stale = stale_tags(
                     docker.image_tags(f"{image.registry_host}/{image.repository}"), image.tagged

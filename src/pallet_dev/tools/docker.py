@@ -508,11 +508,10 @@ class Docker:
     # --- containers by label, several at once ------------------------------------------
     def containers_with_labels(self, labels: Mapping[str, str], *, key: str = "") -> list[str]:
         """Names of all containers (running or not) with these labels (and label ``key``)."""
-        wanted = [f"label={name}={value}" for name, value in sorted(labels.items())]
-        wanted += [f"label={key}"] if key else []
+        wanted = [f"{name}={value}" for name, value in sorted(labels.items())]
+        wanted += [key] if key else []
         listed = self._engine_json(
-            "/containers/json?all=1&filters="
-            + quote(json.dumps({"label": [w[len("label=") :] for w in wanted]}), safe=""),
+            "/containers/json?all=1&filters=" + quote(json.dumps({"label": wanted}), safe=""),
             step="list containers",
         )
         if isinstance(listed, list):
@@ -521,8 +520,8 @@ class Docker:
             own = (str(n)[1:] for item in listed for n in item.get("Names") or ())
             return sorted(n for n in own if n and "/" not in n)
         argv = ["docker", "container", "ls", "--all", "--no-trunc", "--format", "{{json .Names}}"]
-        for filter_ in wanted:
-            argv += ["--filter", filter_]
+        for label in wanted:
+            argv += ["--filter", f"label={label}"]
         out = self._run(argv, step="list containers")
         names: list[str] = []
         for line in out.splitlines():
