@@ -343,6 +343,21 @@ def host_veth(node: str) -> str:
     raise AssertionError(f"no host link with index {index!r}")
 
 
+def registry_pods(kenv: KindEnv) -> dict[str, str]:
+    """The registry's pods: name -> its Ready condition ("True", "False" or "")."""
+    listed = kenv.kubectl(
+        "get", "pods", "-l", REGISTRY, "-o",
+        'jsonpath={range .items[*]}{.metadata.name} '
+        '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+    )  # fmt: skip
+    pods: dict[str, str] = {}
+    for line in listed.stdout.splitlines():
+        name, _, ready = line.partition(" ")
+        if name:
+            pods[name] = ready.strip()
+    return pods
+
+
 def upload_started(data_dir: Path, least: int) -> bool:
     uploads = data_dir / "docker" / "registry" / "v2" / "repositories"
     return any(p.stat().st_size >= least for p in uploads.glob("**/_uploads/*/data"))
@@ -365,6 +380,7 @@ def test_registry_pod_deleted_during_a_push(kenv: KindEnv) -> None:
         )
         if proc.poll() is not None:  # the shaping did not hold it back (seen on a quiet host)
             say("the push ended before the upload was seen: the pod is deleted after it")
+        old_pods = set(registry_pods(kenv))
         deleted = kenv.kubectl("delete", "pod", "-l", REGISTRY, "--force", "--grace-period=0")
         assert deleted.returncode == 0, deleted.stderr
     finally:
@@ -374,7 +390,14 @@ def test_registry_pod_deleted_during_a_push(kenv: KindEnv) -> None:
     assert "Traceback" not in err, err
     reference = f"pdtest/{kenv.name}/cut:1"
     # the Deployment's new pod answers again (it may still be starting when Docker's retry
-    # already completed the push on it)
+    # already completed the push on it); the force-deleted pod's container may answer for a
+    # moment after its deletion, so the new pod must be Ready first
+    wait_until(
+        lambda: any(
+            ready == "True" for name, ready in registry_pods(kenv).items() if name not in old_pods
+        ),
+        "the registry's new pod",
+    )
     wait_until(lambda: finish(kenv.pallet("health", "--timeout", "2"))[0] == 0, "health")
     if code != 0:
         assert code == 1 and "pallet-dev: error: Pushing" in err, (code, err)
